@@ -12,7 +12,12 @@ import difflib
 import importlib
 from typing import Any, Callable
 
-FAMILY_MODULES = ("tfopt.models.resnet101", "tfopt.models.vgg19", "tfopt.models.ocnna_bases")
+FAMILY_MODULES = (
+    "tfopt.models.resnet101",
+    "tfopt.models.vgg19",
+    "tfopt.models.ocnna_bases",
+    "tfopt.models.tiny",
+)
 
 
 @dataclasses.dataclass(frozen=True)
