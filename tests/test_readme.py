@@ -1,0 +1,30 @@
+"""README.md's two commands are the contract with users and CI: keep them true."""
+
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _readme_commands():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S)
+    return [b.strip() for b in blocks[:2]]
+
+
+def test_readme_starts_with_setup_and_test_commands():
+    setup, tests = _readme_commands()
+    assert "apt-get install" in setup and "dataset-fashion-mnist" in setup
+    assert "pip install -e" in setup
+    assert "python -m tfopt.experiments.ablation --flagfile=experiments/fashion_mnist_quick.cfg" in setup
+    assert "pytest" in tests
+
+
+def test_ci_runs_exactly_readmes_test_command():
+    _, tests = _readme_commands()
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert tests in ci_lines, f"{tests!r} not a line of .ci/run"
+
+
+def test_main_flagfile_exists():
+    assert (ROOT / "experiments" / "fashion_mnist_quick.cfg").is_file()
