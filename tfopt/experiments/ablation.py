@@ -1,0 +1,135 @@
+"""The ablation driver: one flagfile -> trained, compressed, converted, verified models ->
+paper-style tables, plots and the smallest model for each accepted accuracy drop.
+
+  python -m tfopt.experiments.ablation --flagfile=experiments/fashion_mnist_quick.cfg
+
+Flags (validated before any work, TensorFlow-free): see `tfopt/experiments/flags.py` and
+docs/ablation.md. Re-running the same command resumes: finished trials are skipped, a
+half-trained baseline continues from its checkpoint. Exit status 0 iff every trial succeeded.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tfopt.experiments.config import ExperimentConfig
+from tfopt.experiments.grid import Trial, plan
+from tfopt.experiments.store import ResultsStore
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(max(seconds, 0)))
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """One line per trial start/finish with elapsed time and an ETA for the rest of the grid."""
+
+    def __init__(self, total: int, already: int, out=sys.stdout):
+        self.total, self.done, self.out = total, already, out
+        self.t0 = time.monotonic()
+        self.ran = 0
+        self.failed = 0
+
+    def _eta(self) -> str:
+        if self.ran == 0:
+            return "?"
+        per = (time.monotonic() - self.t0) / self.ran
+        return _hms(per * (self.total - self.done))
+
+    def start(self, trial: Trial) -> None:
+        print(f"[{self.done + 1}/{self.total}] start  {trial.id}  elapsed "
+              f"{_hms(time.monotonic() - self.t0)}  eta {self._eta()}", file=self.out, flush=True)
+
+    def finish(self, trial: Trial, row: dict) -> None:
+        self.done += 1
+        self.ran += 1
+        status = row.get("status", "?")
+        if status != "ok":
+            self.failed += 1
+        acc = row.get("keras_accuracy_pct")
+        extra = f"  acc {acc:.2f}%" if isinstance(acc, (int, float)) else ""
+        err = f"  error: {row.get('error')}" if status != "ok" else ""
+        print(f"[{self.done}/{self.total}] {status:<6} {trial.id}  ({row.get('wall_time_s', 0):.0f}"
+              f" s){extra}  elapsed {_hms(time.monotonic() - self.t0)}  eta {self._eta()}{err}",
+              file=self.out, flush=True)
+
+
+def run_grid(config: ExperimentConfig, *, executor=None, flags_text: str = "",
+             write_report: bool = True, out=sys.stdout) -> int:
+    """Run every trial of `config` not finished yet; return the number of failed trials.
+
+    Failed trials (this run's, or earlier ones not retried) count; rows are appended to
+    WORKDIR/results.jsonl as trials end, and report.md/CSV/plots are rebuilt at the end.
+    """
+    from tfopt.experiments.executors import make_executor
+
+    store = ResultsStore(config.workdir)
+    store.prepare(config, flags_text)
+    store.lock()
+    try:
+        trials = plan(config)
+        done = store.finished()
+        todo = [t for t in trials if t.id not in done]
+        print(f"ablation: {len(trials)} trials ({len(trials) - len(todo)} already done) -> "
+              f"{config.workdir}", file=out, flush=True)
+        progress = Progress(len(trials), len(trials) - len(todo), out)
+        executor = executor or make_executor(config)
+
+        def on_finish(trial: Trial, row: dict) -> None:
+            row.setdefault("trial_id", trial.id)
+            row.setdefault("variant", trial.variant)
+            row.setdefault("recipe", trial.recipe)
+            row.setdefault("requested", trial.requested)
+            row.setdefault("config_fingerprint", config.fingerprint())
+            store.append(row)
+            progress.finish(trial, row)
+
+        executor.run(trials, config.to_dict(), {t.id: done[t.id] for t in trials if t.id in done},
+                     progress.start, on_finish)
+        latest = store.finished()
+        failed = [t.id for t in trials if t.id not in latest]
+        if write_report:
+            try:
+                from tfopt import report
+                paths = report.write_report(config.workdir)
+                print(f"report: {paths['markdown']}", file=out, flush=True)
+            except Exception as err:  # the results are safe; a report bug must not hide them
+                print(f"report failed: {type(err).__name__}: {err}", file=out, flush=True)
+                failed.append("report")
+        print(f"ablation: {len(trials) - len([f for f in failed if f != 'report'])}/{len(trials)} "
+              f"trials ok" + (f"; failed: {', '.join(failed)}" if failed else ""),
+              file=out, flush=True)
+        return len(failed)
+    finally:
+        store.unlock()
+
+
+def main(argv) -> int:
+    from tfopt.experiments import flags as tf_flags
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}; every setting is a --flag", file=sys.stderr)
+        return 2
+    try:
+        config = tf_flags.config_from_flags()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        failed = run_grid(config, flags_text=tf_flags.FLAGS.flags_into_string())
+    except ValueError as err:   # workdir refused, ray missing, ...
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 1 if failed else 0
+
+
+def _entry() -> None:
+    from absl import app
+
+    from tfopt.experiments import flags as tf_flags
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=tf_flags.parse_argv)
+
+
+if __name__ == "__main__":
+    _entry()

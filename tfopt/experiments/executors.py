@@ -1,0 +1,179 @@
+"""How the trials of a grid run: `local` (sequential, in-process; the default) or `ray`.
+
+Both executors walk the same dependency graph (a trial starts once the trials it builds on have
+finished with status 'ok'; a trial whose dependency failed is recorded as failed without
+running). Only the driver process writes results: a trial function returns its row and the
+executor hands it to `on_finish`.
+
+Ray (https://docs.ray.io, ray >= 2.40): one trial per Ray task, `num_gpus=1` per task when the
+cluster has GPUs (Ray then sets CUDA_VISIBLE_DEVICES; TensorFlow is imported inside the task).
+`--ray_address=auto` joins a running cluster (`ray start --head` on one machine, `ray start
+--address=HEAD:6379` on the others; the workdir must be on storage every node sees). Without an
+address a local cluster is started. `ray` is imported only in this module, only for executor=ray.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Callable
+
+from tfopt.experiments.grid import Trial
+
+TrialFn = Callable[[dict, dict, dict], dict]   # (config dict, trial dict, dep rows) -> row
+OnStart = Callable[[Trial], None]
+OnFinish = Callable[[Trial, dict], None]
+
+
+def default_trial_fn(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
+    """Run one real trial (imports TensorFlow); never raises: failures become rows."""
+    from tfopt.experiments import trial as trial_lib
+    return trial_lib.run_trial_safe(config_dict, trial_dict, dep_rows)
+
+
+def _failed_dep_row(trial: Trial, dep: str) -> dict:
+    return {"trial_id": trial.id, "variant": trial.variant, "recipe": trial.recipe,
+            "status": "failed", "error": f"not run: trial {dep!r} it depends on failed",
+            "wall_time_s": 0.0}
+
+
+class _Graph:
+    """Bookkeeping shared by the executors: which trial may start, which can never start."""
+
+    def __init__(self, trials: list[Trial], done: dict[str, dict]):
+        self.ok = {tid for tid, row in done.items() if row.get("status") == "ok"}
+        self.failed: set[str] = set()
+        self.pending = [t for t in trials if t.id not in self.ok]
+        self.rows = dict(done)
+
+    def take_ready(self) -> tuple[list[Trial], list[tuple[Trial, str]]]:
+        ready, blocked, keep = [], [], []
+        for t in self.pending:
+            bad = next((d for d in t.deps if d in self.failed), None)
+            if bad is not None:
+                blocked.append((t, bad))
+            elif all(d in self.ok for d in t.deps):
+                ready.append(t)
+            else:
+                keep.append(t)
+        self.pending = keep
+        return ready, blocked
+
+    def finish(self, trial: Trial, row: dict) -> None:
+        self.rows[trial.id] = row
+        (self.ok if row.get("status") == "ok" else self.failed).add(trial.id)
+
+    def dep_rows(self, trial: Trial) -> dict:
+        return {d: self.rows[d] for d in trial.deps}
+
+
+class LocalExecutor:
+    """Sequential, in-process, in dependency order (the default)."""
+
+    name = "local"
+
+    def __init__(self, trial_fn: TrialFn = default_trial_fn):
+        self.trial_fn = trial_fn
+
+    def run(self, trials: list[Trial], config_dict: dict, done: dict[str, dict],
+            on_start: OnStart, on_finish: OnFinish) -> None:
+        graph = _Graph(trials, done)
+        while graph.pending:
+            ready, blocked = graph.take_ready()
+            for t, dep in blocked:
+                row = _failed_dep_row(t, dep)
+                graph.finish(t, row)
+                on_finish(t, row)
+            if not ready:
+                if graph.pending and not blocked:
+                    raise AssertionError(f"dependency cycle among {[t.id for t in graph.pending]}")
+                continue
+            t = ready[0]
+            graph.pending = ready[1:] + graph.pending
+            on_start(t)
+            try:
+                row = self.trial_fn(config_dict, t.to_dict(), graph.dep_rows(t))
+            except Exception as err:  # a trial function must not take the grid down
+                row = {"trial_id": t.id, "variant": t.variant, "recipe": t.recipe,
+                       "status": "failed", "error": f"{type(err).__name__}: {err}",
+                       "traceback": traceback.format_exc()}
+            graph.finish(t, row)
+            on_finish(t, row)
+
+
+class RayExecutor:
+    """One Ray task per trial; as many in flight as the cluster's resources allow."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, gpus_per_trial: float | None = None,
+                 cpus_per_trial: float = 1.0, trial_fn: TrialFn = default_trial_fn,
+                 init_kwargs: dict | None = None):
+        self.address = address
+        self.gpus_per_trial = gpus_per_trial
+        self.cpus_per_trial = cpus_per_trial
+        self.trial_fn = trial_fn
+        self.init_kwargs = dict(init_kwargs or {})
+
+    def _init(self):
+        try:
+            import ray
+        except ImportError as err:
+            raise ValueError("executor=ray needs the ray package: pip install 'tfopt[ray]'") from err
+        if not ray.is_initialized():
+            env = {k: os.environ[k] for k in ("TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL",
+                                              "PYTHONPATH") if k in os.environ}
+            env.setdefault("TF_USE_LEGACY_KERAS", "1")
+            kwargs = {"include_dashboard": False, "log_to_driver": True,
+                      "runtime_env": {"env_vars": env}, **self.init_kwargs}
+            if self.address:
+                kwargs.pop("num_cpus", None)
+                kwargs.pop("num_gpus", None)
+                ray.init(address=self.address, **kwargs)
+            else:
+                ray.init(**kwargs)
+        return ray
+
+    def run(self, trials: list[Trial], config_dict: dict, done: dict[str, dict],
+            on_start: OnStart, on_finish: OnFinish) -> None:
+        graph = _Graph(trials, done)
+        if not graph.pending:
+            return
+        ray = self._init()
+        gpus = self.gpus_per_trial
+        if gpus is None:
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=gpus, max_retries=0)(
+            self.trial_fn)
+        in_flight: dict = {}
+        while graph.pending or in_flight:
+            ready, blocked = graph.take_ready()
+            for t, dep in blocked:
+                row = _failed_dep_row(t, dep)
+                graph.finish(t, row)
+                on_finish(t, row)
+            for t in ready:
+                on_start(t)
+                in_flight[remote.remote(config_dict, t.to_dict(), graph.dep_rows(t))] = t
+            if not in_flight:
+                if graph.pending and not blocked:
+                    raise AssertionError(f"dependency cycle among {[t.id for t in graph.pending]}")
+                continue
+            finished, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in finished:
+                t = in_flight.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except Exception as err:  # worker crash (OOM, killed node): record, go on
+                    row = {"trial_id": t.id, "variant": t.variant, "recipe": t.recipe,
+                           "status": "failed", "error": f"ray task failed: "
+                           f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+                graph.finish(t, row)
+                on_finish(t, row)
+
+
+def make_executor(config) -> LocalExecutor | RayExecutor:
+    """The executor named by `config.executor`."""
+    if config.executor == "ray":
+        return RayExecutor(address=config.ray_address, gpus_per_trial=config.ray_gpus_per_trial)
+    return LocalExecutor()

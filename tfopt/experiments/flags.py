@@ -1,0 +1,126 @@
+"""Every command-line flag of the ablation driver, and `config_from_flags()`.
+
+This module is the only code that reads `FLAGS`. It imports no TensorFlow, so a bad flagfile
+(unknown variant, sparsity 1.2, epochs 0, missing dataset, unwritable workdir) fails with one
+line in well under a second, before any training.
+
+Flagfiles: one flag per line, `#` comment lines, nested `--flagfile=`, later flags win. Do not
+put a comment after a flag on the same line (absl keeps it in the value).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+from absl import flags
+
+from tfopt.experiments import config as cfg
+
+FLAGS = flags.FLAGS
+
+# ---- the grid -----------------------------------------------------------------------------
+flags.DEFINE_list("variants", None, "Zoo variant ids, e.g. resnet101_v01,resnet101_v13.")
+flags.DEFINE_multi_string(
+    "recipes", None,
+    "Compression recipes (repeat the flag or join with commas): none, prune_global:0.2,0.36,..., "
+    "prune_layer:..., prune_poly:0.8, prune_const:0.5, qat, ocnna:k=30, ocnna_l1:k=30, "
+    "ocnna_random:k=30, kd; steps chain with '+', e.g. prune_global:0.2,0.36+qat.")
+flags.DEFINE_string("workdir", None, "Output directory (results.jsonl, models, report.md, plots).")
+flags.DEFINE_string("reference_variant", None,
+                    "Variant whose baseline accuracy every drop is also measured against "
+                    "(default: the first of --variants).")
+# ---- data ---------------------------------------------------------------------------------
+flags.DEFINE_string("dataset", "fashion_mnist",
+                    "Data source: fashion_mnist, cifar10, cifar100, imagenet2012, a prepared "
+                    "tfds name, folder:PATH, synthetic.")
+flags.DEFINE_string("data_dir", None, "Where the dataset lives (tfds data_dir).")
+flags.DEFINE_integer("image_size", None, "Resize images to this many pixels square (None: native).")
+flags.DEFINE_bool("to_rgb", False, "Replicate grey images to 3 channels.")
+flags.DEFINE_integer("train_limit", None, "Use only this many training images.")
+flags.DEFINE_integer("test_limit", None, "Evaluate on only this many test images.")
+# ---- model + training ---------------------------------------------------------------------
+flags.DEFINE_float("width_multiplier", 1.0, "Scales every channel count of the zoo models.")
+flags.DEFINE_integer("train_epochs", 150, "Baseline training epochs.")
+flags.DEFINE_integer("train_batch_size", 128, "Batch size (images).")
+flags.DEFINE_string("train_optimizer", "sgd_onecycle",
+                    f"Training recipe: {', '.join(cfg.OPTIMIZERS)}.")
+flags.DEFINE_float("train_max_lr", 0.0125, "Peak learning rate.")
+flags.DEFINE_float("train_weight_decay", 2e-5, "Coupled L2 weight decay.")
+flags.DEFINE_bool("train_augment", True, "Random crop + flip while training.")
+flags.DEFINE_integer("seed", 0, "Seed for data order, initialisation, OCNNA image choice.")
+# ---- compression --------------------------------------------------------------------------
+flags.DEFINE_integer("finetune_epochs", 1,
+                     "Fine-tuning epochs per pruning step, after OCNNA surgery and for kd recovery.")
+flags.DEFINE_float("finetune_max_lr", 1e-3, "Peak learning rate while fine-tuning.")
+flags.DEFINE_integer("qat_epochs", 1, "Quantization-aware training epochs.")
+flags.DEFINE_integer("ocnna_images", 1000, "Images used to score filters (OCNNA).")
+flags.DEFINE_string("kd_teacher", None, "Variant whose trained baseline teaches 'kd' recipes.")
+flags.DEFINE_integer("kd_epochs", None, "Epochs of a stand-alone 'kd' training (default: train_epochs).")
+# ---- conversion + evaluation --------------------------------------------------------------
+flags.DEFINE_list("convert_modes", ["float32", "int8"],
+                  f"TFLite conversion modes: {', '.join(cfg.CONVERT_MODES)}.")
+flags.DEFINE_integer("calibration_samples", 200, "Representative images for int8 calibration.")
+flags.DEFINE_bool("eval_tflite", True, "Measure the accuracy of every converted model.")
+flags.DEFINE_bool("eval_latency", True, "Measure interpreter latency (median, p90).")
+flags.DEFINE_integer("latency_runs", 50, "Interpreter invocations per latency measurement.")
+flags.DEFINE_bool("eval_micro", True, "Run int8 models on TensorFlow Lite Micro (arena bytes).")
+flags.DEFINE_bool("export", True, "Write the firmware export (.tflite, .cc/.h, .json) per trial.")
+# ---- execution ----------------------------------------------------------------------------
+flags.DEFINE_string("executor", "local", f"How trials run: {', '.join(cfg.EXECUTORS)}.")
+flags.DEFINE_string("ray_address", None, "Ray cluster address (e.g. auto); implies a running cluster.")
+flags.DEFINE_float("ray_gpus_per_trial", None, "GPUs per Ray task (default: 1 if the cluster has GPUs).")
+flags.DEFINE_bool("overwrite", False,
+                  "Accept a workdir holding results of a different config (they are archived).")
+flags.DEFINE_integer("verbose", 1, "Keras verbosity inside trials (0 silent, 1 progress bars, 2 lines).")
+
+flags.DEFINE_alias("force", "overwrite")
+
+_FIELD_FLAGS = (
+    "variants", "recipes", "workdir", "reference_variant", "dataset", "data_dir", "image_size",
+    "to_rgb", "train_limit", "test_limit", "width_multiplier", "train_epochs", "train_batch_size",
+    "train_optimizer", "train_max_lr", "train_weight_decay", "train_augment", "seed",
+    "finetune_epochs", "finetune_max_lr", "qat_epochs", "ocnna_images", "kd_teacher", "kd_epochs",
+    "convert_modes", "calibration_samples", "eval_tflite", "eval_latency", "latency_runs",
+    "eval_micro", "export", "executor", "ray_address", "ray_gpus_per_trial", "overwrite", "verbose",
+)
+
+
+def check_workdir(path: str) -> str:
+    """Create `path` if needed and prove it is writable; a one-line ValueError otherwise."""
+    if not path:
+        raise ValueError("workdir is missing; give --workdir=DIR")
+    path = os.path.abspath(os.path.expanduser(path))
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_probe_"):
+            pass
+    except OSError as err:
+        raise ValueError(f"workdir={path!r} is not writable ({err.strerror or err})") from None
+    return path
+
+
+def config_from_flags(flag_values=FLAGS) -> cfg.ExperimentConfig:
+    """Build the validated `ExperimentConfig` from parsed flags (ValueError: one line)."""
+    fv = flag_values
+    for required in ("variants", "recipes", "workdir"):
+        if fv[required].value in (None, [], ""):
+            raise ValueError(f"--{required} is required")
+    kw = {name: fv[name].value for name in _FIELD_FLAGS}
+    kw["variants"] = tuple(v.strip() for v in kw["variants"] if v.strip())
+    kw["recipes"] = tuple(cfg.split_recipe_list(kw["recipes"]))
+    kw["convert_modes"] = tuple(m.strip() for m in kw["convert_modes"] if m.strip())
+    config = cfg.ExperimentConfig(**kw)
+    workdir = check_workdir(config.workdir)
+    return cfg.ExperimentConfig(**{**kw, "workdir": workdir})
+
+
+def parse_argv(argv: list[str], flag_values=FLAGS) -> list[str]:
+    """absl flags parser for `app.run` that prints one line on a bad flag instead of a trace."""
+    try:
+        return flag_values(argv)
+    except flags.Error as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(2)

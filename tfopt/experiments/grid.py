@@ -1,0 +1,111 @@
+"""The grid of an ablation run: which trials exist and which trial each one builds on.
+
+A trial is (variant, recipe). Every recipe is expanded into the chain of trials it is built
+from (see `Recipe.expand`): the variant's baseline `none` (trained once, reused by every trial
+of the variant), each step of a pruning series, and so on. A stand-alone `kd` recipe also needs
+the teacher variant's baseline. Trials are returned in dependency order; duplicates collapse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tfopt.experiments.config import NONE_RECIPE, ExperimentConfig, Recipe, parse_recipe
+
+
+def trial_id(variant: str, recipe: Recipe | str) -> str:
+    """'tiny_cnn__prune_global_0.2_0.36' (filesystem-safe, unique within a workdir)."""
+    recipe = parse_recipe(recipe) if isinstance(recipe, str) else recipe
+    return f"{variant}__{recipe.id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One cell of the grid.
+
+    Attributes:
+      id: Unique id (`trial_id`), also the name of its folder under WORKDIR/trials/.
+      variant: Zoo id.
+      recipe: Canonical recipe spec (parseable by `parse_recipe`).
+      parent: Trial whose output model this one starts from (None for a baseline).
+      baseline: The variant's baseline trial (accuracy drop and Remaining Parameters Ratio are
+        measured against it); equals `id` for a baseline.
+      teacher: Trial whose model teaches a `kd` step (None without kd).
+      requested: True if the user listed this recipe; False if it was added as a prerequisite.
+    """
+
+    id: str
+    variant: str
+    recipe: str
+    parent: str | None
+    baseline: str
+    teacher: str | None = None
+    requested: bool = True
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(d for d in (self.parent, self.baseline, self.teacher)
+                                   if d and d != self.id))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def plan(config: ExperimentConfig) -> list[Trial]:
+    """All trials of `config`, each after the trials it depends on."""
+    trials: dict[str, Trial] = {}
+    requested = [parse_recipe(r) for r in config.recipes]
+
+    def add(variant: str, recipe: Recipe, is_requested: bool) -> str:
+        tid = trial_id(variant, recipe)
+        if tid in trials:
+            if is_requested and not trials[tid].requested:
+                trials[tid] = dataclasses.replace(trials[tid], requested=True)
+            return tid
+        base_id = trial_id(variant, NONE_RECIPE)
+        if recipe.is_baseline:
+            trials[tid] = Trial(tid, variant, recipe.spec(), None, tid, None, is_requested)
+            return tid
+        add(variant, NONE_RECIPE, False)
+        parent = recipe.parent()
+        teacher = None
+        if recipe.last.kind == "kd":
+            if len(recipe.steps) == 1:      # stand-alone: trained from scratch, teacher's baseline
+                teacher = add(config.kd_teacher, NONE_RECIPE, False)
+                parent_id = None
+            else:                           # recovery: the step's input model teaches
+                parent_id = add(variant, parent, False)
+                teacher = parent_id
+        else:
+            parent_id = add(variant, parent, False)
+        trials[tid] = Trial(tid, variant, recipe.spec(), parent_id, base_id, teacher, is_requested)
+        return tid
+
+    for variant in config.variants:
+        for recipe in requested:
+            for prefix in recipe.expand()[:-1]:
+                add(variant, prefix, False)
+            add(variant, recipe, True)
+    # Baselines first (they are the most expensive and everything needs them), then the rest in
+    # dependency order -- insertion order already is one.
+    ordered = [t for t in trials.values() if t.parent is None and t.teacher is None]
+    ordered += [t for t in trials.values() if not (t.parent is None and t.teacher is None)]
+    return _topological(ordered)
+
+
+def _topological(trials: list[Trial]) -> list[Trial]:
+    by_id = {t.id: t for t in trials}
+    out: list[Trial] = []
+    seen: set[str] = set()
+
+    def visit(t: Trial):
+        if t.id in seen:
+            return
+        seen.add(t.id)
+        for d in t.deps:
+            visit(by_id[d])
+        out.append(t)
+
+    for t in trials:
+        visit(t)
+    return out

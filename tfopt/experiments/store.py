@@ -1,0 +1,191 @@
+"""The workdir of an ablation run and its append-only results file.
+
+Layout:
+  WORKDIR/config.json        the run's ExperimentConfig and its fingerprint
+  WORKDIR/flags.txt          the flags as parsed (for humans; the config is the truth)
+  WORKDIR/results.jsonl      one JSON object per finished trial, appended the moment it ends
+  WORKDIR/trials/<id>/       per-trial artefacts: model.h5, training checkpoints, TensorBoard, .tflite
+  WORKDIR/tflite_models/     firmware export per trial
+  WORKDIR/.lock              pid of the driver using the workdir
+
+A line is written with a single `write` + flush + fsync, so a `kill -9` leaves at most one torn
+last line, which readers skip (and the next append repairs). Later lines for the same trial win
+(a failed trial retried on resume).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+
+from tfopt.experiments.config import ExperimentConfig
+
+RESULTS = "results.jsonl"
+CONFIG = "config.json"
+
+
+def read_results(path: str) -> list[dict]:
+    """All complete rows of a results.jsonl (a WORKDIR or the file itself), in file order."""
+    if os.path.isdir(path):
+        path = os.path.join(path, RESULTS)
+    if not os.path.exists(path):
+        raise ValueError(f"results file {path!r} does not exist")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue   # a torn last line after a kill
+    return rows
+
+
+def latest_rows(rows: list[dict]) -> list[dict]:
+    """One row per trial id: the last one written."""
+    latest: dict[str, dict] = {}
+    for row in rows:
+        latest[row.get("trial_id")] = row
+    return list(latest.values())
+
+
+class ResultsStore:
+    """Owns a workdir: config check, lock and the results file (single writer: the driver)."""
+
+    def __init__(self, workdir: str):
+        self.workdir = os.path.abspath(workdir)
+        self.path = os.path.join(self.workdir, RESULTS)
+
+    # ---- config ------------------------------------------------------------------------
+    def prepare(self, config: ExperimentConfig, flags_text: str = "") -> None:
+        """Write config.json / flags.txt, or refuse a workdir holding another config's results.
+
+        A workdir accepts the same trial settings again (resume, or more variants/recipes); any
+        other change (epochs, dataset, width, ...) is refused unless `config.overwrite`, which
+        moves the old results and artefacts to WORKDIR/archive/<timestamp>/.
+        """
+        os.makedirs(self.workdir, exist_ok=True)
+        cfg_path = os.path.join(self.workdir, CONFIG)
+        old = None
+        if os.path.exists(cfg_path):
+            with open(cfg_path, encoding="utf-8") as f:
+                old = json.load(f)
+        has_results = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        if old is not None and old.get("fingerprint") != config.fingerprint():
+            if has_results or os.path.isdir(os.path.join(self.workdir, "trials")):
+                if not config.overwrite:
+                    diff = _diff(old.get("config", {}), config.trial_settings())
+                    raise ValueError(
+                        f"workdir {self.workdir!r} holds results of a different config "
+                        f"({diff}); use another --workdir, or --overwrite to archive them")
+                self._archive()
+        elif old is None and has_results and not config.overwrite:
+            raise ValueError(f"workdir {self.workdir!r} has {RESULTS} but no {CONFIG}; use "
+                             "another --workdir, or --overwrite to archive them")
+        elif old is None and has_results:
+            self._archive()
+        payload = {"fingerprint": config.fingerprint(), "config": config.trial_settings(),
+                   "full_config": config.to_dict()}
+        _atomic_write(cfg_path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        if flags_text:
+            _atomic_write(os.path.join(self.workdir, "flags.txt"), flags_text)
+
+    def _archive(self) -> None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        dest = os.path.join(self.workdir, "archive", stamp)
+        os.makedirs(dest, exist_ok=True)
+        for name in (RESULTS, CONFIG, "flags.txt", "trials", "tflite_models", "report.md",
+                     "report", "tensorboard"):
+            src = os.path.join(self.workdir, name)
+            if os.path.exists(src):
+                shutil.move(src, os.path.join(dest, name))
+
+    # ---- lock --------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Refuse a second live driver on the same workdir (a stale lock from a kill is taken over)."""
+        path = os.path.join(self.workdir, ".lock")
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    pid = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise ValueError(f"workdir {self.workdir!r} is in use by process {pid} "
+                                 f"(remove {path} if that is wrong)")
+        with open(path, "w") as f:
+            f.write(str(os.getpid()))
+
+    def unlock(self) -> None:
+        try:
+            os.remove(os.path.join(self.workdir, ".lock"))
+        except OSError:
+            pass
+
+    # ---- results -----------------------------------------------------------------------
+    def rows(self) -> list[dict]:
+        return read_results(self.path) if os.path.exists(self.path) else []
+
+    def finished(self) -> dict[str, dict]:
+        """Trial id -> its latest row, for trials whose latest row has status 'ok'."""
+        return {r["trial_id"]: r for r in latest_rows(self.rows()) if r.get("status") == "ok"}
+
+    def append(self, row: dict) -> None:
+        """Append one row durably (write + flush + fsync), repairing a torn last line first."""
+        line = json.dumps(row, sort_keys=True, default=_json_default)
+        if "\n" in line:
+            raise AssertionError("json.dumps produced a newline")
+        prefix = ""
+        if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    prefix = "\n"     # the previous writer died mid-line; close that line
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(prefix + line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def trial_dir(self, trial_id: str) -> str:
+        return os.path.join(self.workdir, "trials", trial_id)
+
+
+def _json_default(obj):
+    try:
+        import numpy as np
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def _diff(old: dict, new: dict) -> str:
+    keys = sorted(set(old) | set(new))
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    return "; ".join(changed[:4]) + (" ..." if len(changed) > 4 else "") or "unknown change"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
