@@ -1,0 +1,32 @@
+"""Inverted residual with linear bottleneck (MobileNetV2, arXiv:1801.04381), as in ResNet-06..09.
+
+reference-variants.md §1, IR(cin, h, cout, s, ds): 1x1 cin->h, BN, ReLU6 -> dw 3x3 /s, BN,
+ReLU6 -> 1x1 h->cout, BN -> + shortcut (identity, or 1x1 /s + BN when ds). No act after the add.
+"""
+
+from __future__ import annotations
+
+from tfopt._keras import layers
+from tfopt.blocks.conv import batch_norm, conv2d, conv_bn_act, dw_bn_act
+
+
+def inverted_residual(x, *, expand: int, filters: int, stride: int = 1,
+                      downsample: bool = False, name: str):
+    """IR block. Params: cin*h + 9h + h*cout + 2*(2h + cout) [+ cin*cout + 2*cout shortcut].
+
+    Layers: `{name}_expand` (+`_bn`, `_relu6`), `{name}_dw` (+`_bn`, `_relu6`), `{name}_project`
+    (+`_bn`), [`{name}_shortcut_conv`, `{name}_shortcut_bn`], `{name}_add`.
+    """
+    cin = x.shape[-1]
+    if not downsample and (stride != 1 or cin != filters):
+        raise ValueError(f"{name}: identity shortcut needs stride 1 and {cin} == {filters} "
+                         "channels; pass downsample=True")
+    y = conv_bn_act(x, filters=expand, kernel_size=1, act="relu6", name=f"{name}_expand")
+    y = dw_bn_act(y, kernel_size=3, stride=stride, act="relu6", name=f"{name}_dw")
+    y = conv_bn_act(y, filters=filters, kernel_size=1, act=None, name=f"{name}_project")
+    shortcut = x
+    if downsample:
+        shortcut = conv2d(x, filters=filters, kernel_size=1, stride=stride,
+                          name=f"{name}_shortcut_conv")
+        shortcut = batch_norm(shortcut, name=f"{name}_shortcut_bn")
+    return layers.Add(name=f"{name}_add")([y, shortcut])
