@@ -1,0 +1,18 @@
+"""tfopt data: one entry point per use, for every source.
+
+    ds, info = tfopt.data.load("fashion_mnist", "train", image_size=32, to_rgb=True, augment=True)
+    x, y, info = tfopt.data.load_arrays("fashion_mnist", "test", limit=2000)
+    rep = tfopt.data.representative_dataset("fashion_mnist", num_samples=200)
+
+Sources: "fashion_mnist" (IDX files: data_dir, /usr/share/datasets/fashion-mnist/ from the apt
+package `dataset-fashion-mnist`, ~/.keras/datasets/fashion-mnist/, then tensorflow-datasets),
+"cifar10", "cifar100", "imagenet2012" and any tensorflow-datasets name, "folder:PATH",
+"synthetic[:HxWxC[:CLASSES[:TRAIN_EXAMPLES]]]".
+"""
+
+from tfopt.data.info import DatasetInfo
+from tfopt.data.pipeline import (NAMED_SOURCES, epoch_stream, load, load_arrays,
+                                 representative_dataset)
+
+__all__ = ["DatasetInfo", "NAMED_SOURCES", "epoch_stream", "load", "load_arrays",
+           "representative_dataset"]

@@ -1,0 +1,336 @@
+"""`load`, `load_arrays`, `representative_dataset`: one entry point for every data source.
+
+Every dataset `load` returns is *epoch-keyed*: its shuffle order and augmentation draws are a
+pure function of (seed, epoch). Iterating it directly gives a fresh, seeded order on each pass;
+`epoch_stream` replays any range of epochs exactly, which is how `tfopt.train.fit` resumes an
+interrupted run on the very batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+
+from tfopt.data import folder, idx, preprocess, stats, synthetic, tfds_source
+from tfopt.data.info import FASHION_MNIST_CLASSES, NORMALISATION, DatasetInfo
+
+NAMED_SOURCES = ("fashion_mnist", "cifar10", "cifar100", "imagenet2012", "synthetic", "folder:PATH")
+_SPLITS = ("train", "test", "val", "validation")
+_SHUFFLE_BUFFER = 10_000          # examples; tfds sources (in-memory ones are fully permuted)
+_CACHE_LIMIT_BYTES = 2 * 1024**3  # decoded tfds splits larger than this are not cached in RAM
+
+
+@dataclasses.dataclass
+class _Raw:
+    """A source opened but not yet pre-processed."""
+    name: str
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    shape: tuple                       # native (H, W, C); H/W None if variable
+    num_examples: int
+    images: np.ndarray | None = None   # in-memory sources
+    labels: np.ndarray | None = None
+    dataset: Any = None                # tfds sources: (image, label) elements
+    num_skipped: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks (one-line ValueErrors naming the value and what is allowed)
+
+def _check_positive_int(name: str, value, allow_none: bool = False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        allowed = "None or an int >= 1" if allow_none else "an int >= 1"
+        raise ValueError(f"{name}={value!r}; expected {allowed}")
+
+
+def _image_size(image_size) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+        image_size = (int(image_size), int(image_size))
+    try:
+        h, w = (int(v) for v in image_size)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"image_size={image_size!r}; expected None, an int or (H, W)") from err
+    if h < 1 or w < 1:
+        raise ValueError(f"image_size={image_size!r}; expected positive sizes")
+    return h, w
+
+
+def _check_split(source: str, split: str, tfds_source_: bool) -> str:
+    if not isinstance(split, str) or not split:
+        raise ValueError(f"split={split!r}; expected a split name such as 'train' or 'test'")
+    if not tfds_source_ and split not in _SPLITS:
+        raise ValueError(f"split={split!r} for source {source!r}; expected one of {_SPLITS}")
+    return split
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+def _is_tfds(source: str) -> bool:
+    return not (source == "fashion_mnist" or source.startswith("folder:")
+                or source == "synthetic" or source.startswith("synthetic:"))
+
+
+def _open(source: str, split: str, *, data_dir, limit, image_size, skip_bad_files, seed,
+          manual_dir) -> _Raw:
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"source={source!r}; expected one of {NAMED_SOURCES} "
+                         "or a tensorflow-datasets name")
+    split = _check_split(source, split, _is_tfds(source))
+    plain = "test" if split in ("val", "validation") else split
+
+    if source == "synthetic" or source.startswith("synthetic:"):
+        x, y = synthetic.make_arrays(source, plain, seed)
+        _, classes, _ = synthetic.parse_spec(source)
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
+        mean, std = stats.channel_stats([synthetic.make_arrays(source, "train", 0)[0]])
+        return _Raw(source, tuple(f"class_{i}" for i in range(classes)), mean, std, x.shape[1:],
+                    len(y), x, y)
+
+    if source.startswith("folder:"):
+        root = source[len("folder:"):]
+        if not root:
+            raise ValueError(f"source={source!r}; expected 'folder:PATH' with a directory PATH")
+        x, y, skipped = folder.load_arrays(root, split, image_size=image_size, limit=limit,
+                                           skip_bad_files=skip_bad_files)
+        names = folder.class_names(root)
+
+        def compute():
+            if split == "train" and limit is None:
+                return stats.channel_stats([x])
+            xt, _, _ = folder.load_arrays(root, "train", image_size=image_size,
+                                          skip_bad_files=True, limit=stats.MAX_EXAMPLES)
+            return stats.channel_stats([xt])
+        mean, std = stats.cached_stats(f"folder-{folder.fingerprint(root)}-c{x.shape[-1]}", compute)
+        return _Raw(source, names, mean, std, x.shape[1:], len(y), x, y, num_skipped=skipped)
+
+    if source == "fashion_mnist":
+        directory = idx.find_fashion_mnist(data_dir)
+        if directory is not None:
+            x, y = idx.load_fashion_mnist(directory, plain)
+            if limit is not None:
+                x, y = x[:limit], y[:limit]
+            mean, std = NORMALISATION["fashion_mnist"]
+            return _Raw(source, FASHION_MNIST_CLASSES, mean, std, x.shape[1:], len(y), x, y)
+        try:   # last resort: tensorflow-datasets (needs the network unless already prepared)
+            return _open_tfds(source, plain, data_dir=data_dir, limit=limit, manual_dir=None)
+        except Exception as err:  # noqa: BLE001  (any failure here means "not available")
+            reason = " ".join(str(err).split())[:200]
+            raise FileNotFoundError(
+                "Fashion-MNIST not found: no {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in "
+                f"{', '.join(idx.search_dirs(data_dir))}, and tensorflow-datasets failed "
+                f"({type(err).__name__}: {reason}); install the Debian package "
+                f"`{idx.APT_PACKAGE}` or pass data_dir=DIR holding the IDX files") from err
+
+    return _open_tfds(source, split, data_dir=data_dir, limit=limit, manual_dir=manual_dir)
+
+
+def _open_tfds(source, split, *, data_dir, limit, manual_dir) -> _Raw:
+    ds, b, resolved, num = tfds_source.load(source, split, data_dir=data_dir, limit=limit,
+                                            manual_dir=manual_dir)
+    names = tfds_source.class_names(b)
+    shape = tfds_source.image_shape(b)
+    if source in NORMALISATION:
+        mean, std = NORMALISATION[source]
+    else:
+        def compute():
+            train, _, _, _ = tfds_source.load(source, "train", data_dir=data_dir,
+                                              limit=stats.MAX_EXAMPLES, manual_dir=manual_dir)
+            return stats.channel_stats(img.numpy()[None] for img, _ in train)
+        mean, std = stats.cached_stats(f"tfds-{source}-{b.info.version}", compute)
+    return _Raw(source, names, tuple(mean), tuple(std), shape, num, dataset=ds)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipelines
+
+def _epoch_key(seed: int, epoch) -> tf.Tensor:
+    return tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+
+
+def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, seed, mean, std
+              ) -> Callable[[Any], tf.data.Dataset]:
+    """epoch (int or int64 tensor) -> the batched, pre-processed dataset of that epoch."""
+
+    def finish(batched: tf.data.Dataset, key) -> tf.data.Dataset:
+        def prep(i, batch):
+            images, labels = batch
+            aug_seed = tf.random.experimental.stateless_fold_in(key, i) if augment else None
+            x = preprocess.preprocess_batch(images, image_size=image_size, to_rgb=to_rgb,
+                                            mean=mean, std=std, augment_seed=aug_seed)
+            return x, tf.cast(labels, tf.int32)
+        return batched.enumerate().map(prep, num_parallel_calls=tf.data.AUTOTUNE,
+                                       deterministic=True)
+
+    if raw.images is not None:
+        images = tf.constant(raw.images)
+        labels = tf.constant(raw.labels)
+        n = raw.num_examples
+
+        def fn(epoch):
+            key = _epoch_key(seed, epoch)
+            order = tf.range(n, dtype=tf.int64)
+            if shuffle:
+                order = tf.random.experimental.stateless_shuffle(order, seed=key)
+            batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
+                lambda ix: (tf.gather(images, ix), tf.gather(labels, ix)))
+            return finish(batches, key)
+        return fn
+
+    h, w, c = raw.shape
+    if (h is None or w is None) and image_size is None:
+        raise ValueError(f"source {raw.name!r} has variable-size images {raw.shape}; "
+                         "pass image_size=(H, W)")
+    base = raw.dataset
+    if h is None or w is None:   # resize one by one before batching
+        base = base.map(lambda img, lab: (preprocess.resize(preprocess.to_float(img), image_size),
+                                          lab), num_parallel_calls=tf.data.AUTOTUNE)
+    elif raw.num_examples * h * w * c <= _CACHE_LIMIT_BYTES:
+        base = base.cache()
+
+    def fn(epoch):
+        key = _epoch_key(seed, epoch)
+        ds = base
+        if shuffle:
+            shuffle_seed = tf.random.stateless_uniform([], key, 0, 2**31 - 1, dtype=tf.int64)
+            ds = ds.shuffle(min(raw.num_examples, _SHUFFLE_BUFFER), seed=shuffle_seed,
+                            reshuffle_each_iteration=False)
+        return finish(ds.batch(batch_size), key)
+    return fn
+
+
+def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None = None,
+         image_size=None, to_rgb: bool = False, augment: bool = False,
+         shuffle: bool | None = None, limit: int | None = None, seed: int = 0,
+         skip_bad_files: bool = False, manual_dir: str | None = None
+         ) -> tuple[tf.data.Dataset, DatasetInfo]:
+    """A batched `tf.data.Dataset` of (float32 normalised NHWC images, int32 labels) + its info.
+
+    Args:
+      source: "fashion_mnist", "cifar10", "cifar100", "imagenet2012", any tensorflow-datasets
+        name, "folder:PATH" or "synthetic[:HxWxC[:CLASSES[:TRAIN_EXAMPLES]]]".
+      split: "train" or "test" ("val"/"validation" also; tfds sources accept any tfds split).
+      batch_size: Images per batch; the last, partial batch is kept.
+      data_dir: Where the files are (Fashion-MNIST IDX files, or tfds's data dir).
+      image_size: Resize to (H, W) (or an int for square), e.g. 32 to feed CIFAR models.
+      to_rgb: Repeat grey images to 3 channels.
+      augment: The paper's augmentation: pad 4 zeros, random crop, random horizontal flip.
+      shuffle: Shuffle each epoch; default True for "train", False otherwise.
+      limit: Keep only the first `limit` examples of the split (in file order).
+      seed: Seeds the shuffle order and augmentation (and the content of `synthetic` data).
+      skip_bad_files: folder sources: skip and count undecodable files instead of failing.
+      manual_dir: tfds manual-download dir (ImageNet tar files).
+
+    Returns:
+      (dataset, DatasetInfo). Each pass over the dataset is a new seeded epoch.
+
+    Raises:
+      ValueError: An unknown source/split or bad argument (one line, naming the value).
+      FileNotFoundError: Fashion-MNIST is nowhere to be found (names the places searched).
+    """
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("limit", limit, allow_none=True)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed={seed!r}; expected an int")
+    size = _image_size(image_size)
+    raw = _open(source, split, data_dir=data_dir, limit=limit, image_size=size,
+                skip_bad_files=skip_bad_files, seed=int(seed), manual_dir=manual_dir)
+    if shuffle is None:
+        shuffle = split.split("[")[0] == "train"
+    channels = raw.shape[2]
+    mean, std = tuple(raw.mean), tuple(raw.std)
+    if to_rgb and channels == 1:
+        mean, std, channels = mean * 3, std * 3, 3
+    h, w = size if size is not None else raw.shape[:2]
+    info = DatasetInfo(name=source, num_classes=len(raw.class_names),
+                       image_shape=(int(h), int(w), int(channels)), class_names=raw.class_names,
+                       mean=mean, std=std, num_examples=raw.num_examples,
+                       num_skipped=raw.num_skipped)
+    fn = _epoch_fn(raw, batch_size=batch_size, image_size=size, to_rgb=to_rgb, augment=augment,
+                   shuffle=shuffle, seed=int(seed), mean=mean, std=std)
+    steps = math.ceil(raw.num_examples / batch_size)
+    if shuffle or augment:   # a new seeded epoch key on every pass
+        keys = tf.data.Dataset.random(seed=int(seed), rerandomize_each_iteration=True).take(1)
+        ds = keys.flat_map(fn)
+    else:
+        ds = fn(0)
+    ds = ds.prefetch(tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(steps))
+    ds._tfopt_epoch_fn = fn      # see epoch_stream
+    ds._tfopt_steps = steps
+    return ds, info
+
+
+def epoch_stream(ds: tf.data.Dataset, initial_epoch: int, epochs: int
+                 ) -> tuple[tf.data.Dataset, int] | None:
+    """Epochs [initial_epoch, epochs) of a `load`ed dataset as one stream, and steps per epoch.
+
+    Epoch e always yields the same batches (a function of the `load` seed and e), so a resumed
+    run sees exactly what an uninterrupted one would have. None if `ds` did not come from `load`
+    (or was transformed afterwards).
+    """
+    fn = getattr(ds, "_tfopt_epoch_fn", None)
+    if fn is None:
+        return None
+    stream = tf.data.Dataset.range(initial_epoch, epochs).flat_map(fn).prefetch(tf.data.AUTOTUNE)
+    return stream, ds._tfopt_steps
+
+
+def load_arrays(source: str, split: str, *, limit: int | None = None, seed: int = 0,
+                image_size=None, to_rgb: bool = False, data_dir: str | None = None,
+                skip_bad_files: bool = False, manual_dir: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray, DatasetInfo]:
+    """The whole split in memory: (x float32 normalised NHWC, y int32, DatasetInfo).
+
+    Same pre-processing as `load` without shuffling or augmentation; `seed` only matters for
+    `synthetic` data.
+    """
+    ds, info = load(source, split, batch_size=1024, data_dir=data_dir, image_size=image_size,
+                    to_rgb=to_rgb, augment=False, shuffle=False, limit=limit, seed=seed,
+                    skip_bad_files=skip_bad_files, manual_dir=manual_dir)
+    xs, ys = [], []
+    for x, y in ds.as_numpy_iterator():
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys), info
+
+
+_PREPROCESSING_KEYS = ("data_dir", "image_size", "to_rgb", "limit", "skip_bad_files", "manual_dir")
+
+
+def representative_dataset(source: str, *, num_samples: int = 200, seed: int = 0,
+                           **preprocessing) -> Callable[[], Any]:
+    """A TFLite representative-dataset callable: yields `[x]`, x float32 [1, H, W, C].
+
+    The samples are a seeded random draw of `num_samples` train images (no augmentation),
+    pre-processed as `load(source, "train", **preprocessing)` would; every call yields the
+    same samples in the same order. The callable's `.info` is the DatasetInfo.
+    """
+    _check_positive_int("num_samples", num_samples)
+    unknown = sorted(set(preprocessing) - set(_PREPROCESSING_KEYS))
+    if unknown:
+        raise ValueError(f"unknown pre-processing argument(s) {unknown}; "
+                         f"expected some of {_PREPROCESSING_KEYS}")
+    ds, info = load(source, "train", batch_size=1, shuffle=True, augment=False, seed=seed,
+                    **preprocessing)
+    samples = [x.astype(np.float32) for x, _ in
+               ds._tfopt_epoch_fn(0).take(num_samples).as_numpy_iterator()]
+
+    def generator():
+        for x in samples:
+            yield [x]
+    generator.info = info
+    return generator
+
+
+__all__ = ["DatasetInfo", "NAMED_SOURCES", "epoch_stream", "load", "load_arrays",
+           "representative_dataset"]

@@ -1,0 +1,62 @@
+"""Per-channel mean/std of a train split, computed once and cached on disk.
+
+Used for sources without published constants (`folder:PATH`, tfds names other than the ones in
+`info.NORMALISATION`). Cache: `$TFOPT_CACHE_DIR` (default `~/.cache/tfopt`) / stats/<key>.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Callable, Iterable
+
+import numpy as np
+
+# Examples read to estimate the statistics of a large split (a 20,000-image sample gives
+# the mean/std to about 3 decimals, which is all the normalisation needs).
+MAX_EXAMPLES = 20_000
+
+
+def cache_dir() -> str:
+    root = os.environ.get("TFOPT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tfopt")
+    return os.path.join(root, "stats")
+
+
+def channel_stats(batches: Iterable[np.ndarray]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and (population) std per channel over [N, H, W, C] batches, scaled to [0, 1]."""
+    total = total_sq = None
+    count = 0
+    for batch in batches:
+        x = np.asarray(batch, np.float64)
+        if np.asarray(batch).dtype == np.uint8:
+            x = x / 255.0
+        x = x.reshape(-1, x.shape[-1])
+        s, s2 = x.sum(0), (x * x).sum(0)
+        total = s if total is None else total + s
+        total_sq = s2 if total_sq is None else total_sq + s2
+        count += len(x)
+    if not count:
+        raise ValueError("cannot compute mean/std of an empty split")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 1e-12))
+    return tuple(float(round(v, 6)) for v in mean), tuple(float(round(v, 6)) for v in std)
+
+
+def cached_stats(key: str, compute: Callable[[], tuple[tuple[float, ...], tuple[float, ...]]]
+                 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """`compute()` the first time for `key`, then read from the cache file."""
+    path = os.path.join(cache_dir(), re.sub(r"[^A-Za-z0-9_.-]+", "_", key) + ".json")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return tuple(data["mean"]), tuple(data["std"])
+    except (OSError, ValueError, KeyError):
+        pass
+    mean, std = compute()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"key": key, "mean": mean, "std": std}, f)
+    os.replace(tmp, path)
+    return mean, std
