@@ -13,8 +13,10 @@ actual input size (a different `input_shape` gives different 9·H / 9·W counts,
 A tensor with an unknown spatial size is refused with a ValueError.
 
 Layer names: every layer is `f"{name}_<op>"`; ops: dw_ch, dw_h, dw_w (+ _in/_out permutes), cat,
-bn, relu, shuffle, pad, avg (weight-average conv), avg_bn, avg_relu, gate_gap, gate_squeeze,
-gate_relu, gate_expand, gate_sigmoid, proj, proj_bn, proj_relu, scale.
+bn, relu, shuffle_*, avg_pad + avg (weight-average conv), avg_bn, avg_relu, gate_gap, gate_squeeze,
+gate_relu, gate_expand, gate_sigmoid, proj, proj_bn, proj_relu, scale; strided: left_dw_pad,
+left_dw(_bn/_relu), left_pw(_bn/_relu), right_pad, right_pool, right_dice_*, cat, shuffle_*.
+Built from tfopt.blocks.conv / shuffle (PyTorch BN eps/momentum, symmetric padding).
 """
 
 from __future__ import annotations
@@ -22,37 +24,25 @@ from __future__ import annotations
 import math
 
 from tfopt._keras import layers
-
-# PyTorch BatchNorm2d defaults (eps 1e-5, momentum 0.1 == Keras momentum 0.9); reference-variants.md §0.
-_BN_KW = dict(epsilon=1e-5, momentum=0.9)
-
-
-def _bn(name: str):
-    return layers.BatchNormalization(name=name, **_BN_KW)
+from tfopt.blocks.conv import (activation, batch_norm, conv2d, depthwise_conv2d, spatial_size,
+                               torch_default_initializer)
+from tfopt.blocks.shuffle import channel_shuffle
 
 
 def _static_hw(x, name: str) -> tuple[int, int]:
-    h, w = x.shape[1], x.shape[2]
-    if h is None or w is None:
+    try:
+        return spatial_size(x.shape)
+    except ValueError as err:
         raise ValueError(
             f"{name}: DiCE needs a static spatial size (its height/width-wise depthwise convs have "
             f"one filter per row/column); got input shape {tuple(x.shape)}. Build the model with a "
-            "fixed input_shape such as (32, 32, 3).")
-    return int(h), int(w)
+            "fixed input_shape such as (32, 32, 3).") from err
 
 
-def _channel_shuffle(x, *, groups: int, name: str):
-    """PyTorch ShuffleNet shuffle: C -> (g, C/g) -> transpose -> flatten (NHWC, Keras layers)."""
-    # TODO(lead): switch to the shared shuffle block in tfopt/blocks once it lands (ResNet engineer).
-    h, w, c = (int(d) for d in x.shape[1:])
-    if c % groups:
-        raise ValueError(f"{name}: channel shuffle needs channels divisible by groups; "
-                         f"got {c} channels, groups={groups}")
-    if groups == 1:
-        return x
-    y = layers.Reshape((h, w, groups, c // groups), name=f"{name}_reshape_in")(x)
-    y = layers.Permute((1, 2, 4, 3), name=f"{name}_transpose")(y)
-    return layers.Reshape((h, w, c), name=f"{name}_reshape_out")(y)
+def _conv(x, *, filters, kernel_size=1, groups=1, padding=None, name):
+    # Modules the reference swaps into torchvision keep PyTorch's default init (§0).
+    return conv2d(x, filters=filters, kernel_size=kernel_size, groups=groups, padding=padding,
+                  kernel_initializer=torch_default_initializer(), name=name)
 
 
 def dice_unit(x, *, filters: int, name: str):
@@ -81,42 +71,42 @@ def dice_unit(x, *, filters: int, name: str):
     c = int(x.shape[-1])
     h, w = _static_hw(x, name)
     # Channel-wise: an ordinary depthwise conv on the C channels (9·C weights).
-    y_ch = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw_ch")(x)
+    y_ch = depthwise_conv2d(x, kernel_size=3, name=f"{name}_dw_ch")
     # Height-wise: PyTorch transposes (B,C,H,W) -> (B,H,C,W) and convolves the (C,W) plane with H
     # groups. NHWC (B,H,W,C) -> Permute((3,2,1)) -> (B,C,W,H): the same plane, H as channels.
     t = layers.Permute((3, 2, 1), name=f"{name}_dw_h_in")(x)
-    t = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw_h")(t)
+    t = depthwise_conv2d(t, kernel_size=3, name=f"{name}_dw_h")
     y_h = layers.Permute((3, 2, 1), name=f"{name}_dw_h_out")(t)
     # Width-wise: PyTorch (B,C,H,W) -> (B,W,H,C), plane (H,C), W groups.
     # NHWC (B,H,W,C) -> Permute((1,3,2)) -> (B,H,C,W).
     t = layers.Permute((1, 3, 2), name=f"{name}_dw_w_in")(x)
-    t = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw_w")(t)
+    t = depthwise_conv2d(t, kernel_size=3, name=f"{name}_dw_w")
     y_w = layers.Permute((1, 3, 2), name=f"{name}_dw_w_out")(t)
     assert (h, w) == tuple(y_w.shape[1:3])  # internal invariant: 'same' keeps H×W
 
     y = layers.Concatenate(name=f"{name}_cat")([y_ch, y_h, y_w])
-    y = _bn(f"{name}_bn")(y)
-    y = layers.ReLU(name=f"{name}_relu")(y)
-    y = _channel_shuffle(y, groups=3, name=f"{name}_shuffle")  # channels now (ch_i, h_i, w_i)
+    y = batch_norm(y, name=f"{name}_bn")
+    y = activation(y, "relu", name=f"{name}_relu")
+    y = channel_shuffle(y, groups=3, name=f"{name}_shuffle")  # channels now (ch_i, h_i, w_i)
 
     # "Weight-average": grouped 1×1 conv 3C→C (groups=C) with padding 1, as in the reference.
-    y = layers.ZeroPadding2D(1, name=f"{name}_pad")(y)
-    y = layers.Conv2D(c, 1, groups=c, use_bias=False, name=f"{name}_avg")(y)
-    y = _bn(f"{name}_avg_bn")(y)
-    y = layers.ReLU(name=f"{name}_avg_relu")(y)
+    # (explicit ZeroPadding2D `{name}_avg_pad` + valid 1×1 conv)
+    y = _conv(y, filters=c, kernel_size=1, groups=c, padding=1, name=f"{name}_avg")
+    y = batch_norm(y, name=f"{name}_avg_bn")
+    y = activation(y, "relu", name=f"{name}_avg_relu")
 
     # Gate: pooled over the padded (H+2)×(W+2) map (reference quirk, §10.8).
     g = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_gate_gap")(y)
-    g = layers.Conv2D(max(1, c // 4), 1, use_bias=False, name=f"{name}_gate_squeeze")(g)
-    g = layers.ReLU(name=f"{name}_gate_relu")(g)
-    g = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_gate_expand")(g)
-    g = layers.Activation("sigmoid", name=f"{name}_gate_sigmoid")(g)
+    g = _conv(g, filters=max(1, c // 4), name=f"{name}_gate_squeeze")
+    g = activation(g, "relu", name=f"{name}_gate_relu")
+    g = _conv(g, filters=filters, name=f"{name}_gate_expand")
+    g = activation(g, "sigmoid", name=f"{name}_gate_sigmoid")
 
     # Projection: valid 3×3, groups = gcd(C, o), brings (H+2)×(W+2) back to H×W.
-    p = layers.Conv2D(filters, 3, padding="valid", groups=math.gcd(c, filters), use_bias=False,
-                      name=f"{name}_proj")(y)
-    p = _bn(f"{name}_proj_bn")(p)
-    p = layers.ReLU(name=f"{name}_proj_relu")(p)
+    p = _conv(y, filters=filters, kernel_size=3, groups=math.gcd(c, filters), padding=0,
+              name=f"{name}_proj")
+    p = batch_norm(p, name=f"{name}_proj_bn")
+    p = activation(p, "relu", name=f"{name}_proj_relu")
     return layers.Multiply(name=f"{name}_scale")([p, g])
 
 
@@ -140,18 +130,17 @@ def strided_dice_unit(x, *, filters: int, name: str):
     """
     _static_hw(x, name)
     half = round(filters / 2)
-    left = layers.ZeroPadding2D(1, name=f"{name}_left_pad")(x)
-    left = layers.DepthwiseConv2D(3, strides=2, padding="valid", use_bias=False,
-                                  name=f"{name}_left_dw")(left)
-    left = _bn(f"{name}_left_dw_bn")(left)
-    left = layers.ReLU(name=f"{name}_left_dw_relu")(left)
-    left = layers.Conv2D(half, 1, use_bias=False, name=f"{name}_left_pw")(left)
-    left = _bn(f"{name}_left_pw_bn")(left)
-    left = layers.ReLU(name=f"{name}_left_pw_relu")(left)
+    # Symmetric PyTorch padding: explicit `{name}_left_dw_pad` + valid conv (tfopt.blocks.conv).
+    left = depthwise_conv2d(x, kernel_size=3, stride=2, name=f"{name}_left_dw")
+    left = batch_norm(left, name=f"{name}_left_dw_bn")
+    left = activation(left, "relu", name=f"{name}_left_dw_relu")
+    left = _conv(left, filters=half, name=f"{name}_left_pw")
+    left = batch_norm(left, name=f"{name}_left_pw_bn")
+    left = activation(left, "relu", name=f"{name}_left_pw_relu")
 
     right = layers.ZeroPadding2D(1, name=f"{name}_right_pad")(x)
     right = layers.AveragePooling2D(3, strides=2, padding="valid", name=f"{name}_right_pool")(right)
     right = dice_unit(right, filters=half, name=f"{name}_right_dice")
 
     y = layers.Concatenate(name=f"{name}_cat")([left, right])
-    return _channel_shuffle(y, groups=2, name=f"{name}_shuffle")
+    return channel_shuffle(y, groups=2, name=f"{name}_shuffle")
