@@ -1,0 +1,316 @@
+"""Keras -> TFLite conversion: float32, float16, dynamic-range and full-integer int8.
+
+Deployment graphs have batch size 1: the model is traced with a fixed `(1, H, W, C)` input
+signature, so a `Reshape` of a channel shuffle becomes RESHAPE + TRANSPOSE only (a `None`
+batch adds SHAPE / STRIDED_SLICE / PACK ops; see docs/deployment.md).
+
+int8 follows the workaround for tensorflow/tensorflow#38285 and tfmot #765 (design notes,
+ecosystem survey section 2 item 6): always `supported_ops=[TFLITE_BUILTINS_INT8]`, int8 input
+and output, and a representative dataset, also for QAT models. After conversion every operator
+and the I/O tensors are checked: a float fallback raises `Int8FallbackError` listing the ops.
+
+Pruned models still wrapped by tfmot are stripped first (`tfopt.compress.pruning.strip`); the stored weights
+keep their zeros, so only gzip shrinks (ecosystem survey section 2 item 5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import pathlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tfopt.tflite.model_info import ModelInfo, inspect_model, with_metadata
+
+MODES = ("float32", "float16", "dynamic", "int8")
+METADATA_FORMAT = "tfopt-tflite/1"
+# How a device turns a raw image into the int8 input tensor (stored in the metadata).
+QUANTIZE_FORMULA = "q = clip(round(x / input_scale) + input_zero_point, -128, 127)"
+# tfopt.data normalises [0, 1]-scaled pixels per channel (tfopt/data/info.py).
+NORMALIZATION_FORMULA = "x = (pixel / 255 - mean[c]) / std[c]"
+
+
+class Int8FallbackError(ValueError):
+    """An int8 conversion left float operators or float input/output tensors."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionResult:
+    """A converted model.
+
+    Attributes:
+      content: The .tflite flatbuffer (with a `tfopt` metadata entry).
+      mode: One of MODES.
+      info: Parsed operators and I/O tensors.
+      metadata: The JSON metadata stored in the model (normalisation, labels, input quantization).
+    """
+
+    content: bytes
+    mode: str
+    info: ModelInfo
+    metadata: dict
+
+    @property
+    def size_bytes(self) -> int:
+        """Size of the .tflite file in bytes."""
+        return len(self.content)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """Distinct builtin operator names, sorted."""
+        return self.info.op_names
+
+    @property
+    def input_scale(self) -> float | None:
+        return self.info.inputs[0].scale
+
+    @property
+    def input_zero_point(self) -> int | None:
+        return self.info.inputs[0].zero_point
+
+    def save(self, path: str | os.PathLike) -> pathlib.Path:
+        """Writes the .tflite file (parents created) and returns its path."""
+        path = pathlib.Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.content)
+        return path
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        near = difflib.get_close_matches(str(mode), MODES, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValueError(f"mode={mode!r}{hint}; expected one of {MODES}")
+
+
+def _is_wrapped(model, class_names: Iterable[str]) -> bool:
+    names = set(class_names)
+    return any(type(layer).__name__ in names for layer in model.layers)
+
+
+def prepare_for_conversion(model):
+    """Returns the model to convert: tfmot pruning wrappers stripped; other models unchanged.
+
+    QAT models (QuantizeWrapper layers) are converted as they are: the converter reads their
+    fake-quant ranges.
+    """
+    if _is_wrapped(model, ("PruneLowMagnitude",)):
+        from tfopt.compress import pruning
+
+        model = pruning.strip(model)  # re-applies masks, swaps tfopt's prunable stand-ins back
+    return model
+
+
+def _input_shape(model) -> tuple[int, ...]:
+    if len(model.inputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs; "
+                         "tfopt.tflite converts single-input image classifiers only")
+    shape = tuple(model.inputs[0].shape[1:])
+    if any(d is None for d in shape):
+        raise ValueError(f"model {model.name!r} input shape {shape} has unknown dimensions; "
+                         "build it with a fixed (H, W, C) input")
+    return tuple(int(d) for d in shape)
+
+
+def batch_one_function(model):
+    """The model's inference call (`training=False`) traced for a batch-1 input, float32."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((1,) + _input_shape(model), tf.float32, name="input")
+    fn = tf.function(lambda x: model(x, training=False))
+    return fn.get_concrete_function(spec)
+
+
+def _representative(data, model, *, num_samples: int, seed: int,
+                    preprocessing: Mapping[str, Any]) -> Callable[[], Iterable[list]]:
+    """Normalises the accepted representative-data forms into TFLite's generator contract."""
+    expected = _input_shape(model)
+    if isinstance(data, str) or callable(data):
+        if isinstance(data, str):
+            from tfopt import data as tfdata
+
+            data = tfdata.representative_dataset(data, num_samples=num_samples, seed=seed,
+                                                 **dict(preprocessing))
+            source = f"representative data from {data.info.name!r}"
+        else:
+            source = "representative data"
+        first = next(iter(data()), None)
+        shape = tuple(np.shape(first[0])) if first is not None else None
+        if shape != (1,) + expected:
+            raise ValueError(f"model {model.name!r}: {source} yields batches of shape {shape}, "
+                             f"expected {(1,) + expected} (resize with preprocessing="
+                             "{'image_size': ..., 'to_rgb': ...})")
+        return data
+    x = np.asarray(data, dtype=np.float32)
+    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+        raise ValueError(f"representative data shape {x.shape} does not match model "
+                         f"{model.name!r} input (N,) + {expected}")
+    x = x[:num_samples]
+
+    def gen():
+        for i in range(len(x)):
+            yield [x[i:i + 1]]
+
+    return gen
+
+
+def check_integer_only(content: bytes, *, name: str = "model") -> ModelInfo:
+    """Checks that every operator and the I/O tensors of a converted model are integer.
+
+    Returns:
+      The parsed model.
+
+    Raises:
+      Int8FallbackError: (one line) lists each offending op with its index and dtypes,
+        and any non-int8 input/output tensor.
+    """
+    info = inspect_model(content, name=name)
+    problems = [f"{op.name}#{op.index} ({'/'.join(sorted(set(op.input_dtypes + op.output_dtypes)))})"
+                for op in info.float_ops()]
+    problems += [f"{kind} '{t.name}' is {t.dtype}"
+                 for kind, tensors in (("input", info.inputs), ("output", info.outputs))
+                 for t in tensors if t.dtype != "int8"]
+    if problems:
+        raise Int8FallbackError(
+            f"{name}: int8 conversion is not integer-only; offending ops/tensors: "
+            + ", ".join(problems))
+    return info
+
+
+def _converter(model, mode: str, representative):
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([batch_one_function(model)], model)
+    if mode == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    return conv
+
+
+def _as_normalization(normalization) -> dict | None:
+    if normalization is None:
+        return None
+    if isinstance(normalization, Mapping):
+        mean, std = normalization["mean"], normalization["std"]
+    else:
+        mean, std = normalization
+    as_list = lambda v: np.asarray(v, dtype=float).reshape(-1).tolist()  # noqa: E731
+    return {"mean": as_list(mean), "std": as_list(std)}
+
+
+def _dataset_facts(representative) -> dict:
+    """Labels and normalisation from a tfopt.data representative callable's `.info`."""
+    info = getattr(representative, "info", None)
+    if info is None:
+        return {"labels": None, "normalization": None}
+    return {"labels": list(info.class_names) if info.class_names else None,
+            "normalization": _as_normalization((info.mean, info.std))}
+
+
+def convert(
+    model,
+    mode: str = "int8",
+    *,
+    representative_data: str | np.ndarray | Callable[[], Iterable[list]] | None = None,
+    num_calibration_samples: int = 200,
+    normalization: Mapping[str, Any] | Sequence[Any] | None = None,
+    labels: Sequence[str] | None = None,
+    preprocessing: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    name: str | None = None,
+) -> ConversionResult:
+    """Converts a Keras model (plain, pruned or QAT) to a batch-1 TFLite model.
+
+    Args:
+      model: A functional tf_keras model with one fixed-shape image input. tfmot pruning
+        wrappers are stripped; QAT models are converted with their learned ranges.
+      mode: "float32", "float16" (float16 weights), "dynamic" (int8 weights, float
+        activations) or "int8" (full integer, int8 input and output).
+      representative_data: int8 only (required, also for QAT). A tfopt.data source name
+        (calibrates on its train split through `tfopt.data.representative_dataset`), a float32
+        array of normalised images (N, H, W, C), or a callable yielding `[x[None]]` batches.
+      num_calibration_samples: How many images calibrate the int8 ranges.
+      normalization: (mean, std) or {"mean", "std"} applied to images before the model;
+        recorded in the metadata. Taken from the dataset when `representative_data` names one.
+      labels: Class names, recorded in the metadata (from the dataset when one is named).
+      preprocessing: Extra keyword arguments for tfopt.data (image_size, to_rgb, data_dir).
+      seed: Seed of the calibration sample.
+      name: Model name used in messages and metadata (default: the Keras model name).
+
+    Returns:
+      A `ConversionResult`; `.content` holds the .tflite bytes.
+
+    Raises:
+      ValueError: unknown mode, missing/mis-shaped representative data, or a conversion error.
+      Int8FallbackError: the int8 model still has float operators or float I/O.
+    """
+    _check_mode(mode)
+    name = name or model.name
+    preprocessing = dict(preprocessing or {})
+    if mode == "int8" and representative_data is None:
+        raise ValueError(f"{name}: mode='int8' needs representative_data (a dataset name, an "
+                         "array of images or a generator), also for QAT models")
+    model = prepare_for_conversion(model)
+    input_shape = _input_shape(model)
+    representative = None
+    if mode == "int8":
+        representative = _representative(representative_data, model,
+                                         num_samples=num_calibration_samples, seed=seed,
+                                         preprocessing=preprocessing)
+    elif isinstance(representative_data, str):  # only for the labels and normalisation
+        representative = _representative(representative_data, model, num_samples=1, seed=seed,
+                                         preprocessing=preprocessing)
+    facts = _dataset_facts(representative)
+    try:
+        content = _converter(model, mode, representative).convert()
+    except Exception as err:  # ConverterError / ValueError from the MLIR converter
+        first = next((line.strip() for line in str(err).splitlines() if "error" in line.lower()),
+                     str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+        raise ValueError(f"{name}: TFLite {mode} conversion failed: {first}") from err
+    if mode == "int8":
+        info = check_integer_only(content, name=name)
+    else:
+        info = inspect_model(content, name=name)
+    import tensorflow as tf
+
+    metadata = {
+        "format": METADATA_FORMAT,
+        "name": name,
+        "mode": mode,
+        "input_shape": [1, *input_shape],
+        "input_dtype": info.inputs[0].dtype,
+        "input_scale": info.inputs[0].scale,
+        "input_zero_point": info.inputs[0].zero_point,
+        "output_scale": info.outputs[0].scale,
+        "output_zero_point": info.outputs[0].zero_point,
+        "quantize_formula": QUANTIZE_FORMULA if mode == "int8" else None,
+        "normalization": (_as_normalization(normalization) if normalization is not None
+                          else facts["normalization"]),
+        "normalization_formula": NORMALIZATION_FORMULA,
+        "labels": list(labels) if labels is not None else facts["labels"],
+        "dataset": representative_data if isinstance(representative_data, str) else None,
+        # Only what changes the images; data_dir/limit are local choices, not model facts.
+        "preprocessing": {k: preprocessing[k] for k in ("image_size", "to_rgb")
+                          if k in preprocessing} or None,
+        "qat": _is_wrapped(model, ("QuantizeWrapper", "QuantizeWrapperV2")),
+        "tensorflow": tf.__version__,
+    }
+    content = with_metadata(content, metadata)
+    return ConversionResult(content, mode, inspect_model(content, name=name), metadata)
+
+
+def convert_int8(model, representative_data, **kwargs) -> ConversionResult:
+    """Full-integer int8 conversion with checks; see `convert` for the arguments."""
+    return convert(model, "int8", representative_data=representative_data, **kwargs)
