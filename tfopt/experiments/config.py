@@ -466,7 +466,7 @@ def check_dataset(source: str, data_dir: str | None = None) -> None:
         if not os.path.isdir(path):
             raise ValueError(f"dataset={source!r}: folder {path!r} does not exist")
         return
-    if source in DATASETS:
+    if source in DATASETS or source.startswith("synthetic:"):
         return
     # Any other TFDS name must already be prepared in the data dir (no downloads here).
     name = source.split(":", 1)[0].split("/", 1)[0]

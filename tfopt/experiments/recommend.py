@@ -1,0 +1,224 @@
+"""The paper's question, answered from a results file: which model is smallest for a given
+maximum accepted accuracy drop (and, beyond the paper, a flash and RAM budget)?
+
+  python -m tfopt.experiments.recommend --results=WORKDIR --max_accuracy_drop=1 \
+      [--max_flash_kb=256 --max_arena_kb=64 --metric=params|flops|bytes|latency]
+
+A candidate is one converted model: (trial, TFLite mode). Its accuracy is the accuracy of the
+.tflite file (what ships; the Keras accuracy if TFLite accuracy was not measured). Its drop is
+the reference baseline's Keras accuracy minus that accuracy, in percentage points (reference: the
+run's `reference_variant`, by default its first variant). Flash = .tflite bytes; arena = the
+TFLite Micro arena bytes (int8 models only). Metrics: `params` = non-zero parameters (what
+pruning removes), `flops` (fvcore convention), `bytes` (.tflite bytes), `latency` (median ms,
+one thread). Ties go to the higher accuracy, then the fewer bytes. TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+from tfopt.experiments.config import METRICS, _unknown
+from tfopt.experiments.store import latest_rows, read_results
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One deployable model. Units: bytes, percent, percentage points, milliseconds."""
+
+    trial_id: str
+    variant: str
+    recipe: str
+    mode: str
+    accuracy_pct: float
+    drop_pp: float
+    params: int
+    nonzero_params: int
+    flops: int
+    bytes: int
+    gzip_bytes: int | None
+    latency_ms: float | None
+    arena_bytes: int | None
+    path: str | None
+
+    def metric(self, name: str) -> float | None:
+        return {"params": self.nonzero_params, "flops": self.flops, "bytes": self.bytes,
+                "latency": self.latency_ms}[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recommendation:
+    best: Candidate | None
+    reason: str
+    considered: int
+    rejected: dict          # reason -> count
+    reference: str
+    reference_accuracy_pct: float | None
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return d
+
+
+def reference_of(rows: list[dict]) -> str | None:
+    """The reference variant recorded in the rows (or the first variant seen)."""
+    for r in rows:
+        if r.get("reference_variant"):
+            return r["reference_variant"]
+    return rows[0].get("variant") if rows else None
+
+
+def reference_accuracy(rows: list[dict], reference: str | None) -> float | None:
+    for r in rows:
+        if r.get("variant") == reference and r.get("recipe") == "none" and r.get("status") == "ok":
+            return float(r["keras_accuracy_pct"])
+    return None
+
+
+def candidates(rows: list[dict], reference: str | None = None) -> tuple[list[Candidate], str, float | None]:
+    """Every ok (trial, mode) with its accuracy drop vs the reference baseline."""
+    rows = [r for r in latest_rows(rows) if r.get("status") == "ok"]
+    reference = reference or reference_of(rows)
+    ref_acc = reference_accuracy(rows, reference)
+    out = []
+    for r in rows:
+        base = ref_acc if ref_acc is not None else r.get("baseline_accuracy_pct")
+        micro = r.get("micro") or {}
+        for mode, t in sorted((r.get("tflite") or {}).items()):
+            if t.get("status") != "ok" or "bytes" not in t:
+                continue
+            acc = t.get("accuracy_pct", r.get("keras_accuracy_pct"))
+            if acc is None or base is None:
+                continue
+            out.append(Candidate(
+                trial_id=r["trial_id"], variant=r["variant"], recipe=r["recipe"], mode=mode,
+                accuracy_pct=float(acc), drop_pp=round(float(base) - float(acc), 4),
+                params=int(r.get("params", 0)),
+                nonzero_params=int(r.get("nonzero_params", r.get("params", 0))),
+                flops=int(r.get("flops", 0)), bytes=int(t["bytes"]),
+                gzip_bytes=t.get("gzip_bytes"), latency_ms=t.get("latency_1t_median_ms"),
+                arena_bytes=(micro.get("arena_bytes") if mode == "int8"
+                             and micro.get("status") == "ok" else None),
+                path=t.get("path")))
+    return out, reference, ref_acc
+
+
+def recommend(rows: list[dict], *, max_accuracy_drop: float, max_flash_kb: float | None = None,
+              max_arena_kb: float | None = None, metric: str = "bytes",
+              reference: str | None = None) -> Recommendation:
+    """The smallest candidate (by `metric`) whose drop is at most `max_accuracy_drop` pp."""
+    if metric not in METRICS:
+        raise _unknown("metric", metric, METRICS)
+    if max_accuracy_drop is None or max_accuracy_drop < 0:
+        raise ValueError(f"max_accuracy_drop={max_accuracy_drop!r}; expected >= 0 (pp)")
+    cands, reference, ref_acc = candidates(rows, reference)
+    rejected: dict[str, int] = {}
+
+    def reject(why):
+        rejected[why] = rejected.get(why, 0) + 1
+
+    ok = []
+    for c in cands:
+        if c.drop_pp > max_accuracy_drop:
+            reject(f"accuracy drop > {max_accuracy_drop:g} pp")
+        elif max_flash_kb is not None and c.bytes > max_flash_kb * 1024:
+            reject(f"flash > {max_flash_kb:g} KiB")
+        elif max_arena_kb is not None and c.arena_bytes is None:
+            reject("no TFLite Micro arena measured (not int8, or TFLM failed)")
+        elif max_arena_kb is not None and c.arena_bytes > max_arena_kb * 1024:
+            reject(f"arena > {max_arena_kb:g} KiB")
+        elif c.metric(metric) is None:
+            reject(f"{metric} not measured")
+        else:
+            ok.append(c)
+    if not ok:
+        why = (f"no model meets the constraints among {len(cands)} candidates"
+               + (f" ({'; '.join(f'{n}: {k}' for k, n in rejected.items())})" if rejected else ""))
+        return Recommendation(None, why, len(cands), rejected, reference, ref_acc)
+    best = min(ok, key=lambda c: (c.metric(metric), -c.accuracy_pct, c.bytes, c.trial_id))
+    limits = [f"drop {best.drop_pp:+.2f} pp <= {max_accuracy_drop:g} pp"]
+    if max_flash_kb is not None:
+        limits.append(f"flash {best.bytes / 1024:.1f} KiB <= {max_flash_kb:g} KiB")
+    if max_arena_kb is not None:
+        limits.append(f"arena {best.arena_bytes / 1024:.1f} KiB <= {max_arena_kb:g} KiB")
+    reason = (f"{best.trial_id} ({best.mode}) has the smallest {metric} "
+              f"({_fmt_metric(metric, best.metric(metric))}) of the {len(ok)} of {len(cands)} "
+              f"candidates meeting the constraints: {'; '.join(limits)}; accuracy "
+              f"{best.accuracy_pct:.2f}% vs reference {reference} {_pct(ref_acc)}")
+    return Recommendation(best, reason, len(cands), rejected, reference, ref_acc)
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{v:.2f}%"
+
+
+def _fmt_metric(metric: str, value) -> str:
+    if metric == "bytes":
+        return f"{value:,} B"
+    if metric == "latency":
+        return f"{value:.3f} ms"
+    return f"{value:,}"
+
+
+def format_recommendation(rec: Recommendation) -> str:
+    if rec.best is None:
+        return f"no recommendation: {rec.reason}"
+    b = rec.best
+    return "\n".join([
+        f"recommended: {b.trial_id} [{b.mode}]",
+        f"why: {rec.reason}",
+        f"accuracy: {b.accuracy_pct:.2f}% (drop {b.drop_pp:+.2f} pp vs {rec.reference} baseline "
+        f"{_pct(rec.reference_accuracy_pct)})",
+        f"params: {b.params:,} (non-zero {b.nonzero_params:,}); FLOPs: {b.flops:,}",
+        f"flash: {b.bytes:,} B (gzip {b.gzip_bytes if b.gzip_bytes is not None else 'n/a'} B); "
+        f"arena: {b.arena_bytes if b.arena_bytes is not None else 'n/a'} B; latency (1 thread): "
+        f"{'n/a' if b.latency_ms is None else f'{b.latency_ms:.3f} ms'}",
+        f"tflite: {b.path}",
+    ])
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+def _define_flags():
+    from absl import flags
+    flags.DEFINE_string("results", None, "A WORKDIR of an ablation run, or its results.jsonl.")
+    flags.DEFINE_float("max_accuracy_drop", None, "Accepted accuracy drop vs the reference (pp).")
+    flags.DEFINE_float("max_flash_kb", None, "Largest .tflite in KiB (1024 bytes).")
+    flags.DEFINE_float("max_arena_kb", None, "Largest TFLite Micro arena in KiB.")
+    flags.DEFINE_string("metric", "bytes", f"What 'smallest' means: {', '.join(METRICS)}.")
+    flags.DEFINE_string("reference", None, "Reference variant (default: the run's).")
+    flags.DEFINE_bool("json", False, "Print the answer as JSON.")
+    return flags.FLAGS
+
+
+def main(argv) -> int:
+    from absl import flags
+    fv = flags.FLAGS
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 2
+    try:
+        if not fv.results:
+            raise ValueError("--results=WORKDIR is required")
+        if fv.max_accuracy_drop is None:
+            raise ValueError("--max_accuracy_drop=PP is required")
+        rows = read_results(fv.results)
+        rec = recommend(rows, max_accuracy_drop=fv.max_accuracy_drop,
+                        max_flash_kb=fv.max_flash_kb, max_arena_kb=fv.max_arena_kb,
+                        metric=fv.metric, reference=fv.reference)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(rec.to_dict(), indent=2) if fv.json else format_recommendation(rec))
+    return 0 if rec.best is not None else 1
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    from tfopt.experiments.flags import parse_argv
+    _define_flags()
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_argv)

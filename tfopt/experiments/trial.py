@@ -1,0 +1,438 @@
+"""One trial of the ablation grid: (variant, recipe) -> model -> metrics -> TFLite -> one row.
+
+This module is the only seam between the driver and the libraries it ties together; each
+library is reached through one small function here (`_train`, `_prune`, `_qat`, `_ocnna`,
+`_distill`, `_convert_and_evaluate`, `_micro`, `_export`), so an API change touches one place.
+It imports TensorFlow (the driver does not, until the first trial runs).
+
+Units in the row: parameters and FLOPs are counts (FLOPs in the paper's fvcore convention,
+1 multiply-add = 1 FLOP), sizes in bytes, accuracies in percent, drops in percentage points
+(baseline minus this trial), latency in milliseconds, wall time in seconds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import time
+import traceback
+
+from tfopt.experiments.config import (OCNNA_CRITERIA, OCNNA_KINDS, PRUNE_KINDS, ExperimentConfig,
+                                      Recipe, parse_recipe)
+from tfopt.experiments.grid import Trial
+
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.h5"
+MODEL_DONE = "model_done.json"
+
+
+# --------------------------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------------------------
+
+def run_trial_safe(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
+    """`run_trial`, but a failure is returned as a row (status 'failed', error, traceback file)."""
+    t0 = time.monotonic()
+    started = _now()
+    try:
+        return run_trial(config_dict, trial_dict, dep_rows)
+    except Exception as err:  # one failing trial must not stop the grid
+        trial = Trial(**trial_dict)
+        config = ExperimentConfig.from_dict(config_dict)
+        tdir = _trial_dir(config, trial)
+        os.makedirs(tdir, exist_ok=True)
+        tb_path = os.path.join(tdir, "traceback.txt")
+        with open(tb_path, "w", encoding="utf-8") as f:
+            f.write(traceback.format_exc())
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return {"schema": SCHEMA_VERSION, "trial_id": trial.id, "variant": trial.variant,
+                "recipe": trial.recipe, "requested": trial.requested, "status": "failed",
+                "error": f"{type(err).__name__}: {msg}"[:500], "traceback_path": tb_path,
+                "started_at": started, "finished_at": _now(),
+                "wall_time_s": round(time.monotonic() - t0, 3), "versions": versions()}
+
+
+def run_trial(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
+    """Run one trial and return its results row (see docs/ablation.md for every key)."""
+    import tfopt  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+
+    t0 = time.monotonic()
+    started = _now()
+    config = ExperimentConfig.from_dict(config_dict)
+    trial = Trial(**trial_dict)
+    recipe = parse_recipe(trial.recipe)
+    tdir = _trial_dir(config, trial)
+    os.makedirs(tdir, exist_ok=True)
+    data = _data(config)
+
+    model, step_info = _model_for(config, trial, recipe, data, tdir)
+
+    from tfopt import metrics
+    from tfopt.train import evaluate
+    from tfopt.compress import sparsity
+
+    keras_acc = 100.0 * float(evaluate(model, data.test_ds)["accuracy"])
+    params = int(metrics.count_params(model))
+    nonzero = int(metrics.count_nonzero_params(model))
+    flops = int(metrics.count_flops(model))
+    macs = int(metrics.count_macs(model))
+    weights_path = os.path.join(tdir, "weights.h5")
+    model.save_weights(weights_path)
+    conv_sparsity = float(sparsity.model_sparsity(model))
+    paper_nonzero = int(sparsity.paper_nonzero_count(model))
+
+    base = dep_rows.get(trial.baseline) if trial.baseline != trial.id else None
+    base_acc = keras_acc if base is None else base["keras_accuracy_pct"]
+    base_params = params if base is None else base["params"]
+    base_flops = flops if base is None else base["flops"]
+
+    row = {
+        "schema": SCHEMA_VERSION,
+        "status": "ok",
+        "trial_id": trial.id,
+        "variant": trial.variant,
+        "recipe": trial.recipe,
+        "recipe_steps": [s.kind for s in recipe.steps],
+        "requested": trial.requested,
+        "parent_trial": trial.parent,
+        "baseline_trial": trial.baseline,
+        "teacher_trial": trial.teacher,
+        "reference_variant": config.reference,
+        "techniques": _techniques(trial.variant),
+        "config": config.trial_settings(),
+        "config_fingerprint": config.fingerprint(),
+        "dataset": config.dataset,
+        "num_classes": data.info.num_classes,
+        "input_shape": list(data.info.image_shape),
+        "width_multiplier": config.width_multiplier,
+        "train_examples": data.train_examples,
+        "test_examples": int(len(data.y_test)),
+        "params": params,
+        "nonzero_params": nonzero,
+        "paper_nonzero_params": paper_nonzero,
+        "conv_sparsity": round(conv_sparsity, 6),
+        "target_sparsity": step_info.get("target_sparsity"),
+        "flops": flops,
+        "macs": macs,
+        "keras_weights_bytes": os.path.getsize(weights_path),
+        "keras_accuracy_pct": round(keras_acc, 4),
+        "baseline_accuracy_pct": round(base_acc, 4),
+        "accuracy_drop_pp": round(base_acc - keras_acc, 4),
+        "baseline_params": base_params,
+        "rpr_pct": round(100.0 * nonzero / base_params, 4) if base_params else None,
+        "params_ratio_pct": round(100.0 * params / base_params, 4) if base_params else None,
+        "flops_ratio_pct": round(100.0 * flops / base_flops, 4) if base_flops else None,
+        "steps": step_info.get("steps", []),
+    }
+    tflite, micro, export = _convert_and_evaluate(config, trial, recipe, model, data, tdir)
+    row["tflite"] = tflite
+    row["micro"] = micro
+    row["export_dir"] = export
+    row["tensorboard_dir"] = os.path.join(tdir, "train") if os.path.isdir(
+        os.path.join(tdir, "train")) else None
+    row.update({"started_at": started, "finished_at": _now(),
+                "wall_time_s": round(time.monotonic() - t0, 3), "versions": versions(),
+                "host": platform.node()})
+    return row
+
+
+# --------------------------------------------------------------------------------------------
+# data (loaded once per process and config)
+# --------------------------------------------------------------------------------------------
+
+class _Data:
+    def __init__(self, config: ExperimentConfig):
+        from tfopt import data as tfdata
+
+        self.config = config
+        self.pre = {"image_size": (config.image_size, config.image_size) if config.image_size
+                    else None, "to_rgb": config.to_rgb, "data_dir": config.data_dir}
+        self.pre = {k: v for k, v in self.pre.items() if v not in (None, False)}
+        self.train_ds, self.info = tfdata.load(
+            config.dataset, "train", batch_size=config.train_batch_size,
+            augment=config.train_augment, shuffle=True, limit=config.train_limit,
+            seed=config.seed, **self.pre)
+        self.x_test, self.y_test, _ = tfdata.load_arrays(
+            config.dataset, "test", limit=config.test_limit, seed=config.seed, **self.pre)
+        self.test_ds, _ = tfdata.load(
+            config.dataset, "test", batch_size=config.train_batch_size, augment=False,
+            shuffle=False, limit=config.test_limit, seed=config.seed, **self.pre)
+        self.train_examples = int(min(config.train_limit or self.info.num_examples,
+                                      self.info.num_examples))
+        self._x_score = None
+
+    def scoring_images(self):
+        """Training images for OCNNA scoring (the first `ocnna_images` of a seeded shuffle)."""
+        if self._x_score is None:
+            from tfopt import data as tfdata
+            n = min(self.config.ocnna_images, self.train_examples)
+            self._x_score, _, _ = tfdata.load_arrays(self.config.dataset, "train", limit=n,
+                                                     seed=self.config.seed, **self.pre)
+        return self._x_score
+
+    def representative(self):
+        from tfopt import data as tfdata
+        return tfdata.representative_dataset(
+            self.config.dataset, num_samples=self.config.calibration_samples,
+            seed=self.config.seed, **self.pre)
+
+
+_DATA_CACHE: dict[str, _Data] = {}
+
+
+def _data(config: ExperimentConfig) -> _Data:
+    key = json.dumps([config.dataset, config.data_dir, config.image_size, config.to_rgb,
+                      config.train_limit, config.test_limit, config.train_batch_size,
+                      config.train_augment, config.seed, config.ocnna_images,
+                      config.calibration_samples])
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = _Data(config)
+    return _DATA_CACHE[key]
+
+
+# --------------------------------------------------------------------------------------------
+# model production (cached in the trial folder, so a killed trial resumes after its training)
+# --------------------------------------------------------------------------------------------
+
+def _trial_dir(config: ExperimentConfig, trial: Trial) -> str:
+    return os.path.join(config.workdir, "trials", trial.id)
+
+
+def _load_model(path: str):
+    from tfopt._keras import keras
+    custom = {}
+    try:
+        from tfopt.compress import qat
+        custom = dict(getattr(qat, "custom_objects", lambda: {})())
+    except ImportError:
+        pass
+    import tensorflow_model_optimization as tfmot
+    with tfmot.quantization.keras.quantize_scope(custom):
+        return keras.models.load_model(path, compile=False)
+
+
+def load_trial_model(workdir: str, trial_id: str):
+    """The Keras model a finished trial produced (for children, notebooks, re-evaluation)."""
+    path = os.path.join(workdir, "trials", trial_id, MODEL_FILE)
+    if not os.path.exists(path):
+        raise ValueError(f"trial {trial_id!r} has no saved model at {path!r}")
+    return _load_model(path)
+
+
+def _model_for(config, trial, recipe, data, tdir):
+    path = os.path.join(tdir, MODEL_FILE)
+    done = os.path.join(tdir, MODEL_DONE)
+    if os.path.exists(path) and os.path.exists(done):
+        try:
+            model = _load_model(path)
+            with open(done, encoding="utf-8") as f:
+                return model, json.load(f)
+        except Exception:   # an unreadable cache is rebuilt, never trusted
+            os.remove(done)
+    model, info = _produce(config, trial, recipe, data, tdir)
+    model.save(path, include_optimizer=False)
+    with open(done + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(info, f, default=str)
+    os.replace(done + ".tmp", done)
+    return model, info
+
+
+def _train_config(config: ExperimentConfig, *, epochs: int, max_lr: float | None = None):
+    from tfopt.train import TrainConfig
+    return TrainConfig(epochs=epochs, batch_size=config.train_batch_size,
+                       optimizer=config.train_optimizer,
+                       max_lr=config.train_max_lr if max_lr is None else max_lr,
+                       weight_decay=config.train_weight_decay, seed=config.seed)
+
+
+def _build(config, variant, data):
+    from tfopt.models import build_model
+    return build_model(variant, num_classes=data.info.num_classes,
+                       input_shape=tuple(data.info.image_shape),
+                       width_multiplier=config.width_multiplier)
+
+
+def _produce(config, trial, recipe, data, tdir):
+    """Run the last step of `recipe` on the parent trial's model; returns (model, info)."""
+    step = recipe.last
+    if step.kind == "none":
+        model = _build(config, trial.variant, data)
+        hist = _train(config, model, data, os.path.join(tdir, "train"), config.train_epochs)
+        return model, {"steps": [{"kind": "train", **hist}]}
+    if step.kind == "kd" and trial.parent is None:   # stand-alone: from scratch with a teacher
+        teacher = load_trial_model(config.workdir, trial.teacher)
+        model = _build(config, trial.variant, data)
+        hist = _distill(config, model, teacher, data, step, os.path.join(tdir, "train"),
+                        config.kd_epochs or config.train_epochs, config.train_max_lr)
+        return model, {"steps": [{"kind": "kd", **hist}]}
+    parent = load_trial_model(config.workdir, trial.parent)
+    if step.kind in PRUNE_KINDS:
+        return _prune(config, parent, step, recipe, data, tdir)
+    if step.kind == "qat":
+        pruned = any(s.kind in PRUNE_KINDS for s in recipe.steps[:-1])
+        return _qat(config, parent, data, tdir, preserve_sparsity=pruned)
+    if step.kind in OCNNA_KINDS:
+        return _ocnna(config, parent, step, data, tdir)
+    if step.kind == "kd":                             # recovery: parent model as teacher
+        teacher = parent
+        student = _clone(parent)
+        hist = _distill(config, student, teacher, data, step, os.path.join(tdir, "train"),
+                        max(1, config.finetune_epochs), config.finetune_max_lr)
+        return student, {"steps": [{"kind": "kd", **hist}]}
+    raise AssertionError(f"unhandled recipe step {step.kind!r}")
+
+
+def _techniques(variant: str) -> dict:
+    """The variant's technique set as a flat dict (for the report's check-mark table)."""
+    import dataclasses
+    from tfopt.models import get_variant
+    tech = get_variant(variant).techniques
+    if dataclasses.is_dataclass(tech):
+        return {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
+                for k, v in dataclasses.asdict(tech).items()}
+    return {"techniques": str(tech)} if tech is not None else {}
+
+
+def _clone(model):
+    from tfopt._keras import keras
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _history_summary(result) -> dict:
+    if not isinstance(result, dict):
+        return {}
+    out = {}
+    for k, v in result.items():
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            out[k] = v
+        elif isinstance(v, (list, tuple)) and v and isinstance(v[-1], (int, float)):
+            out[f"final_{k}"] = float(v[-1])
+    return out
+
+
+def _train(config, model, data, workdir, epochs: int, max_lr: float | None = None,
+           extra_callbacks=()) -> dict:
+    """Train through tfopt.train.fit (which checkpoints into workdir and resumes from it)."""
+    from tfopt.train import fit
+    result = fit(model, data.train_ds, _train_config(config, epochs=epochs, max_lr=max_lr),
+                 val_ds=data.test_ds, workdir=workdir, extra_callbacks=tuple(extra_callbacks))
+    return _history_summary(result)
+
+
+# ---- compression adapters: each calls the compression library once ------------------------
+
+def _prune(config, parent, step, recipe, data, tdir):
+    raise NotImplementedError("pruning adapter: waiting for tfopt.compress.pruning (issue 4)")
+
+
+def _qat(config, parent, data, tdir, *, preserve_sparsity: bool):
+    raise NotImplementedError("QAT adapter: waiting for tfopt.compress.qat (issue 4)")
+
+
+def _ocnna(config, parent, step, data, tdir):
+    raise NotImplementedError("OCNNA adapter: waiting for tfopt.compress.ocnna (issue 5)")
+
+
+def _distill(config, student, teacher, data, step, workdir, epochs, max_lr) -> dict:
+    raise NotImplementedError("distillation adapter: waiting for tfopt.compress.distill (issue 4)")
+
+
+# --------------------------------------------------------------------------------------------
+# conversion, evaluation, TFLite Micro, export
+# --------------------------------------------------------------------------------------------
+
+def artefact_name(trial: Trial) -> str:
+    return trial.id   # '<variant>__<recipe id>', the style guide's artefact naming
+
+
+def _convert_and_evaluate(config, trial, recipe, model, data, tdir):
+    from tfopt.tflite import convert as tfl_convert
+    from tfopt.tflite import evaluate as tfl_eval
+
+    out: dict[str, dict] = {}
+    int8_path = None
+    is_qat = recipe.last.kind == "qat"
+    for mode in config.convert_modes:
+        if is_qat and mode != "int8":
+            continue          # a QAT model is meant for int8; float modes repeat its parent
+        entry: dict = {"status": "ok"}
+        try:
+            conv = tfl_convert.convert(
+                model, mode,
+                representative_data=data.representative() if mode == "int8" else None,
+                num_calibration_samples=config.calibration_samples,
+                normalization=(data.info.mean, data.info.std),
+                labels=list(data.info.class_names) if data.info.class_names else None,
+                preprocessing=data.pre, seed=config.seed, name=f"{artefact_name(trial)}.{mode}")
+            path = conv.save(os.path.join(tdir, f"{artefact_name(trial)}.{mode}.tflite"))
+            entry.update({"path": str(path), "bytes": conv.size_bytes,
+                          "gzip_bytes": tfl_eval.gzip_size(conv.content), "ops": list(conv.ops),
+                          "input_scale": conv.input_scale,
+                          "input_zero_point": conv.input_zero_point})
+            if config.eval_tflite or config.eval_latency:
+                rep = tfl_eval.evaluate_tflite(
+                    conv.content, data.x_test if config.eval_tflite else None,
+                    data.y_test if config.eval_tflite else None,
+                    latency_runs=config.latency_runs if config.eval_latency else 0,
+                    name=entry["path"])
+                if rep.accuracy is not None:
+                    entry["accuracy_pct"] = round(100.0 * rep.accuracy, 4)
+                for key, lat in (("latency_1t", rep.latency_1_thread),
+                                 ("latency_all", rep.latency_all_threads)):
+                    if lat:
+                        entry[f"{key}_median_ms"] = round(lat["median_ms"], 4)
+                        entry[f"{key}_p90_ms"] = round(lat["p90_ms"], 4)
+                        entry[f"{key}_threads"] = lat["num_threads"]
+            if mode == "int8":
+                int8_path = entry["path"]
+        except Exception as err:   # a conversion failure is recorded per mode; the trial goes on
+            entry = {"status": "failed",
+                     "error": f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"[:500]}
+        out[mode] = entry
+    micro = {"status": "skipped"}
+    if config.eval_micro:
+        micro = _micro(config, int8_path, data) if int8_path else {
+            "status": "skipped", "error": "no int8 model"}
+    export = None
+    if config.export and int8_path:
+        export = _export(config, trial, int8_path, micro)
+    return out, micro, export
+
+
+def _micro(config, int8_path, data) -> dict:
+    raise NotImplementedError("TFLM adapter: waiting for tfopt.tflite.micro (issue 6)")
+
+
+def _export(config, trial, int8_path, micro) -> str | None:
+    raise NotImplementedError("export adapter: waiting for tfopt.tflite.export (issue 6)")
+
+
+# --------------------------------------------------------------------------------------------
+
+def versions() -> dict:
+    """Versions of tfopt and the libraries a result depends on."""
+    import importlib.metadata as md
+    out = {}
+    for name, dist in (("tfopt", "tfopt"), ("tensorflow", "tensorflow"), ("tf_keras", "tf-keras"),
+                       ("tfmot", "tensorflow-model-optimization"),
+                       ("ai_edge_litert", "ai-edge-litert"), ("tflite_micro", "tflite-micro")):
+        try:
+            out[name] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[name] = None
+    out["python"] = platform.python_version()
+    return out
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _unused():  # keep linters quiet about names used only in adapters filled in later
+    return shutil, OCNNA_CRITERIA, Recipe
