@@ -10,7 +10,7 @@ Reproduced exactly at width 1, 32×32×3 input (trainable params / fvcore FLOPs 
 PyTorch code, tests/test_models_vgg19.py): all 13 variants × {10, 100} classes.
 
 Layer names: `s{stage}_b{slot}_<op>` inside stages (stage 1-5, slot 1-based within the stage),
-`s{stage}_pool`, `s{stage}_b{slot}_se_*`, and `head_*` for the classifier.
+`s{stage}_pool`, `s{stage}_b{slot}_se_*`, and `head_*` for the classifier (tfopt.blocks.heads).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 
 from tfopt._keras import keras, layers
-from tfopt.blocks import vgg_units
+from tfopt.blocks import heads, vgg_units
+from tfopt.blocks.se import squeeze_excite
 from tfopt.models.registry import Variant
 
 VGG19_STAGES: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
@@ -26,7 +27,6 @@ VGG19_STAGES: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 4), (512, 
 
 UNIT_KINDS = tuple(vgg_units.UNITS)
 HEAD_KINDS = ("fc3", "gap_fc_dropout", "conv_bn", "conv")
-_BN_KW = dict(epsilon=1e-5, momentum=0.9)  # PyTorch BatchNorm2d defaults, §0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,23 +70,14 @@ def scale_width(channels: int, width_multiplier: float) -> int:
 def _head(x, *, kind: str, num_classes: int, width_multiplier: float):
     if kind == "fc3":
         hidden = scale_width(4096, width_multiplier)
-        y = layers.Flatten(name="head_flatten")(x)
-        for i in (1, 2):
-            y = layers.Dense(hidden, name=f"head_fc{i}")(y)
-            y = layers.ReLU(name=f"head_fc{i}_relu")(y)
-            y = layers.Dropout(0.5, name=f"head_fc{i}_dropout")(y)
-        return layers.Dense(num_classes, name="head_logits")(y)
+        return heads.mlp_head(x, num_classes=num_classes, hidden=(hidden, hidden), dropout=0.5)
     if kind == "gap_fc_dropout":
-        y = layers.GlobalAveragePooling2D(name="head_gap")(x)
-        y = layers.Dense(num_classes, name="head_logits")(y)
+        y = heads.gap_fc_head(x, num_classes=num_classes, use_bias=True)
         # Reference quirk (§10.8): Dropout(0.5) on the logits; identity at inference.
-        return layers.Dropout(0.5, name="head_logits_dropout")(y)
-    # "conv_bn" / "conv": 1×1 conv to the classes, (BN,) ReLU, GAP = logits (clipped at 0).
-    y = layers.Conv2D(num_classes, 1, use_bias=True, name="head_conv")(x)
-    if kind == "conv_bn":
-        y = layers.BatchNormalization(name="head_bn", **_BN_KW)(y)
-    y = layers.ReLU(name="head_relu")(y)
-    return layers.GlobalAveragePooling2D(name="head_logits")(y)
+        return layers.Dropout(0.5, name="head_dropout")(y)
+    # "conv_bn" / "conv": 1×1 conv (+bias) to the classes, [BN], ReLU, GAP = logits (≥ 0).
+    return heads.conv_head(x, num_classes=num_classes, use_bias=True, bn=kind == "conv_bn",
+                           act="relu")
 
 
 def vgg(techniques: VggTechniques, *, num_classes: int, input_shape=(32, 32, 3),
@@ -115,7 +106,7 @@ def vgg(techniques: VggTechniques, *, num_classes: int, input_shape=(32, 32, 3),
         for b in range(1, slots + 1):
             x = unit(x, filters=filters, name=f"s{s}_b{b}")
             if techniques.se:
-                x = vgg_units.squeeze_excite(x, name=f"s{s}_b{b}_se")
+                x = squeeze_excite(x, reduction=4, name=f"s{s}_b{b}_se")
         if s < len(stages) or techniques.final_pool:
             x = layers.MaxPooling2D(2, 2, name=f"s{s}_pool")(x)
     outputs = _head(x, kind=techniques.head, num_classes=num_classes,
