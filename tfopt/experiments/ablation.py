@@ -26,8 +26,8 @@ def _hms(seconds: float) -> str:
 class Progress:
     """One line per trial start/finish with elapsed time and an ETA for the rest of the grid."""
 
-    def __init__(self, total: int, already: int, out=sys.stdout):
-        self.total, self.done, self.out = total, already, out
+    def __init__(self, total: int, already: int, out=None):
+        self.total, self.done, self.out = total, already, out or sys.stdout
         self.t0 = time.monotonic()
         self.ran = 0
         self.failed = 0
@@ -57,13 +57,14 @@ class Progress:
 
 
 def run_grid(config: ExperimentConfig, *, executor=None, flags_text: str = "",
-             write_report: bool = True, out=sys.stdout) -> int:
+             write_report: bool = True, out=None) -> int:
     """Run every trial of `config` not finished yet; return the number of failed trials.
 
     Failed trials (this run's, or earlier ones not retried) count; rows are appended to
     WORKDIR/results.jsonl as trials end, and report.md/CSV/plots are rebuilt at the end.
     """
     from tfopt.experiments.executors import make_executor
+    out = out or sys.stdout
 
     store = ResultsStore(config.workdir)
     store.prepare(config, flags_text)

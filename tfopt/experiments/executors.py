@@ -44,7 +44,11 @@ class _Graph:
         self.ok = {tid for tid, row in done.items() if row.get("status") == "ok"}
         self.failed: set[str] = set()
         self.pending = [t for t in trials if t.id not in self.ok]
+        self.order = {t.id: i for i, t in enumerate(trials)}
         self.rows = dict(done)
+
+    def put_back(self, trials: list[Trial]) -> None:
+        self.pending = sorted(self.pending + list(trials), key=lambda t: self.order[t.id])
 
     def take_ready(self) -> tuple[list[Trial], list[tuple[Trial, str]]]:
         ready, blocked, keep = [], [], []
@@ -89,7 +93,7 @@ class LocalExecutor:
                     raise AssertionError(f"dependency cycle among {[t.id for t in graph.pending]}")
                 continue
             t = ready[0]
-            graph.pending = ready[1:] + graph.pending
+            graph.put_back(ready[1:])
             on_start(t)
             try:
                 row = self.trial_fn(config_dict, t.to_dict(), graph.dep_rows(t))
@@ -165,9 +169,11 @@ class RayExecutor:
                 try:
                     row = ray.get(ref)
                 except Exception as err:  # worker crash (OOM, killed node): record, go on
+                    cause = getattr(err, "cause", None) or err
+                    lines = [ln for ln in str(cause).splitlines() if ln.strip()]
                     row = {"trial_id": t.id, "variant": t.variant, "recipe": t.recipe,
                            "status": "failed", "error": f"ray task failed: "
-                           f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+                           f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:500]}
                 graph.finish(t, row)
                 on_finish(t, row)
 
