@@ -120,7 +120,8 @@ def batch_one_function(model):
     """The model's inference call (`training=False`) traced for a batch-1 input, float32."""
     import tensorflow as tf
 
-    spec = tf.TensorSpec((1,) + _input_shape(model), tf.float32, name="input")
+    # The TFLite input tensor is then named "serving_default_<Keras input name>:0".
+    spec = tf.TensorSpec((1,) + _input_shape(model), tf.float32, name=model.input_names[0])
     fn = tf.function(lambda x: model(x, training=False))
     return fn.get_concrete_function(spec)
 
