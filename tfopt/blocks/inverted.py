@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from tfopt._keras import layers
 from tfopt.blocks.conv import batch_norm, conv2d, conv_bn_act, dw_bn_act
+from tfopt.blocks.se import squeeze_excite
 
 
 def inverted_residual(x, *, expand: int, filters: int, stride: int = 1,
-                      downsample: bool = False, name: str):
+                      downsample: bool = False, se: bool = False, name: str):
     """IR block. Params: cin*h + 9h + h*cout + 2*(2h + cout) [+ cin*cout + 2*cout shortcut].
 
     Layers: `{name}_expand` (+`_bn`, `_relu6`), `{name}_dw` (+`_bn`, `_relu6`), `{name}_project`
     (+`_bn`), [`{name}_shortcut_conv`, `{name}_shortcut_bn`], `{name}_add`.
+    `se=True` adds squeeze-excitation on the expanded map after the dw conv (MobileNetV3
+    placement, arXiv:1905.02244; not in the paper): `{name}_se_*`.
     """
     cin = x.shape[-1]
     if not downsample and (stride != 1 or cin != filters):
@@ -23,6 +26,8 @@ def inverted_residual(x, *, expand: int, filters: int, stride: int = 1,
                          "channels; pass downsample=True")
     y = conv_bn_act(x, filters=expand, kernel_size=1, act="relu6", name=f"{name}_expand")
     y = dw_bn_act(y, kernel_size=3, stride=stride, act="relu6", name=f"{name}_dw")
+    if se:
+        y = squeeze_excite(y, name=f"{name}_se")
     y = conv_bn_act(y, filters=filters, kernel_size=1, act=None, name=f"{name}_project")
     shortcut = x
     if downsample:
