@@ -168,9 +168,12 @@ class _Data:
         """Training images for OCNNA scoring (the first `ocnna_images` of a seeded shuffle)."""
         if self._x_score is None:
             from tfopt import data as tfdata
-            n = min(self.config.ocnna_images, self.train_examples)
-            self._x_score, _, _ = tfdata.load_arrays(self.config.dataset, "train", limit=n,
-                                                     seed=self.config.seed, **self.pre)
+            from tfopt.compress.ocnna import balanced_subset
+            x, y, _ = tfdata.load_arrays(self.config.dataset, "train",
+                                         limit=self.config.train_limit, seed=self.config.seed,
+                                         **self.pre)
+            self._x_score, _ = balanced_subset(x, y, min(self.config.ocnna_images, len(y)),
+                                               seed=self.config.seed)
         return self._x_score
 
     def representative(self):
@@ -328,7 +331,36 @@ def _train(config, model, data, workdir, epochs: int, max_lr: float | None = Non
 # ---- compression adapters: each calls the compression library once ------------------------
 
 def _prune(config, parent, step, recipe, data, tdir):
-    raise NotImplementedError("pruning adapter: waiting for tfopt.compress.pruning (issue 4)")
+    """One pruning trial: the next step of a series, or a tfmot schedule, then fine-tuning."""
+    from tfopt.compress import global_pruning, pruning
+    target = float(step.sparsities[-1])
+    epochs = max(1, config.finetune_epochs)
+    tconf = _train_config(config, epochs=epochs, max_lr=config.finetune_max_lr)
+    if step.kind in ("prune_global", "prune_layer"):
+        # The parent is the previous step's stripped model (its zeros are kept): one cumulative
+        # step to `target` with the paper's global (or layerwise) allocation, then fine-tuning.
+        allocation = "global" if step.kind == "prune_global" else "layerwise"
+        pruner = global_pruning.GlobalPruner(parent, allocation=allocation, scope="conv")
+        info = pruner.step(sparsity=target)
+        hist = {}
+        if config.finetune_epochs > 0:
+            hist = _train(config, pruner.model, data, os.path.join(tdir, "train"), epochs,
+                          config.finetune_max_lr, extra_callbacks=pruner.callbacks())
+            pruning.apply_masks(pruner.model)
+        model = pruner.stripped()
+        achieved = pruning.verify_sparsity(model, target)
+        return model, {"target_sparsity": target, "steps": [{
+            "kind": step.kind, "allocation": allocation, "achieved_sparsity": achieved,
+            "removed": info.removed, "tie_repairs": info.tie_repairs, **hist}]}
+    schedule = "polynomial" if step.kind == "prune_poly" else "constant"
+    res = pruning.prune_and_finetune(
+        parent, data.train_ds, tconf, target_sparsity=target, schedule=schedule,
+        num_examples=data.train_examples, val_ds=data.test_ds,
+        workdir=os.path.join(tdir, "train"))
+    return res.model, {"target_sparsity": target, "steps": [{
+        "kind": step.kind, "schedule": schedule, "achieved_sparsity": res.achieved_sparsity,
+        "begin_step": res.plan.begin_step, "end_step": res.plan.end_step,
+        "frequency": res.plan.frequency, **_history_summary(res.metrics)}]}
 
 
 def _qat(config, parent, data, tdir, *, preserve_sparsity: bool):
@@ -336,11 +368,36 @@ def _qat(config, parent, data, tdir, *, preserve_sparsity: bool):
 
 
 def _ocnna(config, parent, step, data, tdir):
-    raise NotImplementedError("OCNNA adapter: waiting for tfopt.compress.ocnna (issue 5)")
+    """OCNNA (or L1 / random ranking) filter removal by physical surgery, then fine-tuning."""
+    from tfopt.compress import ocnna
+    from tfopt.train import evaluate
+    criterion = OCNNA_CRITERIA[step.kind]
+    images = data.scoring_images() if criterion == "ocnna" else None
+    small, rep = ocnna.simplify(parent, images, k=step.k, scope=step.scope, criterion=criterion,
+                                seed=config.seed)
+    before_ft = 100.0 * float(evaluate(small, data.test_ds)["accuracy"])
+    hist = {}
+    if config.finetune_epochs > 0:
+        hist = _train(config, small, data, os.path.join(tdir, "train"), config.finetune_epochs,
+                      config.finetune_max_lr)
+    return small, {"steps": [{
+        "kind": step.kind, "criterion": criterion, "k": step.k, "scope": step.scope,
+        "ocnna_rpr_pct": rep.rpr, "ocnna_flops_ratio_pct": rep.flops_ratio,
+        "params_before": rep.params_before, "params_after": rep.params_after,
+        "filters_before": sum(lr.filters_before for lr in rep.layers),
+        "filters_after": sum(lr.filters_after for lr in rep.layers),
+        "skipped": dict(rep.skipped), "scoring_images": rep.n_images,
+        "scoring_seconds": rep.scoring_seconds,
+        "accuracy_before_finetune_pct": round(before_ft, 4), **hist}]}
 
 
 def _distill(config, student, teacher, data, step, workdir, epochs, max_lr) -> dict:
-    raise NotImplementedError("distillation adapter: waiting for tfopt.compress.distill (issue 4)")
+    """Teacher -> student training (softened logits, temperature T, weight alpha)."""
+    from tfopt.compress import distill
+    tconf = _train_config(config, epochs=epochs, max_lr=max_lr)
+    result = distill.distill(student, teacher, data.train_ds, tconf, val_ds=data.test_ds,
+                             workdir=workdir, temperature=step.temperature, alpha=step.alpha)
+    return _history_summary(result)
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,11 +463,26 @@ def _convert_and_evaluate(config, trial, recipe, model, data, tdir):
 
 
 def _micro(config, int8_path, data) -> dict:
-    raise NotImplementedError("TFLM adapter: waiting for tfopt.tflite.micro (issue 6)")
+    """Run the int8 model on TensorFlow Lite Micro: arena bytes, status, max diff vs LiteRT."""
+    from tfopt.tflite import micro as tflm
+    reason = tflm.micro_unavailable_reason()
+    if reason:
+        return {"status": "unavailable", "error": reason}
+    rep = tflm.run_micro(int8_path, data.x_test[:10], num_samples=10, compare=True,
+                         seed=config.seed)
+    return {"status": "ok" if rep.ok else "failed", "arena_bytes": rep.arena_bytes,
+            "flash_bytes": rep.flash_bytes, "max_diff_lsb": rep.max_diff_lsb,
+            "num_compared": rep.num_compared, "unsupported_ops": list(rep.unsupported_ops),
+            "error": rep.error}
 
 
 def _export(config, trial, int8_path, micro) -> str | None:
-    raise NotImplementedError("export adapter: waiting for tfopt.tflite.export (issue 6)")
+    """Firmware export (.tflite, .cc/.h, op resolver, .json) under WORKDIR/tflite_models/."""
+    from tfopt.tflite import export as tfl_export
+    out_dir = os.path.join(config.workdir, "tflite_models", artefact_name(trial))
+    tfl_export.export_model(int8_path, out_dir, name=artefact_name(trial),
+                            micro=config.eval_micro and micro.get("status") == "ok")
+    return out_dir
 
 
 # --------------------------------------------------------------------------------------------
