@@ -114,10 +114,11 @@ def read_bytes(model: str | os.PathLike | bytes | bytearray, *, name: str | None
             raise ValueError(f"{where}: no such .tflite file")
         with open(where, "rb") as f:
             content = f.read()
-    if len(content) < 8 or content[4:8] != _FILE_IDENTIFIER:
-        got = content[4:8] if len(content) >= 8 else f"{len(content)} bytes"
-        raise ValueError(
-            f"{where}: not a TFLite model (file identifier {got!r}, expected {_FILE_IDENTIFIER!r})")
+    if len(content) < 8:
+        raise ValueError(f"{where}: not a TFLite model (only {len(content)} bytes)")
+    if content[4:8] != _FILE_IDENTIFIER:
+        raise ValueError(f"{where}: not a TFLite model (file identifier {content[4:8]!r}, "
+                         f"expected {_FILE_IDENTIFIER!r})")
     return content
 
 
