@@ -267,6 +267,7 @@ def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None
     ds = ds.prefetch(tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(steps))
     ds._tfopt_epoch_fn = fn      # see epoch_stream
     ds._tfopt_steps = steps
+    ds._tfopt_num_examples = raw.num_examples
     return ds, info
 
 

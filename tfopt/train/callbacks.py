@@ -1,0 +1,102 @@
+"""Keras callbacks of the trainer: per-epoch checkpoints, LR/momentum logging, resumable
+plateau/early-stopping state, epoch timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from tfopt._keras import keras
+
+
+def _to_float(value):
+    try:
+        return float(np.asarray(value))
+    except (TypeError, ValueError):
+        return value
+
+
+def write_json(path: str, data) -> None:
+    """Write JSON atomically (a killed run never leaves a half-written file)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+class LogLrMomentum(keras.callbacks.Callback):
+    """Adds the optimizer's current `lr` and `momentum` to the epoch logs (-> TensorBoard)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        opt = self.model.optimizer
+        inner = getattr(opt, "inner_optimizer", opt)   # mixed precision LossScaleOptimizer
+        logs["lr"] = float(np.asarray(inner.learning_rate))
+        momentum = getattr(inner, "momentum", None)
+        if callable(momentum):
+            momentum = momentum(inner.iterations)
+        if momentum is not None:
+            logs["momentum"] = float(np.asarray(momentum))
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch, in seconds, added to the logs as `epoch_time_s`."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_time_s"] = time.perf_counter() - self._start
+
+
+class _Resumable:
+    """Mixin: the callback's counters survive a restart (saved with each checkpoint)."""
+
+    STATE = ()
+    pending: dict | None = None
+
+    def get_state(self) -> dict:
+        return {k: _to_float(getattr(self, k)) for k in self.STATE}
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)   # resets the counters ...
+        if self.pending:               # ... so restore them afterwards
+            for k, v in self.pending.items():
+                setattr(self, k, v)
+            self.pending = None
+
+
+class ResumableReduceLROnPlateau(_Resumable, keras.callbacks.ReduceLROnPlateau):
+    STATE = ("wait", "best", "cooldown_counter")
+
+
+class ResumableEarlyStopping(_Resumable, keras.callbacks.EarlyStopping):
+    STATE = ("wait", "best", "stopped_epoch")
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch: save model + optimizer (+ epoch counter) and the run's history.
+
+    Must come after every callback that changes optimizer state at epoch end (plateau).
+    """
+
+    def __init__(self, manager: tf.train.CheckpointManager, epoch_var: tf.Variable,
+                 history: dict, history_path: str, resumables=()):
+        super().__init__()
+        self.manager, self.epoch_var = manager, epoch_var
+        self.history, self.history_path = history, history_path
+        self.resumables = tuple(resumables)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(_to_float(value))
+        self.history["_callback_state"] = [cb.get_state() for cb in self.resumables]
+        self.epoch_var.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)
+        write_json(self.history_path, self.history)   # after the checkpoint: never ahead of it

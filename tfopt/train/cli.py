@@ -1,0 +1,241 @@
+"""The training CLI: `python -m tfopt.train --model=ID --dataset=NAME --epochs=N --workdir=DIR`.
+
+Trains `--model` on the train split of `--dataset` with the paper's recipe, validating on the
+test split after every epoch, then evaluates on the test split and writes to --workdir:
+model.keras, metrics.json, history.json, config.json, flags.txt, checkpoints/, logs/ (TensorBoard).
+Re-running the same command after a crash resumes from the last completed epoch.
+Every flag is checked before any work; a bad one is a one-line error (exit status 2).
+`--flagfile=FILE` reads flags from FILE (one per line, '#' comments).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Define the CLI's flags (only when run as a program: absl flag names are global)."""
+    flags.DEFINE_string("model", None, "Model id from the registry, e.g. tiny_cnn, resnet101_v13.")
+    flags.DEFINE_string("dataset", None, "fashion_mnist, cifar10, cifar100, imagenet2012, any "
+                        "tensorflow-datasets name, folder:PATH or synthetic[:HxWxC[:K[:N]]].")
+    flags.DEFINE_integer("epochs", None, "Total training epochs (>= 1).")
+    flags.DEFINE_string("workdir", None, "Output directory; an unfinished run there is resumed.")
+    flags.DEFINE_integer("batch_size", 128, "Images per step (>= 1).")
+    flags.DEFINE_string("optimizer", "sgd_onecycle", "sgd_onecycle | sgd_plateau | adam | sgd.")
+    flags.DEFINE_float("max_lr", 0.0125, "Peak learning rate of sgd_onecycle (> 0).")
+    flags.DEFINE_float("lr", None, "Learning rate of sgd_plateau/adam/sgd (> 0; default "
+                       "0.01 / 0.001 / 0.01).")
+    flags.DEFINE_float("weight_decay", 2e-5, "Coupled L2 on every weight (>= 0).")
+    flags.DEFINE_integer("seed", 0, "Seed of weight init, data order and augmentation.")
+    flags.DEFINE_string("data_dir", None, "Where the data files are (IDX files / tfds data dir).")
+    flags.DEFINE_integer("image_size", None, "Resize images to this square size (>= 1), e.g. 32.")
+    flags.DEFINE_boolean("to_rgb", False, "Repeat grey images to 3 channels.")
+    flags.DEFINE_boolean("augment", True, "Paper augmentation: pad 4 + random crop + flip.")
+    flags.DEFINE_float("width_multiplier", 1.0, "Scale every layer's channels (> 0).")
+    flags.DEFINE_integer("limit", None, "Use only the first N train images (>= 1).")
+    flags.DEFINE_integer("test_limit", None, "Use only the first N test images (>= 1).")
+    flags.DEFINE_boolean("eval_every_epoch", True, "Evaluate on the test split after each epoch.")
+    flags.DEFINE_integer("verbose", 1, "0 silent, 1 progress bars, 2 one line per epoch.")
+    flags.DEFINE_string("mixed_precision", "auto", "auto (on iff a GPU is present) | on | off.")
+    flags.mark_flags_as_required(["model", "dataset", "epochs", "workdir"])
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What the CLI trains, besides the TrainConfig."""
+    model: str
+    dataset: str
+    workdir: str
+    data_dir: str | None
+    image_size: int | None
+    to_rgb: bool
+    augment: bool
+    width_multiplier: float
+    limit: int | None
+    test_limit: int | None
+    eval_every_epoch: bool
+
+
+def _bad(flag: str, value, allowed: str) -> ValueError:
+    return ValueError(f"--{flag}={value}: expected {allowed}")
+
+
+def check_dataset(name: str, data_dir: str | None) -> None:
+    """Raise a one-line ValueError if --dataset cannot name a source (without loading it)."""
+    from tfopt.data import folder, synthetic, tfds_source
+    try:
+        if name == "fashion_mnist":
+            return
+        if name == "synthetic" or name.startswith("synthetic:"):
+            synthetic.parse_spec(name)
+        elif name.startswith("folder:"):
+            root = name[len("folder:"):]
+            folder.split_dir(root, "train")
+            folder.split_dir(root, "test")
+        else:
+            tfds_source.builder(name, data_dir)
+    except ValueError as err:
+        raise ValueError(f"--dataset={name}: {err}") from err
+
+
+def settings_from_flags():
+    """Validate every flag -> (RunSettings, TrainConfig); the first problem is a ValueError."""
+    from tfopt.models import get_variant
+    from tfopt.train.config import OPTIMIZERS, TrainConfig
+    from tfopt.train.trainer import check_workdir
+
+    f = FLAGS
+    try:
+        get_variant(f.model)
+    except ValueError as err:
+        raise ValueError(f"--model={f.model}: {err}") from err
+    if f.epochs < 1:
+        raise _bad("epochs", f.epochs, "an int >= 1")
+    if not f.workdir.strip():
+        raise _bad("workdir", repr(f.workdir), "a directory path")
+    if os.path.exists(f.workdir) and not os.path.isdir(f.workdir):
+        raise _bad("workdir", f.workdir, "a directory (a file of that name exists)")
+    for name in ("batch_size",):
+        if getattr(f, name) < 1:
+            raise _bad(name, getattr(f, name), "an int >= 1")
+    for name in ("image_size", "limit", "test_limit"):
+        if getattr(f, name) is not None and getattr(f, name) < 1:
+            raise _bad(name, getattr(f, name), "an int >= 1 (or leave it unset)")
+    if f.optimizer not in OPTIMIZERS:
+        raise _bad("optimizer", f.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+    if not f.max_lr > 0:
+        raise _bad("max_lr", f.max_lr, "a number > 0")
+    if f.lr is not None and not f.lr > 0:
+        raise _bad("lr", f.lr, "a number > 0")
+    if not f.weight_decay >= 0:
+        raise _bad("weight_decay", f.weight_decay, "a number >= 0")
+    if not f.width_multiplier > 0:
+        raise _bad("width_multiplier", f.width_multiplier, "a number > 0")
+    if f.verbose not in (0, 1, 2):
+        raise _bad("verbose", f.verbose, "0, 1 or 2")
+    if f.mixed_precision not in ("auto", "on", "off"):
+        raise _bad("mixed_precision", f.mixed_precision, "auto, on or off")
+    if f.data_dir is not None and not os.path.isdir(f.data_dir):
+        raise _bad("data_dir", f.data_dir, "an existing directory")
+    check_dataset(f.dataset, f.data_dir)
+    settings = RunSettings(model=f.model, dataset=f.dataset, workdir=f.workdir,
+                           data_dir=f.data_dir, image_size=f.image_size, to_rgb=f.to_rgb,
+                           augment=f.augment, width_multiplier=f.width_multiplier,
+                           limit=f.limit, test_limit=f.test_limit,
+                           eval_every_epoch=f.eval_every_epoch)
+    config = TrainConfig(epochs=f.epochs, batch_size=f.batch_size, optimizer=f.optimizer,
+                         max_lr=f.max_lr, lr=f.lr, weight_decay=f.weight_decay, seed=f.seed,
+                         verbose=f.verbose, mixed_precision=f.mixed_precision)
+    check_workdir(f.workdir, config)
+    saved = os.path.join(f.workdir, "config.json")
+    if os.path.exists(saved):
+        with open(saved) as fh:
+            before = json.load(fh).get("run", {})
+        now = dataclasses.asdict(settings)
+        for key in sorted(now):
+            if key != "eval_every_epoch" and before.get(key) != now[key]:
+                raise _bad(key, now[key], f"{before.get(key)!r}, as in the run already in "
+                           f"{f.workdir} (or use a new --workdir)")
+    return settings, config
+
+
+def run(settings: RunSettings, config) -> dict:
+    """Train, evaluate on the test split, write the outputs; returns metrics.json's content."""
+    import tensorflow as tf
+
+    import tfopt.data
+    from tfopt._keras import keras
+    from tfopt.models import build_model
+    from tfopt.train.callbacks import write_json
+    from tfopt.train.trainer import evaluate, fit
+
+    gpus = tf.config.list_physical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
+    if config.mixed_precision == "on" or (config.mixed_precision == "auto" and gpus):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.utils.set_random_seed(config.seed)
+
+    data_kw = dict(data_dir=settings.data_dir, image_size=settings.image_size,
+                   to_rgb=settings.to_rgb)
+    train_ds, info = tfopt.data.load(settings.dataset, "train", batch_size=config.batch_size,
+                                     augment=settings.augment, limit=settings.limit,
+                                     seed=config.seed, **data_kw)
+    test_ds, test_info = tfopt.data.load(settings.dataset, "test", batch_size=config.batch_size,
+                                         limit=settings.test_limit, **data_kw)
+    os.makedirs(settings.workdir, exist_ok=True)
+    write_json(os.path.join(settings.workdir, "config.json"),
+               {"run": dataclasses.asdict(settings), "train": dataclasses.asdict(config),
+                "data": dataclasses.asdict(info)})
+    with open(os.path.join(settings.workdir, "flags.txt"), "w") as fh:
+        fh.write(FLAGS.flags_into_string())
+
+    with strategy.scope():
+        model = build_model(settings.model, num_classes=info.num_classes,
+                            input_shape=info.image_shape,
+                            width_multiplier=settings.width_multiplier)
+    result = fit(model, train_ds, config,
+                 val_ds=test_ds if settings.eval_every_epoch else None,
+                 workdir=settings.workdir)
+    start = time.perf_counter()
+    test = evaluate(model, test_ds)
+    # Saved uncompiled (no optimizer state, no custom loss), so plain
+    # `keras.models.load_model(path)` reads it without tfopt's classes.
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    clean.save(os.path.join(settings.workdir, "model.keras"))
+    metrics = {
+        "model": settings.model, "dataset": settings.dataset,
+        "accuracy": test["accuracy"], "loss": test["loss"],
+        "test_examples": test["num_examples"],
+        "epochs": result["epochs"], "resumed_from_epoch": result["initial_epoch"],
+        "stopped_early": result["stopped_early"],
+        "train_loss": result.get("loss"), "train_accuracy": result.get("accuracy"),
+        "wall_time_s": result["wall_time_s"], "eval_time_s": time.perf_counter() - start,
+        "images_per_s": result["images_per_s"],
+        "trainable_params": int(sum(int(v.shape.num_elements())
+                                    for v in model.trainable_weights)),
+        "image_shape": list(info.image_shape), "train_examples": info.num_examples,
+        "device": f"{len(gpus)} GPU(s)" if gpus else f"CPU ({platform.machine()}, {os.cpu_count()} cores)",
+        "mixed_precision": keras.mixed_precision.global_policy().name,
+    }
+    write_json(os.path.join(settings.workdir, "metrics.json"), metrics)
+    print(f"test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f} after "
+          f"{metrics['epochs']} epochs; wrote {settings.workdir}/metrics.json")
+    return metrics
+
+
+def _parse(argv):
+    try:
+        return FLAGS(argv)
+    except flags.Error as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _main(argv):
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}; flags look like --name=value",
+              file=sys.stderr)
+        sys.exit(2)
+    if not FLAGS["verbosity"].present:   # keep tfds/absl INFO chatter off the console
+        logging.set_verbosity(logging.WARNING)
+    try:
+        settings, config = settings_from_flags()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    run(settings, config)
+
+
+def main() -> None:
+    define_flags()
+    app.run(_main, flags_parser=_parse)

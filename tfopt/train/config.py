@@ -1,0 +1,99 @@
+"""`TrainConfig`: every setting of a training run, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+
+OPTIMIZERS = ("sgd_onecycle", "sgd_plateau", "adam", "sgd")
+# Learning rate when `lr` is None (sgd_onecycle uses `max_lr` instead). sgd_plateau's 0.01 and
+# its momentum 0.9 are the reference's unused alternative path (reference-variants.md §5).
+DEFAULT_LR = {"sgd_plateau": 0.01, "adam": 1e-3, "sgd": 0.01}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Defaults are the paper's recipe (reference-variants.md §5).
+
+    Attributes:
+      epochs: Total epochs of the run (a resumed run continues up to this).
+      batch_size: Images per step (the data pipeline batches; recorded here for the CLI/report).
+      optimizer: "sgd_onecycle" (paper: SGD + one-cycle LR and momentum, stepped per batch),
+        "sgd_plateau" (SGD, ReduceLROnPlateau + EarlyStopping on the train loss),
+        "adam" (Adam, constant LR) or "sgd" (SGD, constant LR and momentum; for fine-tuning).
+      max_lr: Peak learning rate of sgd_onecycle.
+      lr: Learning rate of the other optimizers; None = DEFAULT_LR[optimizer].
+      weight_decay: Coupled L2 coefficient (PyTorch style: wd*w added to every gradient).
+      momentum: SGD momentum for sgd / sgd_plateau (sgd_onecycle cycles it instead).
+      pct_start, div_factor, final_div_factor, base_momentum, max_momentum: one-cycle shape.
+      plateau_factor, plateau_patience, min_lr, early_stopping_patience: sgd_plateau (epochs).
+      seed: Seed the CLI sets before building the model and passes to `tfopt.data.load`
+        (`fit` itself never touches global seeds).
+      steps_per_epoch: Needed only when the dataset's length is unknown.
+      verbose: Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+      mixed_precision: "auto" (mixed_float16 when a GPU is present), "on" or "off". Used by the
+        CLI, which must set the policy before building the model.
+    """
+
+    epochs: int
+    batch_size: int = 128
+    optimizer: str = "sgd_onecycle"
+    max_lr: float = 0.0125
+    lr: float | None = None
+    weight_decay: float = 2e-5
+    momentum: float = 0.9
+    pct_start: float = 0.1
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+    plateau_factor: float = 0.1
+    plateau_patience: int = 5
+    min_lr: float = 1e-5
+    early_stopping_patience: int = 10
+    seed: int = 0
+    steps_per_epoch: int | None = None
+    verbose: int = 1
+    mixed_precision: str = "auto"
+
+    def __post_init__(self):
+        def need(name, ok, allowed):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not ok(value):
+                raise ValueError(f"{name}={value!r}; expected {allowed}")
+
+        is_int = lambda v: isinstance(v, int)  # noqa: E731
+        is_num = lambda v: isinstance(v, (int, float))  # noqa: E731
+        need("epochs", lambda v: is_int(v) and v >= 1, "an int >= 1")
+        need("batch_size", lambda v: is_int(v) and v >= 1, "an int >= 1")
+        if self.optimizer not in OPTIMIZERS:
+            import difflib
+            near = difflib.get_close_matches(str(self.optimizer), OPTIMIZERS, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"optimizer={self.optimizer!r}{hint}; expected one of {OPTIMIZERS}")
+        need("max_lr", lambda v: is_num(v) and v > 0, "a number > 0")
+        need("lr", lambda v: v is None or (is_num(v) and v > 0), "None or a number > 0")
+        need("weight_decay", lambda v: is_num(v) and v >= 0, "a number >= 0")
+        need("momentum", lambda v: is_num(v) and 0 <= v < 1, "a number in [0, 1)")
+        need("pct_start", lambda v: is_num(v) and 0 < v < 1, "a number in (0, 1)")
+        need("div_factor", lambda v: is_num(v) and v > 0, "a number > 0")
+        need("final_div_factor", lambda v: is_num(v) and v > 0, "a number > 0")
+        need("base_momentum", lambda v: is_num(v) and 0 <= v < 1, "a number in [0, 1)")
+        need("max_momentum", lambda v: is_num(v) and 0 <= v < 1, "a number in [0, 1)")
+        need("plateau_factor", lambda v: is_num(v) and 0 < v < 1, "a number in (0, 1)")
+        need("plateau_patience", lambda v: is_int(v) and v >= 0, "an int >= 0")
+        need("min_lr", lambda v: is_num(v) and v >= 0, "a number >= 0")
+        need("early_stopping_patience", lambda v: is_int(v) and v >= 0, "an int >= 0")
+        need("seed", is_int, "an int")
+        need("steps_per_epoch", lambda v: v is None or (is_int(v) and v >= 1),
+             "None or an int >= 1")
+        need("verbose", lambda v: v in (0, 1, 2), "0, 1 or 2")
+        if self.mixed_precision not in ("auto", "on", "off"):
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}; "
+                             "expected 'auto', 'on' or 'off'")
+
+    @property
+    def learning_rate(self) -> float:
+        """The (peak) learning rate this config trains with."""
+        if self.optimizer == "sgd_onecycle":
+            return self.max_lr
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
