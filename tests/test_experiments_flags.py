@@ -97,7 +97,7 @@ def test_standalone_kd_depends_on_the_teacher_baseline():
     (dict(dataset="folder:/no/such/dir"), "does not exist"),
     (dict(convert_modes=("int8", "fp16")), r"convert_modes='fp16' is unknown"),
     (dict(convert_modes=("float32",)), "eval_micro=True needs 'int8'"),
-    (dict(train_optimizer="sgd"), r"train_optimizer='sgd' is unknown"),
+    (dict(train_optimizer="sgd_onecylce"), r"did you mean sgd_onecycle"),
     (dict(executor="slurm"), "executor='slurm' is unknown"),
     (dict(ray_address="auto"), "add --executor=ray"),
     (dict(recipes=("kd",)), "needs --kd_teacher"),
@@ -187,3 +187,14 @@ def test_driver_module_does_not_import_tensorflow_before_validation():
     code = ("import sys; from tfopt.experiments import ablation, flags, config, grid, store, "
             "executors, recommend; assert 'tensorflow' not in sys.modules, 'tf imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
+
+
+def test_compress_variants_limit_compression_to_some_variants():
+    c = _config(variants=("tiny_cnn", "vgg16", "vgg19_v01"), recipes=("none", "qat"),
+                compress_variants=("vgg16",))
+    ids = {t.id for t in plan(c)}
+    assert ids == {"tiny_cnn__none", "vgg16__none", "vgg19_v01__none", "vgg16__qat"}
+    with pytest.raises(ValueError, match="'resnet50' is not in variants"):
+        _config(variants=("tiny_cnn",), compress_variants=("resnet50",))
+    with pytest.raises(ValueError, match="unknown variant 'vgg61'"):
+        _config(variants=("tiny_cnn",), compress_variants=("vgg61",))

@@ -117,6 +117,10 @@ def main(argv) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    import os
+    from absl import logging
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before TensorFlow loads in a trial
+    logging.set_verbosity(logging.WARNING)
     try:
         failed = run_grid(config, flags_text=tf_flags.FLAGS.flags_into_string())
     except ValueError as err:   # workdir refused, ray missing, ...

@@ -54,7 +54,7 @@ OCNNA_CRITERIA = {"ocnna": "ocnna", "ocnna_l1": "l1", "ocnna_random": "random"}
 
 CONVERT_MODES: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
 DATASETS: tuple[str, ...] = ("fashion_mnist", "cifar10", "cifar100", "imagenet2012", "synthetic")
-OPTIMIZERS: tuple[str, ...] = ("sgd_onecycle", "sgd_plateau", "adam")
+OPTIMIZERS: tuple[str, ...] = ("sgd_onecycle", "sgd_plateau", "adam", "sgd")  # tfopt.train
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 METRICS: tuple[str, ...] = ("params", "flops", "bytes", "latency")
 
@@ -292,7 +292,7 @@ NONE_RECIPE = Recipe((RecipeStep("none"),))
 
 # Fields that only say how/where to run; they may change between a run and its resume.
 EXECUTION_FIELDS = ("workdir", "executor", "ray_address", "ray_gpus_per_trial", "overwrite",
-                    "variants", "recipes", "verbose")
+                    "variants", "recipes", "compress_variants", "verbose")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,6 +306,7 @@ class ExperimentConfig:
     variants: tuple[str, ...]
     recipes: tuple[str, ...]          # canonical recipe specs (see parse_recipe)
     workdir: str
+    compress_variants: tuple[str, ...] | None = None  # variants that get the non-'none' recipes
     dataset: str = "fashion_mnist"
     data_dir: str | None = None
     image_size: int | None = None     # resize to image_size x image_size; None keeps native size
@@ -348,6 +349,13 @@ class ExperimentConfig:
             check_variant_id(v, "variants")
         if len(set(self.variants)) != len(self.variants):
             raise ValueError(f"variants={list(self.variants)} lists an id twice")
+        if self.compress_variants is not None:
+            set_("compress_variants", tuple(self.compress_variants))
+            for v in self.compress_variants:
+                if v not in self.variants:
+                    check_variant_id(v, "compress_variants")
+                    raise ValueError(f"compress_variants: {v!r} is not in variants="
+                                     f"{list(self.variants)}")
         if not self.recipes:
             raise ValueError("recipes is empty; e.g. --recipes=none,qat")
         specs = []
@@ -410,6 +418,12 @@ class ExperimentConfig:
                                  f"variants={list(self.variants)}")
 
     # ---- derived ------------------------------------------------------------------------
+    def variants_for(self, recipe: str) -> tuple[str, ...]:
+        """The variants a recipe runs on: all for 'none', else `compress_variants` (or all)."""
+        if parse_recipe(recipe).is_baseline or self.compress_variants is None:
+            return self.variants
+        return self.compress_variants
+
     @property
     def reference(self) -> str:
         return self.reference_variant or self.variants[0]

@@ -27,6 +27,9 @@ flags.DEFINE_multi_string(
     "Compression recipes (repeat the flag or join with commas): none, prune_global:0.2,0.36,..., "
     "prune_layer:..., prune_poly:0.8, prune_const:0.5, qat, ocnna:k=30, ocnna_l1:k=30, "
     "ocnna_random:k=30, kd; steps chain with '+', e.g. prune_global:0.2,0.36+qat.")
+flags.DEFINE_list("compress_variants", None,
+                  "Variants that get the compression recipes (default: all of --variants); the "
+                  "others only get their baseline ('none'), for the architecture table.")
 flags.DEFINE_string("workdir", None, "Output directory (results.jsonl, models, report.md, plots).")
 flags.DEFINE_string("reference_variant", None,
                     "Variant whose baseline accuracy every drop is also measured against "
@@ -78,7 +81,7 @@ flags.DEFINE_integer("verbose", 1, "Keras verbosity inside trials (0 silent, 1 p
 flags.DEFINE_alias("force", "overwrite")
 
 _FIELD_FLAGS = (
-    "variants", "recipes", "workdir", "reference_variant", "dataset", "data_dir", "image_size",
+    "variants", "recipes", "compress_variants", "workdir", "reference_variant", "dataset", "data_dir", "image_size",
     "to_rgb", "train_limit", "test_limit", "width_multiplier", "train_epochs", "train_batch_size",
     "train_optimizer", "train_max_lr", "train_weight_decay", "train_augment", "seed",
     "finetune_epochs", "finetune_max_lr", "qat_epochs", "ocnna_images", "kd_teacher", "kd_epochs",
@@ -110,6 +113,8 @@ def config_from_flags(flag_values=FLAGS) -> cfg.ExperimentConfig:
     kw = {name: fv[name].value for name in _FIELD_FLAGS}
     kw["variants"] = tuple(v.strip() for v in kw["variants"] if v.strip())
     kw["recipes"] = tuple(cfg.split_recipe_list(kw["recipes"]))
+    if kw["compress_variants"] is not None:
+        kw["compress_variants"] = tuple(v.strip() for v in kw["compress_variants"] if v.strip())
     kw["convert_modes"] = tuple(m.strip() for m in kw["convert_modes"] if m.strip())
     config = cfg.ExperimentConfig(**kw)
     workdir = check_workdir(config.workdir)

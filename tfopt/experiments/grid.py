@@ -83,6 +83,8 @@ def plan(config: ExperimentConfig) -> list[Trial]:
 
     for variant in config.variants:
         for recipe in requested:
+            if variant not in config.variants_for(recipe.spec()):
+                continue
             for prefix in recipe.expand()[:-1]:
                 add(variant, prefix, False)
             add(variant, recipe, True)

@@ -66,9 +66,19 @@ def run_trial(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
     recipe = parse_recipe(trial.recipe)
     tdir = _trial_dir(config, trial)
     os.makedirs(tdir, exist_ok=True)
-    data = _data(config)
+    timings: dict[str, float] = {}
+    mark = time.monotonic()
 
+    def lap(name):
+        nonlocal mark
+        now = time.monotonic()
+        timings[name] = round(now - mark, 3)
+        mark = now
+
+    data = _data(config)
+    lap("data_s")
     model, step_info = _model_for(config, trial, recipe, data, tdir)
+    lap("model_s")
 
     from tfopt import metrics
     from tfopt.train import evaluate
@@ -84,6 +94,7 @@ def run_trial(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
     conv_sparsity = float(sparsity.model_sparsity(model))
     paper_nonzero = int(sparsity.paper_nonzero_count(model))
 
+    lap("evaluate_s")
     base = dep_rows.get(trial.baseline) if trial.baseline != trial.id else None
     base_acc = keras_acc if base is None else base["keras_accuracy_pct"]
     base_params = params if base is None else base["params"]
@@ -127,15 +138,16 @@ def run_trial(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
         "flops_ratio_pct": round(100.0 * flops / base_flops, 4) if base_flops else None,
         "steps": step_info.get("steps", []),
     }
-    tflite, micro, export = _convert_and_evaluate(config, trial, recipe, model, data, tdir)
+    tflite, micro, export = _convert_and_evaluate(config, trial, recipe, model, data, tdir,
+                                                  lap)
     row["tflite"] = tflite
     row["micro"] = micro
     row["export_dir"] = export
     row["tensorboard_dir"] = os.path.join(tdir, "train") if os.path.isdir(
         os.path.join(tdir, "train")) else None
     row.update({"started_at": started, "finished_at": _now(),
-                "wall_time_s": round(time.monotonic() - t0, 3), "versions": versions(),
-                "host": platform.node()})
+                "wall_time_s": round(time.monotonic() - t0, 3), "timings": timings,
+                "versions": versions(), "host": platform.node()})
     return row
 
 
@@ -163,24 +175,38 @@ class _Data:
         self.train_examples = int(min(config.train_limit or self.info.num_examples,
                                       self.info.num_examples))
         self._x_score = None
+        self._x_calib = None
+        self._train_xy = None
+
+    def _train_arrays(self):
+        """A seeded sample of training images as arrays (OCNNA scoring, int8 calibration)."""
+        if self._train_xy is None:
+            from tfopt import data as tfdata
+            pool = max(self.config.ocnna_images, self.config.calibration_samples) * 5
+            limit = min(self.train_examples, max(pool, 1000))
+            x, y, _ = tfdata.load_arrays(self.config.dataset, "train", limit=limit,
+                                         seed=self.config.seed, **self.pre)
+            self._train_xy = (x, y)
+        return self._train_xy
 
     def scoring_images(self):
-        """Training images for OCNNA scoring (the first `ocnna_images` of a seeded shuffle)."""
+        """`ocnna_images` seeded, class-balanced training images (OCNNA's default scoring set)."""
         if self._x_score is None:
-            from tfopt import data as tfdata
             from tfopt.compress.ocnna import balanced_subset
-            x, y, _ = tfdata.load_arrays(self.config.dataset, "train",
-                                         limit=self.config.train_limit, seed=self.config.seed,
-                                         **self.pre)
+            x, y = self._train_arrays()
             self._x_score, _ = balanced_subset(x, y, min(self.config.ocnna_images, len(y)),
                                                seed=self.config.seed)
         return self._x_score
 
     def representative(self):
-        from tfopt import data as tfdata
-        return tfdata.representative_dataset(
-            self.config.dataset, num_samples=self.config.calibration_samples,
-            seed=self.config.seed, **self.pre)
+        """`calibration_samples` seeded training images for int8 calibration (loaded once)."""
+        if self._x_calib is None:
+            import numpy as np
+            x, _ = self._train_arrays()
+            rng = np.random.default_rng(self.config.seed)
+            n = min(self.config.calibration_samples, len(x))
+            self._x_calib = np.asarray(x[rng.choice(len(x), n, replace=False)], np.float32)
+        return self._x_calib
 
 
 _DATA_CACHE: dict[str, _Data] = {}
@@ -249,7 +275,8 @@ def _train_config(config: ExperimentConfig, *, epochs: int, max_lr: float | None
     return TrainConfig(epochs=epochs, batch_size=config.train_batch_size,
                        optimizer=config.train_optimizer,
                        max_lr=config.train_max_lr if max_lr is None else max_lr,
-                       weight_decay=config.train_weight_decay, seed=config.seed)
+                       weight_decay=config.train_weight_decay, seed=config.seed,
+                       verbose=config.verbose)
 
 
 def _build(config, variant, data):
@@ -408,7 +435,7 @@ def artefact_name(trial: Trial) -> str:
     return trial.id   # '<variant>__<recipe id>', the style guide's artefact naming
 
 
-def _convert_and_evaluate(config, trial, recipe, model, data, tdir):
+def _convert_and_evaluate(config, trial, recipe, model, data, tdir, lap=lambda name: None):
     from tfopt.tflite import convert as tfl_convert
     from tfopt.tflite import evaluate as tfl_eval
 
@@ -452,13 +479,16 @@ def _convert_and_evaluate(config, trial, recipe, model, data, tdir):
             entry = {"status": "failed",
                      "error": f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"[:500]}
         out[mode] = entry
+        lap(f"tflite_{mode}_s")
     micro = {"status": "skipped"}
     if config.eval_micro:
         micro = _micro(config, int8_path, data) if int8_path else {
             "status": "skipped", "error": "no int8 model"}
+    lap("micro_s")
     export = None
     if config.export and int8_path:
         export = _export(config, trial, int8_path, micro)
+    lap("export_s")
     return out, micro, export
 
 
