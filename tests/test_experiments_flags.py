@@ -198,3 +198,27 @@ def test_compress_variants_limit_compression_to_some_variants():
         _config(variants=("tiny_cnn",), compress_variants=("resnet50",))
     with pytest.raises(ValueError, match="unknown variant 'vgg61'"):
         _config(variants=("tiny_cnn",), compress_variants=("vgg61",))
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(os.path.join(REPO, "experiments"))
+                                        if f.endswith(".cfg")))
+def test_every_shipped_flagfile_validates_and_has_a_header(tmp_path, name):
+    from absl import flags
+    from tfopt.experiments import flags as tf_flags
+    path = os.path.join(REPO, "experiments", name)
+    text = open(path).read()
+    header = text.split("\n--", 1)[0].lower()
+    for word in ("purpose", "command", "expected time"):
+        assert word in header, f"{name}: header lacks {word!r}"
+    assert f"--flagfile=experiments/{name}" in text
+    for line in text.splitlines():
+        assert not (line.startswith("--") and "#" in line), f"{name}: comment after a flag"
+    fv = flags.FlagValues()
+    for flag in tf_flags._FIELD_FLAGS:
+        fv[flag] = tf_flags.FLAGS[flag]
+    try:
+        fv(["prog", f"--flagfile={path}", f"--workdir={tmp_path / 'wd'}"])
+        c = tf_flags.config_from_flags(fv)
+    finally:
+        fv.unparse_flags()
+    assert plan(c)

@@ -323,6 +323,7 @@ class ExperimentConfig:
     seed: int = 0
     finetune_epochs: int = 1          # per pruning step / after OCNNA surgery / kd recovery
     finetune_max_lr: float = 1e-3
+    finetune_optimizer: str | None = None   # None: train_optimizer
     qat_epochs: int = 1
     ocnna_images: int = 1000
     kd_teacher: str | None = None     # variant whose baseline teaches stand-alone `kd` recipes
@@ -388,6 +389,8 @@ class ExperimentConfig:
             raise ValueError(f"train_weight_decay={self.train_weight_decay!r}; expected >= 0")
         if self.train_optimizer not in OPTIMIZERS:
             raise _unknown("train_optimizer", self.train_optimizer, OPTIMIZERS)
+        if self.finetune_optimizer is not None and self.finetune_optimizer not in OPTIMIZERS:
+            raise _unknown("finetune_optimizer", self.finetune_optimizer, OPTIMIZERS)
         modes = tuple(dict.fromkeys(self.convert_modes))
         for m in modes:
             if m not in CONVERT_MODES:

@@ -57,6 +57,8 @@ flags.DEFINE_integer("seed", 0, "Seed for data order, initialisation, OCNNA imag
 flags.DEFINE_integer("finetune_epochs", 1,
                      "Fine-tuning epochs per pruning step, after OCNNA surgery and for kd recovery.")
 flags.DEFINE_float("finetune_max_lr", 1e-3, "Peak learning rate while fine-tuning.")
+flags.DEFINE_string("finetune_optimizer", None,
+                    "Optimizer while fine-tuning/QAT (default: --train_optimizer).")
 flags.DEFINE_integer("qat_epochs", 1, "Quantization-aware training epochs.")
 flags.DEFINE_integer("ocnna_images", 1000, "Images used to score filters (OCNNA).")
 flags.DEFINE_string("kd_teacher", None, "Variant whose trained baseline teaches 'kd' recipes.")
@@ -84,7 +86,7 @@ _FIELD_FLAGS = (
     "variants", "recipes", "compress_variants", "workdir", "reference_variant", "dataset", "data_dir", "image_size",
     "to_rgb", "train_limit", "test_limit", "width_multiplier", "train_epochs", "train_batch_size",
     "train_optimizer", "train_max_lr", "train_weight_decay", "train_augment", "seed",
-    "finetune_epochs", "finetune_max_lr", "qat_epochs", "ocnna_images", "kd_teacher", "kd_epochs",
+    "finetune_epochs", "finetune_max_lr", "finetune_optimizer", "qat_epochs", "ocnna_images", "kd_teacher", "kd_epochs",
     "convert_modes", "calibration_samples", "eval_tflite", "eval_latency", "latency_runs",
     "eval_micro", "export", "executor", "ray_address", "ray_gpus_per_trial", "overwrite", "verbose",
 )

@@ -271,10 +271,14 @@ def _model_for(config, trial, recipe, data, tdir):
 
 
 def _train_config(config: ExperimentConfig, *, epochs: int, max_lr: float | None = None):
+    """Baseline training when max_lr is None; fine-tuning (finetune_optimizer) otherwise."""
     from tfopt.train import TrainConfig
-    return TrainConfig(epochs=epochs, batch_size=config.train_batch_size,
-                       optimizer=config.train_optimizer,
-                       max_lr=config.train_max_lr if max_lr is None else max_lr,
+    optimizer = config.train_optimizer
+    if max_lr is not None:
+        optimizer = config.finetune_optimizer or config.train_optimizer
+    lr = None if optimizer == "sgd_onecycle" or max_lr is None else max_lr
+    return TrainConfig(epochs=epochs, batch_size=config.train_batch_size, optimizer=optimizer,
+                       lr=lr, max_lr=config.train_max_lr if max_lr is None else max_lr,
                        weight_decay=config.train_weight_decay, seed=config.seed,
                        verbose=config.verbose)
 
@@ -297,7 +301,7 @@ def _produce(config, trial, recipe, data, tdir):
         teacher = load_trial_model(config.workdir, trial.teacher)
         model = _build(config, trial.variant, data)
         hist = _distill(config, model, teacher, data, step, os.path.join(tdir, "train"),
-                        config.kd_epochs or config.train_epochs, config.train_max_lr)
+                        config.kd_epochs or config.train_epochs, None)
         return model, {"steps": [{"kind": "kd", **hist}]}
     parent = load_trial_model(config.workdir, trial.parent)
     if step.kind in PRUNE_KINDS:
@@ -419,7 +423,9 @@ def _ocnna(config, parent, step, data, tdir):
 
 
 def _distill(config, student, teacher, data, step, workdir, epochs, max_lr) -> dict:
-    """Teacher -> student training (softened logits, temperature T, weight alpha)."""
+    """Teacher -> student training (softened logits, temperature T, weight alpha).
+
+    max_lr None: the baseline training recipe (stand-alone kd); else the fine-tuning one."""
     from tfopt.compress import distill
     tconf = _train_config(config, epochs=epochs, max_lr=max_lr)
     result = distill.distill(student, teacher, data.train_ds, tconf, val_ds=data.test_ds,
