@@ -80,7 +80,7 @@ def _is_tfds(source: str) -> bool:
                 or source == "synthetic" or source.startswith("synthetic:"))
 
 
-def _open(source: str, split: str, *, data_dir, limit, image_size, skip_bad_files, seed,
+def _open(source: str, split: str, *, data_dir, limit, image_size, skip_bad_files,
           manual_dir) -> _Raw:
     if not isinstance(source, str) or not source:
         raise ValueError(f"source={source!r}; expected one of {NAMED_SOURCES} "
@@ -89,11 +89,11 @@ def _open(source: str, split: str, *, data_dir, limit, image_size, skip_bad_file
     plain = "test" if split in ("val", "validation") else split
 
     if source == "synthetic" or source.startswith("synthetic:"):
-        x, y = synthetic.make_arrays(source, plain, seed)
+        x, y = synthetic.make_arrays(source, plain)
         _, classes, _ = synthetic.parse_spec(source)
         if limit is not None:
             x, y = x[:limit], y[:limit]
-        mean, std = stats.channel_stats([synthetic.make_arrays(source, "train", 0)[0]])
+        mean, std = stats.channel_stats([synthetic.make_arrays(source, "train")[0]])
         return _Raw(source, tuple(f"class_{i}" for i in range(classes)), mean, std, x.shape[1:],
                     len(y), x, y)
 
@@ -163,14 +163,23 @@ def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, se
     """epoch (int or int64 tensor) -> the batched, pre-processed dataset of that epoch."""
 
     def finish(batched: tf.data.Dataset, key) -> tf.data.Dataset:
-        def prep(i, batch):
+        """Pre-process batches; augmentation seed = fold_in(key, batch index), or per-batch
+        random keys from a seeded stream that changes on every pass when key is None."""
+        if key is None:
+            keyed = tf.data.Dataset.zip((
+                tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+                .map(lambda r: tf.stack([tf.constant(seed, tf.int64), r])), batched))
+        else:
+            keyed = batched.enumerate().map(
+                lambda i, batch: (tf.random.experimental.stateless_fold_in(key, i), batch))
+
+        def prep(batch_key, batch):
             images, labels = batch
-            aug_seed = tf.random.experimental.stateless_fold_in(key, i) if augment else None
             x = preprocess.preprocess_batch(images, image_size=image_size, to_rgb=to_rgb,
-                                            mean=mean, std=std, augment_seed=aug_seed)
+                                            mean=mean, std=std,
+                                            augment_seed=batch_key if augment else None)
             return x, tf.cast(labels, tf.int32)
-        return batched.enumerate().map(prep, num_parallel_calls=tf.data.AUTOTUNE,
-                                       deterministic=True)
+        return keyed.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     if raw.images is not None:
         images = tf.constant(raw.images)
@@ -185,6 +194,7 @@ def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, se
             batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
                 lambda ix: (tf.gather(images, ix), tf.gather(labels, ix)))
             return finish(batches, key)
+        fn.tensor_epoch = True
         return fn
 
     h, w, c = raw.shape
@@ -197,15 +207,21 @@ def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, se
                                           lab), num_parallel_calls=tf.data.AUTOTUNE)
     elif raw.num_examples * h * w * c <= _CACHE_LIMIT_BYTES:
         base = base.cache()
+    buffer = min(raw.num_examples, _SHUFFLE_BUFFER)
 
     def fn(epoch):
-        key = _epoch_key(seed, epoch)
+        """epoch: a Python int, or None for 'a new seeded order on every pass'."""
         ds = base
-        if shuffle:
-            shuffle_seed = tf.random.stateless_uniform([], key, 0, 2**31 - 1, dtype=tf.int64)
-            ds = ds.shuffle(min(raw.num_examples, _SHUFFLE_BUFFER), seed=shuffle_seed,
-                            reshuffle_each_iteration=False)
+        if epoch is None:
+            if shuffle:
+                ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+            return finish(ds.batch(batch_size), None)
+        key = _epoch_key(seed, epoch)
+        if shuffle:   # tf.data's shuffle needs a Python seed: derive one from (seed, epoch)
+            epoch_seed = int(np.random.SeedSequence([seed, int(epoch)]).generate_state(1)[0])
+            ds = ds.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
         return finish(ds.batch(batch_size), key)
+    fn.tensor_epoch = False
     return fn
 
 
@@ -227,7 +243,7 @@ def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None
       augment: The paper's augmentation: pad 4 zeros, random crop, random horizontal flip.
       shuffle: Shuffle each epoch; default True for "train", False otherwise.
       limit: Keep only the first `limit` examples of the split (in file order).
-      seed: Seeds the shuffle order and augmentation (and the content of `synthetic` data).
+      seed: Seeds the shuffle order and augmentation.
       skip_bad_files: folder sources: skip and count undecodable files instead of failing.
       manual_dir: tfds manual-download dir (ImageNet tar files).
 
@@ -244,7 +260,7 @@ def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None
         raise ValueError(f"seed={seed!r}; expected an int")
     size = _image_size(image_size)
     raw = _open(source, split, data_dir=data_dir, limit=limit, image_size=size,
-                skip_bad_files=skip_bad_files, seed=int(seed), manual_dir=manual_dir)
+                skip_bad_files=skip_bad_files, manual_dir=manual_dir)
     if shuffle is None:
         shuffle = split.split("[")[0] == "train"
     channels = raw.shape[2]
@@ -260,8 +276,11 @@ def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None
                    shuffle=shuffle, seed=int(seed), mean=mean, std=std)
     steps = math.ceil(raw.num_examples / batch_size)
     if shuffle or augment:   # a new seeded epoch key on every pass
-        keys = tf.data.Dataset.random(seed=int(seed), rerandomize_each_iteration=True).take(1)
-        ds = keys.flat_map(fn)
+        if fn.tensor_epoch:
+            keys = tf.data.Dataset.random(seed=int(seed), rerandomize_each_iteration=True)
+            ds = keys.take(1).flat_map(fn)
+        else:
+            ds = fn(None)
     else:
         ds = fn(0)
     ds = ds.prefetch(tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(steps))
@@ -282,8 +301,13 @@ def epoch_stream(ds: tf.data.Dataset, initial_epoch: int, epochs: int
     fn = getattr(ds, "_tfopt_epoch_fn", None)
     if fn is None:
         return None
-    stream = tf.data.Dataset.range(initial_epoch, epochs).flat_map(fn).prefetch(tf.data.AUTOTUNE)
-    return stream, ds._tfopt_steps
+    if fn.tensor_epoch:
+        stream = tf.data.Dataset.range(initial_epoch, epochs).flat_map(fn)
+    else:
+        stream = fn(initial_epoch)
+        for epoch in range(initial_epoch + 1, epochs):
+            stream = stream.concatenate(fn(epoch))
+    return stream.prefetch(tf.data.AUTOTUNE), ds._tfopt_steps
 
 
 def load_arrays(source: str, split: str, *, limit: int | None = None, seed: int = 0,
@@ -292,8 +316,8 @@ def load_arrays(source: str, split: str, *, limit: int | None = None, seed: int 
                 ) -> tuple[np.ndarray, np.ndarray, DatasetInfo]:
     """The whole split in memory: (x float32 normalised NHWC, y int32, DatasetInfo).
 
-    Same pre-processing as `load` without shuffling or augmentation; `seed` only matters for
-    `synthetic` data.
+    Same pre-processing as `load` without shuffling or augmentation, in file order; `seed` is
+    accepted for symmetry with `load` and changes nothing here.
     """
     ds, info = load(source, split, batch_size=1024, data_dir=data_dir, image_size=image_size,
                     to_rgb=to_rgb, augment=False, shuffle=False, limit=limit, seed=seed,

@@ -27,15 +27,19 @@ def channel_stats(batches: Iterable[np.ndarray]) -> tuple[tuple[float, ...], tup
     """Mean and (population) std per channel over [N, H, W, C] batches, scaled to [0, 1]."""
     total = total_sq = None
     count = 0
+    values = np.arange(256) / 255.0
     for batch in batches:
-        x = np.asarray(batch, np.float64)
-        if np.asarray(batch).dtype == np.uint8:
-            x = x / 255.0
-        x = x.reshape(-1, x.shape[-1])
-        s, s2 = x.sum(0), (x * x).sum(0)
+        batch = np.asarray(batch)
+        if batch.dtype == np.uint8:   # exact and fast: per-channel histograms
+            flat = batch.reshape(-1, batch.shape[-1])
+            hist = np.stack([np.bincount(flat[:, c], minlength=256) for c in range(flat.shape[1])])
+            s, s2, n = hist @ values, hist @ (values * values), len(flat)
+        else:
+            x = batch.astype(np.float64).reshape(-1, batch.shape[-1])
+            s, s2, n = x.sum(0), (x * x).sum(0), len(x)
         total = s if total is None else total + s
         total_sq = s2 if total_sq is None else total_sq + s2
-        count += len(x)
+        count += n
     if not count:
         raise ValueError("cannot compute mean/std of an empty split")
     mean = total / count
