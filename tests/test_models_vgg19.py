@@ -1,7 +1,8 @@
 """VGG-19 variants 01-13 (tfopt.models.vgg19), their units and the DiCE unit.
 
 The exactness test compares tfopt.metrics counts with the reference PyTorch models' figures
-(trainable params, fvcore FLOPs) copied into tests/data (sources cited in the JSON files).
+(trainable params, fvcore FLOPs, conv+linear MACs) in tests/data/reference_figures.json (its
+`_source` cites where they were measured).
 """
 
 import json
@@ -23,15 +24,8 @@ NAME_RE = re.compile(r"^(input|s[1-5]_(pool|b[1-4]_[a-z0-9_]+)|head_[a-z0-9_]+)$
 
 
 def _reference():
-    """{(variant number "01".."13", num_classes): {"params", "flops"}}."""
-    shared = DATA / "reference_figures.json"
-    table = None
-    if shared.is_file():
-        table = json.loads(shared.read_text()).get("vgg19")
-    if not table:
-        table = json.loads((DATA / "vgg19_reference.json").read_text())
-    return {(k, n): v for ds, n in (("cifar10", 10), ("cifar100", 100))
-            for k, v in table[ds].items()}
+    """{variant id: {"10"|"100": {"params", "flops", "macs"}}}, sources cited in the file."""
+    return json.loads((DATA / "reference_figures.json").read_text())["models"]
 
 
 REFERENCE = _reference()
@@ -46,9 +40,9 @@ def test_registry_lists_all_13_vgg19_variants():
 @pytest.mark.parametrize("variant", VGG_IDS)
 def test_params_and_flops_match_reference_exactly(variant, num_classes):
     model = build_model(variant, num_classes=num_classes)
-    want = REFERENCE[(variant[-2:], num_classes)]
-    assert (metrics.count_params(model), metrics.count_flops(model)) == (
-        want["params"], want["flops"])
+    want = REFERENCE[variant][str(num_classes)]
+    assert (metrics.count_params(model), metrics.count_flops(model),
+            metrics.count_macs(model)) == (want["params"], want["flops"], want["macs"])
 
 
 @pytest.mark.parametrize("variant", VGG_IDS)
@@ -82,10 +76,9 @@ def test_dead_batch_norm_parameters_are_counted_but_cost_no_flops():
 def test_width_multiplier_scales_every_stage():
     assert [scale_width(w, 0.125) for w in (64, 128, 256, 512)] == [16, 16, 32, 64]
     assert scale_width(512, 1.0) == 512
-    full = build_model("vgg19_v06", num_classes=10)
     half = build_model("vgg19_v06", num_classes=10, width_multiplier=0.5)
-    # v06 params are ~quadratic in width: 473,778 at 1.0; well under half of it at 0.5.
-    assert metrics.count_params(half) < metrics.count_params(full) // 2
+    # v06 params are ~quadratic in width: 473,778 at 1.0 (reference); well under half at 0.5.
+    assert metrics.count_params(half) < REFERENCE["vgg19_v06"]["10"]["params"] // 2
     assert half.get_layer("s5_b4_concat").output.shape[-1] == 256
 
 

@@ -1,0 +1,163 @@
+"""Tests of the ResNet-101 family: technique sets, stage tables, tiny builds, names.
+
+The exact parameter / FLOP counts against the reference are in test_reference_counts.py.
+"""
+
+import functools
+import re
+
+import numpy as np
+import pytest
+
+from tfopt import metrics
+from tfopt.blocks.dead import DeadParameters
+from tfopt.models import build_model, get_variant, list_variants
+from tfopt.models.resnet101 import make_divisible, resnet101, stage_table
+from tfopt.models.techniques import ResNetTechniques
+
+RESNET_IDS = [f"resnet101_v{i:02d}" for i in range(1, 16)]
+NAME = re.compile(r"^(input|stem_[a-z0-9_]+|stage[1-4]_block\d+_[a-z0-9_]+|head_[a-z0-9_]+)$")
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny(variant_id):
+    """A width-0.125 build, shared by the tests below (each ResNet-101 has 350-1,500 layers)."""
+    return build_model(variant_id, num_classes=10, width_multiplier=0.125)
+
+
+def _layout(variant_id, width=1.0):
+    return stage_table(get_variant(variant_id).techniques, width)
+
+
+def test_registry_lists_the_15_resnet_variants_in_order():
+    assert [v for v in list_variants() if v.startswith("resnet101")] == RESNET_IDS
+    assert get_variant("resnet101_v01").techniques == ResNetTechniques()
+
+
+@pytest.mark.parametrize("variant", RESNET_IDS)
+def test_tiny_width_builds_runs_and_names_are_unique(variant):
+    m = _tiny(variant)
+    y = m(np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype("float32"))
+    assert y.shape == (2, 10) and np.all(np.isfinite(y.numpy()))
+    names = [layer.name for layer in m.layers]
+    assert len(names) == len(set(names))
+    assert [n for n in names if not NAME.match(n)] == []
+
+
+def test_batch_size_1_builds_the_fixed_batch_graph():
+    m = build_model("resnet101_v13", num_classes=10, width_multiplier=0.125, batch_size=1)
+    assert m.input_shape == (1, 32, 32, 3) and m.output_shape == (1, 10)
+
+
+def test_baseline_stage_table_is_torchvision_resnet101():
+    layout = _layout("resnet101_v01")
+    assert layout.stem == 64 and layout.neck is None and layout.fc_bias
+    per_stage = [sum(r.stage == s for r in layout.blocks) for s in (1, 2, 3, 4)]
+    assert per_stage == [3, 4, 23, 3]
+    firsts = [r for r in layout.blocks if r.index == 1]
+    assert [(r.cin, r.width, r.cout, r.stride, r.downsample) for r in firsts] == [
+        (64, 64, 256, 1, True), (256, 128, 512, 2, True), (512, 256, 1024, 2, True),
+        (1024, 512, 2048, 2, True)]
+    assert not any(r.downsample for r in layout.blocks if r.index > 1)
+
+
+def test_inverted_plan_downsamples_at_the_end_of_each_stage():
+    rows = _layout("resnet101_v06").blocks
+    strided = [(r.name, r.cin, r.cout) for r in rows if r.stride == 2]
+    assert strided == [("stage1_block3", 10, 22), ("stage2_block4", 22, 42),
+                       ("stage3_block23", 42, 86)]
+    assert (rows[-1].cin, rows[-1].cout, rows[-1].downsample) == (86, 512, True)
+
+
+def test_optim_gap_drops_the_last_block():
+    v07, v08, v11 = _layout("resnet101_v07"), _layout("resnet101_v08"), _layout("resnet101_v11")
+    assert len(v08.blocks) == len(v07.blocks) - 1
+    assert (v08.tail_conv.cin, v08.tail_conv.cout) == (86, 512)  # 08: conv 86 -> 512
+    assert v11.tail_conv is None and sum(r.stage == 4 for r in v11.blocks) == 2
+
+
+def test_reduced_early_channels():
+    v09, v11 = _layout("resnet101_v09"), _layout("resnet101_v11")
+    assert v09.stem == 10 and (v09.blocks[0].cin, v09.blocks[0].cout) == (10, 10)
+    assert v09.blocks[0].downsample  # 09 keeps its 10 -> 10 shortcut conv
+    assert v11.stem == 16 and v11.blocks[0].cout == 10
+
+
+def test_grouped_ghost_plan_rounds_widths_to_multiples_of_8():
+    layout = _layout("resnet101_v13")
+    assert sorted({r.cout for r in layout.blocks}) == [16, 24, 40, 88]
+    assert [r.width for r in layout.blocks if r.index == 1] == [64, 64, 128, 512]
+
+
+def test_make_divisible_keeps_exact_multiples():
+    for v in (10, 22, 42, 86, 64, 128, 2048):
+        assert make_divisible(v, 2 if v % 2 == 0 else 1) == v
+    assert [make_divisible(v, 8) for v in (10, 22, 42, 86)] == [16, 24, 40, 88]
+
+
+@pytest.mark.parametrize("variant", ["resnet101_v05", "resnet101_v14"])
+def test_odd_width_multiplier_keeps_groups_divisible(variant):
+    m = build_model(variant, num_classes=3, width_multiplier=0.3)
+    for layer in m.layers:
+        groups = getattr(layer, "groups", 1)
+        if groups > 1:
+            assert layer.input_shape[-1] % groups == 0 and layer.filters % groups == 0
+    assert m.output_shape == (None, 3)
+
+
+def test_width_multiplier_shrinks_every_stage():
+    full, half = _layout("resnet101_v10"), _layout("resnet101_v10", 0.5)
+    assert half.stem == 32
+    assert all(h.width < f.width and h.cout <= f.cout for h, f in zip(half.blocks, full.blocks))
+
+
+def test_techniques_are_present_only_when_on():
+    def names(variant):
+        return [layer.name for layer in _tiny(variant).layers]
+    v12, v11 = names("resnet101_v12"), names("resnet101_v11")
+    # 12: SE in all 3 + 4 + 23 + 2 ghost blocks (the reference has 64 SE Linear layers)
+    assert sum(n.endswith("_se_scale") for n in v12) == 32 and not any("_se_" in n for n in v11)
+    assert not any("shuffle" in n for n in v11)
+
+
+def test_dice_variant_owns_the_reference_dead_parameters():
+    m = _tiny("resnet101_v15")
+    dead = [layer for layer in m.layers if isinstance(layer, DeadParameters)]
+    assert [d.name for d in dead] == [f"stage{s}_block1_unused_dw" for s in (1, 2, 3, 4)]
+    assert all(c.flops == 0 for c in metrics.layer_costs(m) if c.kind == "DeadParameters")
+
+
+@pytest.mark.parametrize("techniques", [
+    ResNetTechniques(stem="separable", block="inverted", attention="se"),
+    ResNetTechniques(conv3x3="factorized", pointwise="grouped_shuffle", attention="se",
+                     head="optim_gap"),
+    ResNetTechniques(stem="factorized", block="dice", head="conv", early_channels="reduced"),
+    ResNetTechniques(block="fire", head="optim_gap"),
+], ids=lambda t: t.describe())
+def test_combinations_not_in_the_paper_build(techniques):
+    m = resnet101(techniques, num_classes=7, width_multiplier=0.125)
+    assert m.output_shape == (None, 7)
+    assert m(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 7)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(block="resnext"), r"block='resnext'; expected one of \('bottleneck'"),
+    (dict(block="ghost", conv3x3="depthwise"), "conv3x3='depthwise' needs block"),
+    (dict(block="fire", pointwise="grouped_shuffle"), "pointwise='grouped_shuffle' needs"),
+    (dict(block="dice", attention="se"), "attention='se' needs block"),
+    (dict(head="mlp"), "head='mlp'"),
+])
+def test_invalid_technique_sets_are_value_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ResNetTechniques(**kwargs)
+
+
+def test_describe_lists_non_default_choices():
+    assert ResNetTechniques().describe() == "baseline"
+    assert get_variant("resnet101_v05").techniques.describe() == (
+        "stem=separable, conv3x3=depthwise, pointwise=grouped_shuffle")
+
+
+def test_unknown_variant_suggests_close_ids():
+    with pytest.raises(ValueError, match="resnet101_v05"):
+        build_model("resnet101_v5", num_classes=10)
