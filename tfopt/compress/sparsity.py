@@ -137,33 +137,23 @@ def paper_nonzero_count(model) -> int:
     return nz + count_dense_weights(model)
 
 
-def count_trainable_params(model) -> int:
-    """Trainable parameters (PyTorch-comparable; BN moving statistics excluded)."""
-    seen, total = set(), 0
-    for w in model.trainable_weights:
-        if id(w) not in seen:
-            seen.add(id(w))
-            total += int(np.prod(w.shape))
-    return total
-
-
 def gzip_size(model, *, level: int = 9) -> dict:
-    """Bytes of the model saved as Keras H5 (no optimizer), raw and gzip-compressed.
+    """Bytes of the model's weights saved as Keras H5, raw and gzip-compressed (level 9).
 
     Pruning only pays off in storage after `strip_pruning` *and* a general-purpose compressor
     (tfmot docs; ecosystem notes §2.5): dense storage keeps the zeros, gzip removes them.
     Strip the model first (`tfopt.compress.pruning.strip`); a wrapped model is refused.
 
     Returns:
-      {"bytes": raw H5 size in bytes, "gzip_bytes": gzip size in bytes}.
+      {"bytes": raw H5 weights-file size in bytes, "gzip_bytes": its gzip size in bytes}.
     """
     if any(isinstance(l, layers.Wrapper) and type(l).__module__.startswith(
             "tensorflow_model_optimization") for l in model.layers):
         raise ValueError(f"model {model.name!r} still has tfmot wrappers; strip it first "
                          "(tfopt.compress.pruning.strip)")
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.h5")
-        model.save(path, include_optimizer=False, save_format="h5")
+        path = os.path.join(tmp, "model.weights.h5")
+        model.save_weights(path, save_format="h5")
         with open(path, "rb") as f:
             raw = f.read()
     return {"bytes": len(raw), "gzip_bytes": len(gzip.compress(raw, compresslevel=level,
@@ -172,6 +162,6 @@ def gzip_size(model, *, level: int = 9) -> dict:
 
 __all__ = [
     "SCOPES", "LayerSparsity", "count_conv_weights", "count_dense_weights",
-    "count_trainable_params", "gzip_size", "is_conv", "layer_sparsities", "model_sparsity",
+    "gzip_size", "is_conv", "layer_sparsities", "model_sparsity",
     "paper_nonzero_count", "prunable_kernels", "unwrap",
 ]
