@@ -47,6 +47,14 @@ def run_trial_safe(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
         tb_path = os.path.join(tdir, "traceback.txt")
         with open(tb_path, "w", encoding="utf-8") as f:
             f.write(traceback.format_exc())
+        # A retry of a failed compression trial starts its fine-tuning afresh (its checkpoint may
+        # be what failed); a baseline keeps its checkpoints, which are worth hours.
+        train_dir = os.path.join(tdir, "train")
+        if trial.parent is not None and os.path.isdir(train_dir):
+            n = 1
+            while os.path.exists(f"{train_dir}.failed-{n}"):
+                n += 1
+            os.replace(train_dir, f"{train_dir}.failed-{n}")
         msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
         return {"schema": SCHEMA_VERSION, "trial_id": trial.id, "variant": trial.variant,
                 "recipe": trial.recipe, "requested": trial.requested, "status": "failed",
@@ -233,6 +241,8 @@ def _trial_dir(config: ExperimentConfig, trial: Trial) -> str:
 
 def _load_model(path: str):
     from tfopt._keras import keras
+    from tfopt.models import list_variants
+    list_variants()      # imports every family module, registering tfopt's serializable layers
     custom = {}
     try:
         from tfopt.compress import qat
