@@ -22,26 +22,29 @@ from tfopt._keras import keras
 
 
 def _cos(start, end, pct):
-    return end + (start - end) / 2.0 * (tf.cos(math.pi * pct) + 1.0)
+    return end + (start - end) / 2.0 * (tf.cos(math.pi * tf.cast(pct, tf.float64)) + 1.0)
 
 
 def one_cycle(step, *, total_steps: int, max_lr: float, pct_start: float = 0.1,
               div_factor: float = 25.0, final_div_factor: float = 1e4,
               base_momentum: float = 0.85, max_momentum: float = 0.95):
-    """(learning rate, momentum) at optimizer step `step` (int or tensor), as float32 tensors."""
-    step = tf.cast(step, tf.float32)
+    """(learning rate, momentum) at optimizer step `step` (int or tensor), as float32 tensors.
+
+    Computed in float64 (the final lr, 5e-8, would lose 3 digits in float32 arithmetic).
+    """
+    step = tf.cast(step, tf.float64)
     initial_lr = max_lr / div_factor
     min_lr = initial_lr / final_div_factor
     end1 = float(pct_start * total_steps) - 1.0
     end2 = float(total_steps) - 1.0
     step = tf.minimum(step, end2)
     in_phase1 = step <= end1
-    pct1 = step / max(end1, 1e-12) if end1 > 0 else tf.ones_like(step)
+    pct1 = step / end1 if end1 > 0 else tf.ones_like(step)
     pct2 = (step - end1) / max(end2 - end1, 1e-12)
     lr = tf.where(in_phase1, _cos(initial_lr, max_lr, pct1), _cos(max_lr, min_lr, pct2))
     momentum = tf.where(in_phase1, _cos(max_momentum, base_momentum, pct1),
                         _cos(base_momentum, max_momentum, pct2))
-    return lr, momentum
+    return tf.cast(lr, tf.float32), tf.cast(momentum, tf.float32)
 
 
 class OneCycleLR(keras.optimizers.schedules.LearningRateSchedule):
