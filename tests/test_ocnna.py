@@ -211,3 +211,70 @@ def test_cli_on_a_saved_model(tmp_path):
     assert report["rpr"] < 100 and report["accuracy_original"] is not None
     small = keras.models.load_model(str(out / "simplified.keras"), compile=False)
     assert small.count_params() < model.count_params()
+
+
+# ---------------------------------------------------------------------------- the model zoo
+
+def _params_from_widths(model) -> int:
+    """Trainable parameters implied by each layer's config and its (new) input width."""
+    total = 0
+    for layer in model.layers:
+        cls, cfg = layer.__class__.__name__, layer.get_config()
+        cin = layer.input_shape[-1] if not isinstance(layer.input_shape, list) else None
+        if cls == "Conv2D":
+            kh, kw = cfg["kernel_size"]
+            total += kh * kw * cin // cfg["groups"] * cfg["filters"] + cfg["filters"] * cfg["use_bias"]
+        elif cls == "DepthwiseConv2D":
+            kh, kw = cfg["kernel_size"]
+            m = cfg["depth_multiplier"]
+            total += kh * kw * cin * m + cin * m * cfg["use_bias"]
+        elif cls == "SeparableConv2D":
+            kh, kw = cfg["kernel_size"]
+            m = cfg["depth_multiplier"]
+            total += kh * kw * cin * m + cin * m * cfg["filters"] + cfg["filters"] * cfg["use_bias"]
+        elif cls == "Dense":
+            total += cin * cfg["units"] + cfg["units"] * cfg["use_bias"]
+        elif cls == "BatchNormalization":
+            total += cin * (int(cfg["scale"]) + int(cfg["center"]))
+        else:
+            assert not layer.trainable_weights, f"unexpected weights in {layer.name} ({cls})"
+    return total
+
+
+def _tame_logits(model, x):
+    """Random-init deep nets give logits ~1e4; rescale the classifier so the 1e-4 tolerance
+    tests the surgery rather than float32 round-off of huge numbers."""
+    head = model.layers[-1]
+    w = head.get_weights()
+    scale = 1.0 / max(1.0, float(np.abs(model(x).numpy()).max()))
+    head.set_weights([v * scale for v in w])
+
+
+ZOO = [("vgg16", {}), ("vgg19_v01", {}), ("resnet50", dict(prune_residual_groups=True)),
+       ("resnet101_v01", {}), ("densenet40", {}), ("mobilenet_v1", {})]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant,kwargs", ZOO, ids=[z[0] for z in ZOO])
+def test_zoo_models_simplify_exactly(variant, kwargs):
+    import tfopt
+    if variant not in tfopt.list_variants():
+        pytest.skip(f"{variant} not registered yet")
+    model = tfopt.build_model(variant, num_classes=10, width_multiplier=0.125)
+    x = _images(model.input_shape[1:], n=6, seed=4)
+    _tame_logits(model, x)
+    small, report = ocnna.simplify(model, x, k=30, batch_size=6, **kwargs)
+    assert report.layers, f"nothing prunable in {variant}: {report.skipped}"
+    assert all(lr.filters_after < lr.filters_before for lr in report.layers
+               if lr.filters_before >= 4)
+    for lr in report.layers:
+        for m in lr.members:
+            assert small.get_layer(m).output_shape[-1] == lr.filters_after
+    analysis = surgery.analyze(model, **kwargs)
+    zeroed = surgery.zero_pruned(model, {lr.name: lr.kept for lr in report.layers},
+                                 analysis=analysis)
+    diff = np.abs(small(x[:4]).numpy() - zeroed(x[:4]).numpy()).max()
+    assert diff < 1e-4, diff
+    assert report.params_after == _params_from_widths(small)
+    assert report.params_before == _params_from_widths(model)
+    assert report.rpr < 100 and report.flops_ratio < 100

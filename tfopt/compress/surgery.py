@@ -344,7 +344,8 @@ def _propagate(model, nodes, per_layer):
         layer = model.get_layer(n.name)
         ins = [out_keep[r[0]] for r in n.inputs]
         in_keep[n.name] = ins
-        width = int(layer.output_shape[-1]) if not isinstance(layer.output_shape, list) else None
+        shape = _single(layer.output_shape)
+        width = int(shape[-1]) if shape is not None else None
         full = np.arange(width) if width is not None else None
         cls = n.cls
         if cls == "InputLayer" or n.n_nodes > 1:
@@ -422,6 +423,13 @@ def _slice_weights(layer, cls, cfg, ins, out):
     for k, shape in zip(ins, _input_shapes(layer)):
         assert _is_full(k, int(shape[-1])), f"{layer.name}: unhandled pruned input"
     return w
+
+
+def _single(shape):
+    """A layer's only output shape (InputLayer reports a 1-list); None for several outputs."""
+    if isinstance(shape, list):
+        return tuple(shape[0]) if len(shape) == 1 else None
+    return shape
 
 
 def _input_shapes(layer):
