@@ -204,7 +204,8 @@ def run(settings: RunSettings, config) -> dict:
         "trainable_params": int(sum(int(v.shape.num_elements())
                                     for v in model.trainable_weights)),
         "image_shape": list(info.image_shape), "train_examples": info.num_examples,
-        "device": f"{len(gpus)} GPU(s)" if gpus else f"CPU ({platform.machine()}, {os.cpu_count()} cores)",
+        "device": (f"{len(gpus)} GPU(s)" if gpus
+                   else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"),
         "mixed_precision": keras.mixed_precision.global_policy().name,
     }
     write_json(os.path.join(settings.workdir, "metrics.json"), metrics)
