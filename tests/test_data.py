@@ -13,7 +13,10 @@ from tfopt.data import idx, pipeline
 from tfopt.data.info import NORMALISATION
 import tfopt.data as data
 
-FMNIST_MEAN, FMNIST_STD = NORMALISATION["fashion_mnist"][0][0], NORMALISATION["fashion_mnist"][1][0]
+needs_fashion_mnist = pytest.mark.skipif(idx.find_fashion_mnist() is None,
+                                         reason="Fashion-MNIST IDX files not installed")
+FMNIST_MEAN, FMNIST_STD = (NORMALISATION["fashion_mnist"][0][0],
+                            NORMALISATION["fashion_mnist"][1][0])
 
 
 def _write_idx(path, array, code=0x08, compress=True):
@@ -117,7 +120,7 @@ def test_fashion_mnist_missing_everywhere_is_one_line_naming_places_and_apt(tmp_
         assert place in msg
 
 
-@pytest.mark.skipif(idx.find_fashion_mnist() is None, reason="Fashion-MNIST IDX files not installed")
+@needs_fashion_mnist
 def test_fashion_mnist_constants_match_the_train_split():
     x = idx.load_fashion_mnist(idx.find_fashion_mnist(), "train")[0]
     counts = np.bincount(x.ravel(), minlength=256).astype(np.float64)  # exact, from a histogram
@@ -128,7 +131,7 @@ def test_fashion_mnist_constants_match_the_train_split():
     assert std[0] == pytest.approx(FMNIST_STD, abs=1e-6)
 
 
-@pytest.mark.skipif(idx.find_fashion_mnist() is None, reason="Fashion-MNIST IDX files not installed")
+@needs_fashion_mnist
 def test_fashion_mnist_resized_to_rgb_32_feeds_cifar_models():
     x, y, info = data.load_arrays("fashion_mnist", "test", limit=10, image_size=32, to_rgb=True)
     assert x.shape == (10, 32, 32, 3) and x.dtype == np.float32 and y.shape == (10,)

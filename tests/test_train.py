@@ -88,7 +88,8 @@ def test_train_config_errors_name_field_value_and_allowed():
 
 def test_evaluate_counts_examples_not_batches():
     inputs = keras.Input((3,))
-    model = keras.Model(inputs, layers.Dense(3, use_bias=False, kernel_initializer="identity")(inputs))
+    logits = layers.Dense(3, use_bias=False, kernel_initializer="identity")(inputs)
+    model = keras.Model(inputs, logits)
     x = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1]] * 10.0   # predicts argmax of the input
     y = np.array([0, 1, 0, 0, 2])                              # 3 of 5 right
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)  # batches of 4 and 1
@@ -179,7 +180,8 @@ def test_resume_refuses_a_different_config(tmp_path):
         train.fit(model, ds, train.TrainConfig(epochs=2, verbose=0), workdir=str(tmp_path))
 
 
-@pytest.mark.skipif(idx.find_fashion_mnist() is None, reason="Fashion-MNIST IDX files not installed")
+@pytest.mark.skipif(idx.find_fashion_mnist() is None,
+                    reason="Fashion-MNIST IDX files not installed")
 def test_tiny_cnn_learns_fashion_mnist_slice_in_one_epoch():
     # 5,000 real training images, one epoch (157 steps of 32), 2,000 test images.
     train_ds, info = data.load("fashion_mnist", "train", limit=5000, batch_size=32)

@@ -63,7 +63,8 @@ def _find_file(directory: str, stem: str) -> str | None:
 def search_dirs(data_dir: str | None) -> list[str]:
     """Where Fashion-MNIST IDX files are looked for, in order."""
     dirs = [] if data_dir is None else [data_dir, os.path.join(data_dir, "fashion-mnist")]
-    dirs += [DEBIAN_DIR, os.path.join(os.path.expanduser("~"), ".keras", "datasets", "fashion-mnist")]
+    keras_cache = os.path.join(os.path.expanduser("~"), ".keras", "datasets", "fashion-mnist")
+    dirs += [DEBIAN_DIR, keras_cache]
     return dirs
 
 

@@ -19,7 +19,8 @@ MAX_EXAMPLES = 20_000
 
 
 def cache_dir() -> str:
-    root = os.environ.get("TFOPT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tfopt")
+    default = os.path.join(os.path.expanduser("~"), ".cache", "tfopt")
+    root = os.environ.get("TFOPT_CACHE_DIR") or default
     return os.path.join(root, "stats")
 
 

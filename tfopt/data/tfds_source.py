@@ -40,7 +40,7 @@ def resolve_split(b, split: str) -> str:
 
 def load(name: str, split: str, *, data_dir: str | None = None, limit: int | None = None,
          manual_dir: str | None = None):
-    """(tf.data.Dataset of (uint8 image HWC, int label), tfds builder, resolved split, num_examples)."""
+    """(dataset of (uint8 image HWC, int label), tfds builder, resolved split, num_examples)."""
     import tensorflow_datasets as tfds
     b = builder(name, data_dir)
     split = resolve_split(b, split)
