@@ -12,8 +12,10 @@ Protocol (all seeded):
   --epochs epochs with the project recipe (SGD one-cycle);
 - for each criterion (ocnna, l1, random) and k in --ks: `simplify(k=k, scope="layer")`
   (OCNNA scores on --n_images class-balanced training images), test accuracy right after
-  surgery, then --finetune_epochs epochs of fine-tuning (SGD, constant LR) and test accuracy
-  again. With scope="layer" all criteria remove the same number of filters per layer, so
+  surgery; then BatchNorm statistics re-estimated on the same images
+  (`ocnna.recalibrate_batchnorm`, no training) and test accuracy; then --finetune_epochs
+  epochs of fine-tuning (SGD, constant LR) on the first --finetune_limit training images and
+  test accuracy again. With scope="layer" all criteria remove the same number of filters per layer, so
   they are compared at equal Remaining Parameters Ratio.
 """
 
@@ -51,6 +53,8 @@ def run(args) -> list[dict]:
     xt, yt, _ = data.load_arrays("fashion_mnist", "test", limit=args.test_limit,
                                  seed=args.seed, **prep)
     train_ds = _dataset(x, y, 128, shuffle_seed=args.seed)
+    ft_ds = _dataset(x[:args.finetune_limit], y[:args.finetune_limit], 128,
+                     shuffle_seed=args.seed)
     test = (xt, yt)
     os.makedirs(args.workdir, exist_ok=True)
     base_path = os.path.join(args.workdir, f"{args.variant}_w{args.width}_e{args.epochs}.keras")
@@ -78,15 +82,18 @@ def run(args) -> list[dict]:
             small, rep = ocnna.simplify(model, images, k=k, criterion=criterion, seed=args.seed)
             rep.accuracy_original = base_acc
             rep.accuracy_simplified = ocnna.accuracy(small, test)
+            ocnna.recalibrate_batchnorm(small, images)
+            acc_recal = ocnna.accuracy(small, test)
             keras.utils.set_random_seed(args.seed)
             if args.finetune_epochs > 0:
-                train.fit(small, train_ds, train.TrainConfig(
+                train.fit(small, ft_ds, train.TrainConfig(
                     epochs=args.finetune_epochs, optimizer="sgd", lr=args.finetune_lr,
                     seed=args.seed, verbose=0))
                 rep.accuracy_finetuned = ocnna.accuracy(small, test)
             row = dict(criterion=criterion, k=k, rpr=rep.rpr, total_param_ratio=rep.total_param_ratio,
                        flops_ratio=rep.flops_ratio, params=rep.params_after,
                        acc_original=100 * base_acc, acc_pruned=100 * rep.accuracy_simplified,
+                       acc_recalibrated=100 * acc_recal,
                        acc_finetuned=(None if rep.accuracy_finetuned is None
                                       else 100 * rep.accuracy_finetuned),
                        drop_pp=rep.accuracy_drop_pp, drop_finetuned_pp=rep.accuracy_drop_finetuned_pp,
@@ -99,13 +106,14 @@ def run(args) -> list[dict]:
 
 def table(rows) -> str:
     lines = ["| k | criterion | RPR % | FLOPs % | acc. after surgery % | drop pp | "
-             "acc. after fine-tune % | drop after FT pp |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "acc. after BN re-estimate % | acc. after fine-tune % | drop after FT pp |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ft = "-" if r["acc_finetuned"] is None else f"{r['acc_finetuned']:.2f}"
         dft = "-" if r["drop_finetuned_pp"] is None else f"{r['drop_finetuned_pp']:+.2f}"
         lines.append(f"| {r['k']:g} | {r['criterion']} | {r['rpr']:.1f} | "
                      f"{r['flops_ratio']:.1f} | {r['acc_pruned']:.2f} | {r['drop_pp']:+.2f} | "
+                     f"{r['acc_recalibrated']:.2f} | "
                      f"{ft} | {dft} |")
     return "\n".join(lines) + "\n"
 
@@ -115,9 +123,10 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
     for ax, key, title in ((axes[0], "acc_pruned", "right after surgery"),
-                           (axes[1], "acc_finetuned", "after fine-tuning")):
+                           (axes[1], "acc_recalibrated", "after BN re-estimate"),
+                           (axes[2], "acc_finetuned", "after fine-tuning")):
         for criterion, marker in zip(CRITERIA, "osx"):
             pts = [(r["rpr"], r[key]) for r in rows if r["criterion"] == criterion
                    and r[key] is not None]
@@ -128,7 +137,7 @@ def plot(rows, path):
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Fashion-MNIST test accuracy (%)")
-    axes[1].legend()
+    axes[2].legend()
     fig.suptitle("OCNNA vs L1 vs random filter ranking (k = 10, 30, 50)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -147,6 +156,7 @@ def main(argv=None):
     p.add_argument("--ks", type=float, nargs="+", default=[10, 30, 50])
     p.add_argument("--finetune_epochs", type=int, default=1)
     p.add_argument("--finetune_lr", type=float, default=0.005)
+    p.add_argument("--finetune_limit", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     rows = run(args)

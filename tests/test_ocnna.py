@@ -278,3 +278,32 @@ def test_zoo_models_simplify_exactly(variant, kwargs):
     assert report.params_after == _params_from_widths(small)
     assert report.params_before == _params_from_widths(model)
     assert report.rpr < 100 and report.flops_ratio < 100
+
+
+def test_recalibrate_batchnorm_sets_statistics_of_the_images():
+    inp = keras.Input((4, 4, 2))
+    x = layers.Conv2D(3, 1, name="c")(inp)
+    x = layers.BatchNormalization(name="bn")(x)
+    model = keras.Model(inp, layers.GlobalAveragePooling2D()(x))
+    images = _images((4, 4, 2), n=30)
+    assert ocnna.recalibrate_batchnorm(model, images, batch_size=10) == 3
+    maps = keras.Model(inp, model.get_layer("c").output)(images).numpy().reshape(3, -1, 3)
+    _, _, mean, var = model.get_layer("bn").get_weights()
+    np.testing.assert_allclose(mean, maps.mean(axis=(0, 1)), rtol=1e-4, atol=1e-5)
+    # Mean of per-batch variances (Keras stores the unbiased, ddof=1, batch variance).
+    np.testing.assert_allclose(var, maps.var(axis=1, ddof=1).mean(axis=0), rtol=1e-4)
+    assert model.get_layer("bn").momentum == 0.99
+
+
+def test_finetune_trains_the_simplified_model():
+    import tensorflow as tf
+    from tfopt import train
+    model = vgg_like(input_shape=(8, 8, 3))
+    small, _ = ocnna.simplify(model, None, k=50, criterion="l1")
+    x = _images((8, 8, 3), n=32)
+    y = (np.arange(32) % 5).astype("int32")
+    before = [w.copy() for w in small.get_weights()]
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    result = ocnna.finetune(small, ds, train.TrainConfig(epochs=1, optimizer="sgd", verbose=0))
+    assert result["epochs"] == 1
+    assert any(not np.array_equal(a, b) for a, b in zip(before, small.get_weights()))

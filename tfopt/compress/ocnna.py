@@ -495,6 +495,34 @@ def simplify(model, images=None, *, k: float, scope: str = "layer", criterion: s
     return small, report
 
 
+def recalibrate_batchnorm(model, images, *, batch_size: int = 100) -> int:
+    """Re-estimate every BatchNormalization's moving mean/variance on `images`, in place.
+
+    Not part of OCNNA (design notes): an optional, criterion-neutral step after surgery. A
+    removed channel changes the statistics its consumers' BN layers were trained on; this
+    replaces the moving statistics by the average of the per-batch statistics over `images`
+    (the model runs in training mode, eagerly, one batch at a time; no weight is trained).
+
+    Returns:
+      The number of batches used.
+    """
+    bns = [l for l in model.layers if l.__class__.__name__ == "BatchNormalization"]
+    saved = [l.momentum for l in bns]
+    n = 0
+    try:
+        for x in _batches(images, batch_size):
+            n += 1
+            for layer in bns:  # cumulative average: new = (1 - 1/n) old + 1/n batch
+                layer.momentum = 1.0 - 1.0 / n
+            model(x, training=True)
+    finally:
+        for layer, m in zip(bns, saved):
+            layer.momentum = m
+    if n == 0:
+        raise ValueError("images is empty; nothing to recalibrate BatchNormalization on")
+    return n
+
+
 def accuracy(model, data, *, batch_size: int = 256) -> float:
     """Top-1 accuracy in [0, 1] of a logits model on (x, y) arrays or a dataset of batches."""
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
@@ -537,14 +565,16 @@ def evaluate_drop(original, simplified, data, report: SimplifyReport | None = No
     return dict(accuracy_original=a0, accuracy_simplified=a1, accuracy_drop_pp=100 * (a0 - a1))
 
 
-def finetune(model, train_ds, config=None, *, teacher=None, val_ds=None, workdir=None) -> dict:
+def finetune(model, train_ds, config=None, *, teacher=None, val_ds=None, workdir=None,
+             **distill_kwargs) -> dict:
     """Fine-tune the simplified model in place with the project's training recipe.
 
     Args:
       train_ds: tf.data.Dataset of (x, y) batches.
       config: A `tfopt.train.TrainConfig` (default: 1 epoch, adam, max_lr 1e-3).
       teacher: If given and `tfopt.compress.distill` exists, distil from it (the original
-        model) instead of plain fine-tuning.
+        model) instead of plain fine-tuning; `distill_kwargs` (e.g. temperature, alpha) go to
+        `distill.distill`.
 
     Returns:
       The training metrics dict of `tfopt.train.fit` (or of the distillation routine).
@@ -563,7 +593,7 @@ def finetune(model, train_ds, config=None, *, teacher=None, val_ds=None, workdir
             raise RuntimeError("teacher= needs tfopt.compress.distill, which does not exist "
                                "in this checkout; fine-tune without a teacher") from err
         return distill.distill(model, teacher, train_ds, config, val_ds=val_ds,
-                               workdir=workdir)
+                               workdir=workdir, **distill_kwargs)
     return train.fit(model, train_ds, config, val_ds=val_ds, workdir=workdir)
 
 
