@@ -75,7 +75,7 @@ def compute_masks(kernels: Sequence[np.ndarray], *, masks: Sequence[np.ndarray] 
       One boolean array per kernel, True where the weight is kept.
     """
     _check(allocation, amount, sparsity)
-    flat = [np.abs(np.asarray(k, dtype=np.float32)).ravel() for k in kernels]
+    flat = [np.abs(np.asarray(k, dtype=np.float32).ravel()) for k in kernels]
     if masks is None:
         keep = [f != 0 for f in flat]
     else:
@@ -92,35 +92,30 @@ def compute_masks(kernels: Sequence[np.ndarray], *, masks: Sequence[np.ndarray] 
                              f"{(size - unpruned) / size:.4f}; masks are cumulative")
         return n
 
-    def remove_smallest(values: np.ndarray, unpruned_idx: np.ndarray, n: int) -> np.ndarray:
+    def remove_smallest(values: np.ndarray, unpruned: np.ndarray, n: int) -> None:
+        """Clear the n entries of smallest |w| among `unpruned` (in place, exact count)."""
         if n <= 0:
-            return np.empty(0, dtype=np.int64)
-        cand = values[unpruned_idx]
-        # Stable sort -> ties broken by position (deterministic, exact count).
-        order = np.argsort(cand, kind="stable")[:n]
-        return unpruned_idx[order]
+            return
+        # Pruned entries become +inf so they are never picked again. The n-th smallest value
+        # t (np.partition, O(size)) is the threshold: everything below t goes, then as many
+        # entries equal to t as needed, lowest position first (deterministic, exact count).
+        v = np.where(unpruned, values, np.inf)
+        t = np.partition(v, n - 1)[n - 1]
+        below = v < t
+        need = n - int(np.count_nonzero(below))
+        unpruned &= ~below
+        if need > 0:
+            unpruned[np.flatnonzero(v == t)[:need]] = False
 
     if allocation == "layerwise":
         for f, k in zip(flat, keep):
-            idx = np.flatnonzero(k)
-            k[remove_smallest(f, idx, n_to_remove(idx.size, f.size))] = False
+            remove_smallest(f, k, n_to_remove(int(k.sum()), f.size))
     else:
-        all_vals = np.concatenate(flat) if flat else np.empty(0, np.float32)
         all_keep = np.concatenate(keep) if keep else np.empty(0, bool)
-        idx = np.flatnonzero(all_keep)
-        n = n_to_remove(idx.size, all_vals.size)
-        if n > 0:
-            # argpartition picks the n smallest in O(size); a stable sort of the candidates at
-            # the boundary value keeps the tie-break deterministic.
-            cand = all_vals[idx]
-            part = np.argpartition(cand, n - 1)[:n] if n < cand.size else np.arange(cand.size)
-            thresh = cand[part].max()
-            below = idx[cand < thresh]
-            at = idx[cand == thresh][: n - below.size]
-            all_keep[below] = False
-            all_keep[at] = False
+        remove_smallest(np.concatenate(flat) if flat else np.empty(0, np.float32), all_keep,
+                        n_to_remove(int(all_keep.sum()), all_keep.size))
         offsets = np.cumsum([0] + [f.size for f in flat])
-        keep = [all_keep[offsets[i]:offsets[i + 1]].copy() for i in range(len(flat))]
+        keep = [all_keep[offsets[i]:offsets[i + 1]] for i in range(len(flat))]
     return [k.reshape(np.shape(kern)) for k, kern in zip(keep, kernels)]
 
 
