@@ -238,5 +238,6 @@ def _main(argv):
 
 
 def main() -> None:
+    """Entry point (also usable as a console script)."""
     define_flags()
     app.run(_main, flags_parser=_parse)
