@@ -197,11 +197,17 @@ def test_tfds_cifar10_with_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=20, data_dir=str(tmp_path)):
         ds, info = data.load("cifar10", "train", batch_size=8, augment=True)
         batches = list(ds)
+        stream, steps = data.epoch_stream(ds, 0, 2)      # what fit uses: 2 epochs of 3 steps
+        stream_batches = [b[1].numpy() for b in stream]
+        epoch1 = [b[1].numpy() for b in ds._tfopt_epoch_fn(1)]
         xs, ys, small = data.load_arrays("cifar10", "test", image_size=16)
     assert info.num_classes == 10 and info.image_shape == (32, 32, 3)
     assert len(info.class_names) == 10 and info.num_examples == 20
     assert info.mean == NORMALISATION["cifar10"][0]
     assert [int(b[0].shape[0]) for b in batches] == [8, 8, 4]
+    assert steps == 3 and len(stream_batches) == 6
+    for a, b in zip(stream_batches[3:], epoch1):          # epoch 1 replays exactly
+        np.testing.assert_array_equal(a, b)
     assert batches[0][0].dtype.name == "float32" and batches[0][1].dtype.name == "int32"
     assert xs.shape == (20, 16, 16, 3) and small.image_shape == (16, 16, 3)
     assert ys.min() >= 0 and ys.max() < 10
