@@ -153,3 +153,16 @@ def test_dice_height_and_width_wise_convs_match_pytorch_transposes():
     want_w = _torch_dw3x3(xt.transpose(2, 1, 0), k_w).transpose(2, 1, 0)
     np.testing.assert_allclose(got_h, want_h.transpose(1, 2, 0), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got_w, want_w.transpose(1, 2, 0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_dice_units_convert_to_integer_only_tflite():
+    from tfopt.tflite.convert import convert_int8
+
+    x = keras.Input((8, 8, 8), batch_size=1)
+    y = strided_dice_unit(dice_unit(x, filters=8, name="a"), filters=8, name="b")
+    model = keras.Model(x, y)
+    rep = np.random.default_rng(0).normal(size=(4, 8, 8, 8)).astype("float32")
+    result = convert_int8(model, rep, num_calibration_samples=4)  # raises on any float op
+    ops = {op.name for op in result.info.operators}
+    assert {"TRANSPOSE", "DEPTHWISE_CONV_2D", "PAD", "MUL", "AVERAGE_POOL_2D"} <= ops
