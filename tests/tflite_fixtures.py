@@ -88,3 +88,19 @@ def se_shuffle_model(input_shape=(16, 16, 4), num_classes=5, batch_size=None):
 
 def synthetic_images(n=8, shape=(16, 16, 4), seed=0):
     return np.random.default_rng(seed).standard_normal((n,) + tuple(shape)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def sparse_tflite_bytes() -> bytes:
+    """A 90%-zero float model converted with EXPERIMENTAL_SPARSITY: it contains DENSIFY, which
+    TFLite Micro has no kernel for (design notes, ecosystem survey section 3)."""
+    import tensorflow as tf
+
+    inp = keras.Input((8, 8, 4), batch_size=1)
+    out = layers.Dense(32)(layers.Flatten()(layers.Conv2D(32, 3, padding="same")(inp)))
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(0)
+    model.set_weights([np.where(rng.random(w.shape) < 0.9, 0.0, w) for w in model.get_weights()])
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    return converter.convert()
