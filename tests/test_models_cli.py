@@ -1,5 +1,6 @@
 """Tests of `python -m tfopt.models` (list / summary), on the small tiny_cnn variant."""
 
+import dataclasses
 import json
 
 import pytest
@@ -46,3 +47,11 @@ def test_block_of_groups_layers_by_block():
 def test_describe_techniques_of_any_dataclass():
     assert cli.describe_techniques(ResNetTechniques(block="fire")) == "block=fire"
     assert cli.describe_techniques(None) == "-"
+
+    @dataclasses.dataclass(frozen=True)
+    class Base:  # no defaults (like the OCNNA bases' architecture rows)
+        family: str
+        stages: tuple
+        hidden: int = 0
+
+    assert cli.describe_techniques(Base("vgg", ((64, 2),), 512)) == "family=vgg, hidden=512"

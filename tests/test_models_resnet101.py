@@ -95,13 +95,19 @@ def test_make_divisible_keeps_exact_multiples():
     assert [make_divisible(v, 8) for v in (10, 22, 42, 86)] == [16, 24, 40, 88]
 
 
-@pytest.mark.parametrize("variant", ["resnet101_v05", "resnet101_v14"])
-def test_odd_width_multiplier_keeps_groups_divisible(variant):
-    m = build_model(variant, num_classes=3, width_multiplier=0.3)
-    for layer in m.layers:
-        groups = getattr(layer, "groups", 1)
-        if groups > 1:
-            assert layer.input_shape[-1] % groups == 0 and layer.filters % groups == 0
+@pytest.mark.parametrize("variant, divisor", [("resnet101_v05", 4), ("resnet101_v13", 8)])
+@pytest.mark.parametrize("width", [0.3, 0.55, 0.7])
+def test_odd_width_multipliers_keep_grouped_widths_divisible(variant, divisor, width):
+    layout = _layout(variant, width)
+    assert layout.stem % divisor == 0
+    assert all(r.width % divisor == 0 and r.cout % divisor == 0 for r in layout.blocks)
+
+
+def test_odd_width_multiplier_builds_grouped_convs():
+    m = build_model("resnet101_v14", num_classes=3, width_multiplier=0.3)
+    grouped = [layer for layer in m.layers if getattr(layer, "groups", 1) > 1]
+    assert grouped and all(layer.input_shape[-1] % layer.groups == 0
+                           and layer.filters % layer.groups == 0 for layer in grouped)
     assert m.output_shape == (None, 3)
 
 

@@ -26,9 +26,15 @@ def describe_techniques(techniques) -> str:
     if hasattr(techniques, "describe"):
         return techniques.describe()
     if dataclasses.is_dataclass(techniques):
-        default = type(techniques)()
-        parts = [f"{f.name}={getattr(techniques, f.name)}" for f in dataclasses.fields(techniques)
-                 if getattr(techniques, f.name) != getattr(default, f.name)]
+        parts = []
+        for f in dataclasses.fields(techniques):
+            value = getattr(techniques, f.name)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                if isinstance(value, (str, int, float, bool)):  # required scalar: always shown
+                    parts.append(f"{f.name}={value}")
+            elif value != (f.default if f.default is not dataclasses.MISSING
+                           else f.default_factory()):
+                parts.append(f"{f.name}={value}")
         return ", ".join(parts) or "baseline"
     return "-" if techniques is None else str(techniques)
 
