@@ -15,8 +15,8 @@ Protocol (all seeded):
   surgery; then BatchNorm statistics re-estimated on the same images
   (`ocnna.recalibrate_batchnorm`, no training) and test accuracy; then --finetune_epochs
   epochs of fine-tuning (SGD, constant LR) on the first --finetune_limit training images and
-  test accuracy again. With scope="layer" all criteria remove the same number of filters per layer, so
-  they are compared at equal Remaining Parameters Ratio.
+  test accuracy again. With scope="layer" all criteria remove the same number of filters per
+  layer, so they are compared at equal Remaining Parameters Ratio.
 """
 
 from __future__ import annotations
@@ -53,8 +53,6 @@ def run(args) -> list[dict]:
     xt, yt, _ = data.load_arrays("fashion_mnist", "test", limit=args.test_limit,
                                  seed=args.seed, **prep)
     train_ds = _dataset(x, y, 128, shuffle_seed=args.seed)
-    ft_ds = _dataset(x[:args.finetune_limit], y[:args.finetune_limit], 128,
-                     shuffle_seed=args.seed)
     test = (xt, yt)
     os.makedirs(args.workdir, exist_ok=True)
     base_path = os.path.join(args.workdir, f"{args.variant}_w{args.width}_e{args.epochs}.keras")
@@ -73,45 +71,46 @@ def run(args) -> list[dict]:
     base_acc = ocnna.accuracy(model, test)
     print(f"base {args.variant} w={args.width}: {model.count_params():,} params, test acc "
           f"{100 * base_acc:.2f} % (train {train_s and round(train_s)} s)", flush=True)
-    images, _ = ocnna.balanced_subset(x, y, args.n_images, seed=args.seed)
-
     rows = []
-    for k in args.ks:
-        for criterion in CRITERIA:
-            t0 = time.perf_counter()
-            small, rep = ocnna.simplify(model, images, k=k, criterion=criterion, seed=args.seed)
-            rep.accuracy_original = base_acc
-            rep.accuracy_simplified = ocnna.accuracy(small, test)
-            ocnna.recalibrate_batchnorm(small, images)
-            acc_recal = ocnna.accuracy(small, test)
-            keras.utils.set_random_seed(args.seed)
-            if args.finetune_epochs > 0:
-                train.fit(small, ft_ds, train.TrainConfig(
-                    epochs=args.finetune_epochs, optimizer="sgd", lr=args.finetune_lr,
-                    seed=args.seed, verbose=0))
-                rep.accuracy_finetuned = ocnna.accuracy(small, test)
-            row = dict(criterion=criterion, k=k, rpr=rep.rpr, total_param_ratio=rep.total_param_ratio,
-                       flops_ratio=rep.flops_ratio, params=rep.params_after,
-                       acc_original=100 * base_acc, acc_pruned=100 * rep.accuracy_simplified,
-                       acc_recalibrated=100 * acc_recal,
-                       acc_finetuned=(None if rep.accuracy_finetuned is None
-                                      else 100 * rep.accuracy_finetuned),
-                       drop_pp=rep.accuracy_drop_pp, drop_finetuned_pp=rep.accuracy_drop_finetuned_pp,
-                       scoring_s=rep.scoring_seconds, seconds=time.perf_counter() - t0)
-            rows.append(row)
-            print(json.dumps({kk: (round(v, 3) if isinstance(v, float) else v)
-                              for kk, v in row.items()}), flush=True)
+    for k, seed, criterion in ((k, s, c) for k in args.ks for s in args.seeds for c in CRITERIA):
+        images, _ = ocnna.balanced_subset(x, y, args.n_images, seed=seed)
+        t0 = time.perf_counter()
+        small, rep = ocnna.simplify(model, images, k=k, criterion=criterion, seed=seed)
+        rep.accuracy_original = base_acc
+        rep.accuracy_simplified = ocnna.accuracy(small, test)
+        ocnna.recalibrate_batchnorm(small, images)
+        acc_recal = ocnna.accuracy(small, test)
+        keras.utils.set_random_seed(seed)
+        if args.finetune_epochs > 0:
+            ft_ds = _dataset(x[:args.finetune_limit], y[:args.finetune_limit], 128,
+                             shuffle_seed=seed)
+            train.fit(small, ft_ds, train.TrainConfig(
+                epochs=args.finetune_epochs, optimizer="sgd", lr=args.finetune_lr,
+                seed=seed, verbose=0))
+            rep.accuracy_finetuned = ocnna.accuracy(small, test)
+        row = dict(criterion=criterion, k=k, seed=seed, rpr=rep.rpr,
+                   total_param_ratio=rep.total_param_ratio, flops_ratio=rep.flops_ratio,
+                   params=rep.params_after,
+                   acc_original=100 * base_acc, acc_pruned=100 * rep.accuracy_simplified,
+                   acc_recalibrated=100 * acc_recal,
+                   acc_finetuned=(None if rep.accuracy_finetuned is None
+                                  else 100 * rep.accuracy_finetuned),
+                   drop_pp=rep.accuracy_drop_pp, drop_finetuned_pp=rep.accuracy_drop_finetuned_pp,
+                   scoring_s=rep.scoring_seconds, seconds=time.perf_counter() - t0)
+        rows.append(row)
+        print(json.dumps({kk: (round(v, 3) if isinstance(v, float) else v)
+                          for kk, v in row.items()}), flush=True)
     return rows
 
 
 def table(rows) -> str:
-    lines = ["| k | criterion | RPR % | FLOPs % | acc. after surgery % | drop pp | "
+    lines = ["| k | criterion | seed | RPR % | FLOPs % | acc. after surgery % | drop pp | "
              "acc. after BN re-estimate % | acc. after fine-tune % | drop after FT pp |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ft = "-" if r["acc_finetuned"] is None else f"{r['acc_finetuned']:.2f}"
         dft = "-" if r["drop_finetuned_pp"] is None else f"{r['drop_finetuned_pp']:+.2f}"
-        lines.append(f"| {r['k']:g} | {r['criterion']} | {r['rpr']:.1f} | "
+        lines.append(f"| {r['k']:g} | {r['criterion']} | {r.get('seed', 0)} | {r['rpr']:.1f} | "
                      f"{r['flops_ratio']:.1f} | {r['acc_pruned']:.2f} | {r['drop_pp']:+.2f} | "
                      f"{r['acc_recalibrated']:.2f} | "
                      f"{ft} | {dft} |")
@@ -129,7 +128,7 @@ def plot(rows, path):
                            (axes[2], "acc_finetuned", "after fine-tuning")):
         for criterion, marker in zip(CRITERIA, "osx"):
             pts = [(r["rpr"], r[key]) for r in rows if r["criterion"] == criterion
-                   and r[key] is not None]
+                   and r[key] is not None and r.get("seed", 0) == rows[0].get("seed", 0)]
             if pts:
                 ax.plot(*zip(*pts), marker=marker, label=criterion)
         ax.axhline(rows[0]["acc_original"], color="grey", ls="--", lw=1, label="original")
@@ -157,7 +156,9 @@ def main(argv=None):
     p.add_argument("--finetune_epochs", type=int, default=1)
     p.add_argument("--finetune_lr", type=float, default=0.005)
     p.add_argument("--finetune_limit", type=int, default=5000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="data slice and base-model seed")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="per-cell seeds: scoring images, random ranking, fine-tune order")
     args = p.parse_args(argv)
     rows = run(args)
     os.makedirs(args.out, exist_ok=True)

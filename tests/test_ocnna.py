@@ -223,7 +223,8 @@ def _params_from_widths(model) -> int:
         cin = layer.input_shape[-1] if not isinstance(layer.input_shape, list) else None
         if cls == "Conv2D":
             kh, kw = cfg["kernel_size"]
-            total += kh * kw * cin // cfg["groups"] * cfg["filters"] + cfg["filters"] * cfg["use_bias"]
+            total += (kh * kw * cin // cfg["groups"] * cfg["filters"]
+                      + cfg["filters"] * cfg["use_bias"])
         elif cls == "DepthwiseConv2D":
             kh, kw = cfg["kernel_size"]
             m = cfg["depth_multiplier"]

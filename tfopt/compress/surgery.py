@@ -92,8 +92,8 @@ class GraphAnalysis:
                 return g
         import difflib
         near = difflib.get_close_matches(name, [g.name for g in self.groups], n=3)
-        raise ValueError(f"unknown channel group {name!r}; close prunable groups: {near}"
-                         f"{'; skipped because: ' + self.skipped[name] if name in self.skipped else ''}")
+        why = f"; skipped because: {self.skipped[name]}" if name in self.skipped else ""
+        raise ValueError(f"unknown channel group {name!r}; close prunable groups: {near}{why}")
 
 
 # --------------------------------------------------------------------------------------------
