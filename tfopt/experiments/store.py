@@ -175,13 +175,19 @@ def _diff(old: dict, new: dict) -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` is a running process (a zombie left by `kill -9` counts as dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def _atomic_write(path: str, text: str) -> None:
