@@ -3,17 +3,17 @@
 Each VGG-19 "conv slot" of width l becomes one unit `f(x, *, filters=l, name) -> tensor` with
 `filters` output channels. Fire-style units use squeeze sq = l/8 and expands e1 = e3 = l/2.
 
-| unit kind          | function               | variants | reference-variants.md §3 |
-|--------------------|------------------------|----------|--------------------------|
-| conv3x3            | conv3x3_unit           | 01, 02   | conv 3×3 +b, BN, ReLU |
-| nx1                | nx1_unit               | 03       | conv 3×1 cin→cin → conv 1×3 cin→l, BN, ReLU |
-| dws                | dws_unit               | 04       | dw 3×3 → conv 1×1, BN, ReLU |
-| fire               | fire_unit              | 05       | F5 (expands read the raw squeeze; dead squeeze BN) |
-| fire_dws           | fire_dws_unit          | 06, 07   | F6 |
-| fire_gpw_shuffle   | fire_gpw_shuffle_unit  | 08, 12   | F8 (dead BN after the 3×3 depthwise expand) |
-| ghost_fire         | ghost_fire_unit        | 09       | F9 |
-| ghost_fire_shuffle | ghost_fire_shuffle_unit| 10, 11   | F10 |
-| dice_fire          | dice_fire_unit         | 13       | F13 (DiCE expand, tfopt.blocks.dice) |
+| unit kind (function = kind + "_unit") | variants | reference-variants.md §3 |
+|--------------------|----------|------------------------------------------------------|
+| conv3x3            | 01, 02   | conv 3×3 +b, BN, ReLU |
+| nx1                | 03       | conv 3×1 cin→cin → conv 1×3 cin→l, BN, ReLU |
+| dws                | 04       | dw 3×3 → conv 1×1, BN, ReLU |
+| fire               | 05       | F5 (expands read the raw squeeze; dead squeeze BN) |
+| fire_dws           | 06, 07   | F6 |
+| fire_gpw_shuffle   | 08, 12   | F8 (dead BN after the 3×3 depthwise expand) |
+| ghost_fire         | 09       | F9 |
+| ghost_fire_shuffle | 10, 11   | F10 |
+| dice_fire          | 13       | F13 (DiCE expand, tfopt.blocks.dice) |
 
 Dead parameters (§10.7): the reference computes a BN whose result is never used (VGG-05 squeeze
 BN, VGG-08/12 expand-3×3 BN). Their γ/β count as trainable parameters and cost no FLOPs; they
