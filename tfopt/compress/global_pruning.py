@@ -148,9 +148,9 @@ def _count_outside(model, pruned_names) -> int:
         if inner.name in pruned_names:
             continue
         for attr in _sp._kernel_attrs(inner):
-            total += int(np.count_nonzero(getattr(inner, attr).numpy()))
+            total += int(np.count_nonzero(_sp._kernel_var(inner, attr, layer).numpy()))
         for attr in _sp._dense_attrs(inner):
-            total += int(np.prod(getattr(inner, attr).shape))
+            total += int(np.prod(_sp._kernel_var(inner, attr, layer).shape))
     return total
 
 

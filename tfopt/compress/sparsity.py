@@ -62,6 +62,22 @@ def _check_scope(scope: str) -> None:
                          "('conv': conv kernels only, as in the paper; 'all': conv + dense kernels)")
 
 
+def _kernel_var(layer, attr: str, wrapper=None):
+    """The variable behind `layer.<attr>`.
+
+    Inside a QAT wrapper the attribute is replaced by the fake-quantized tensor (and the
+    variable is tracked by the wrapper only), so it is then looked up by name.
+    """
+    value = getattr(layer, attr, None)
+    if hasattr(value, "assign"):
+        return value
+    for holder in (layer, wrapper):
+        for w in (holder.weights if holder is not None else ()):
+            if w.name.split("/")[-1].split(":")[0] == attr:
+                return w
+    raise ValueError(f"layer {layer.name!r} has no variable named {attr!r}")
+
+
 def prunable_kernels(model, scope: str = "conv") -> list[tuple[str, object]]:
     """(layer name, kernel variable) for every kernel in `scope`, in layer order.
 
@@ -81,7 +97,7 @@ def prunable_kernels(model, scope: str = "conv") -> list[tuple[str, object]]:
         if scope == "all":
             attrs = attrs + _dense_attrs(layer)
         for attr in attrs:
-            out.append((layer.name, getattr(layer, attr)))
+            out.append((layer.name, _kernel_var(layer, attr, wrapped)))
     return out
 
 
@@ -123,7 +139,7 @@ def count_conv_weights(model) -> int:
 
 def count_dense_weights(model) -> int:
     """Number of dense kernel entries (weights; biases excluded), SE FCs included."""
-    return sum(int(np.prod(unwrap(l).kernel.shape))
+    return sum(int(np.prod(_kernel_var(unwrap(l), "kernel", l).shape))
                for l in model.layers if _dense_attrs(unwrap(l)))
 
 

@@ -1,0 +1,287 @@
+"""Quantization-aware training with tfmot on every zoo model (and pruning-preserving QAT).
+
+`tfmot.quantization.keras.quantize_model` rejects layers its default 8-bit registry does not
+list (design notes "ecosystem" §2.3; tfmot #733). The zoo's blocks use a few of them:
+
+- `Multiply` (squeeze-excite scale, DiCE gate): `TfoptMulOutputQuantizeConfig` quantizes the
+  product's output (8-bit, per-tensor, moving-average range), so TFLite gets an int8 MUL.
+- `BatchNormalization` that follows no conv/dense (the BN after a ghost module's or DiCE unit's
+  concatenation): `TfoptOutputQuantizeConfig` quantizes its output; the converter lowers it to
+  int8 MUL + ADD.
+- The zoo's dead-parameter holders (`DeadParameters`, `DeadBatchNorm`: identity layers that own
+  the reference's unused weights): `TfoptNoOpQuantizeConfig` (nothing is computed, nothing is
+  quantized; the identity disappears in TFLite).
+- Any other layer the registry does not know and that has no trainable weights is given the
+  no-op config (pass-through, like tfmot's own treatment of Reshape/Permute).
+
+The configs are named `Tfopt*` on purpose: a custom config named like tfmot's own classes
+collides with them inside `quantize_scope` (style guide §2.2).
+
+Pruned models: `preserve_sparsity=True` uses tfmot's `Default8BitPrunePreserveQuantizeScheme`
+(PQAT: the quantized kernel is multiplied by the pruning mask, so zeros stay zeros). tfmot
+disables that preservation for `DepthwiseConv2D` because tfmot pruning never prunes depthwise
+kernels; tfopt does (the paper prunes every conv), so `TfoptPrunePreserveQuantizeScheme` is the
+same scheme with depthwise preservation enabled. Where tfmot's layout transforms bypass the
+scheme's registry, `pin_zeros` keeps the zeros with a mask constraint on the kernel variable.
+
+Saving/loading a QAT model needs `quantize_scope()` (tfmot #426, #773).
+"""
+
+from __future__ import annotations
+
+from tfopt._keras import keras, layers
+from tfopt.compress import pruning as _pr
+from tfopt.compress import sparsity as _sp
+
+
+def _tfmot():
+    import tensorflow_model_optimization as tfmot
+    return tfmot
+
+
+_CLASSES = None
+
+
+def _classes():
+    """Builds (once) the QuantizeConfig classes; tfmot is imported lazily."""
+    global _CLASSES
+    if _CLASSES is not None:
+        return _CLASSES
+    tfmot = _tfmot()
+    qk = tfmot.quantization.keras
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (  # noqa: E501
+        default_8bit_prune_preserve_quantize_scheme as pp_scheme,
+        prune_preserve_quantize_registry as pp_registry)
+
+    class TfoptNoOpQuantizeConfig(qk.QuantizeConfig):
+        """Quantizes nothing: for layers that compute nothing (identity holders, pass-through)."""
+
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return []
+
+        def get_config(self):
+            return {}
+
+    class TfoptOutputQuantizeConfig(TfoptNoOpQuantizeConfig):
+        """Quantizes only the layer's output: 8 bit, per-tensor, asymmetric, moving average."""
+
+        def get_output_quantizers(self, layer):
+            return [qk.quantizers.MovingAverageQuantizer(
+                num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+    class TfoptMulOutputQuantizeConfig(TfoptOutputQuantizeConfig):
+        """`Multiply` (squeeze-excite scale, DiCE gate): int8 output of the product."""
+
+    class TfoptPrunePreserveQuantizeRegistry(
+            pp_registry.Default8bitPrunePreserveQuantizeRegistry):
+        """tfmot's prune-preserve registry with DepthwiseConv2D preservation enabled."""
+
+        _LAYERS_CONFIG_MAP = {
+            **pp_registry.PrunePreserveQuantizeRegistry._LAYERS_CONFIG_MAP,
+            layers.DepthwiseConv2D: pp_registry._PrunePreserveInfo(
+                ["depthwise_kernel"],
+                ["Default8BitConvQuantizeConfig", "Default8BitQuantizeConfig"]),
+        }
+        _DISABLE_PRUNE_PRESERVE = frozenset()
+
+    class TfoptPrunePreserveQuantizeScheme(pp_scheme.Default8BitPrunePreserveQuantizeScheme):
+        """`Default8BitPrunePreserveQuantizeScheme` that also keeps depthwise kernels sparse."""
+
+        def get_quantize_registry(self):
+            return TfoptPrunePreserveQuantizeRegistry()
+
+    for cls in (TfoptNoOpQuantizeConfig, TfoptOutputQuantizeConfig,
+                TfoptMulOutputQuantizeConfig):
+        keras.utils.register_keras_serializable(package="tfopt")(cls)
+    _CLASSES = {
+        "TfoptNoOpQuantizeConfig": TfoptNoOpQuantizeConfig,
+        "TfoptOutputQuantizeConfig": TfoptOutputQuantizeConfig,
+        "TfoptMulOutputQuantizeConfig": TfoptMulOutputQuantizeConfig,
+        "TfoptPrunePreserveQuantizeScheme": TfoptPrunePreserveQuantizeScheme,
+    }
+    return _CLASSES
+
+
+def _zoo_custom_layers() -> dict:
+    """tfopt's own serializable layer classes (the dead-parameter holders), by class name."""
+    out = {}
+    for module, names in (("tfopt.blocks.dead", ("DeadParameters",)),
+                          ("tfopt.blocks.vgg_units", ("DeadBatchNorm",))):
+        try:
+            mod = __import__(module, fromlist=list(names))
+        except ImportError:
+            continue
+        for n in names:
+            if hasattr(mod, n):
+                out[n] = getattr(mod, n)
+    return out
+
+
+def custom_objects() -> dict:
+    """Every class a saved QAT (or pruned) tfopt model may reference, for loading."""
+    c = _classes()
+    objs = {k: v for k, v in c.items() if k.endswith("QuantizeConfig")}
+    objs.update(_zoo_custom_layers())
+    objs.update({cls.__name__: cls for cls in _pr._prunable_classes().values()})
+    return objs
+
+
+def quantize_scope():
+    """Context manager to load a saved QAT model: `with quantize_scope(): load_model(path)`."""
+    return _tfmot().quantization.keras.quantize_scope(custom_objects())
+
+
+def _default_registry():
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry)
+    return default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+
+
+def _produced_by_conv_or_dense(layer) -> bool:
+    """Whether every inbound layer of `layer` is a conv/dense (tfmot then folds the BN)."""
+    try:
+        inbound = layer.inbound_nodes[0].inbound_layers
+    except (AttributeError, IndexError):
+        return False
+    inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
+    return bool(inbound) and all(
+        isinstance(l, (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense)) for l in inbound)
+
+
+def quantize_config_for(layer):
+    """The tfopt QuantizeConfig `layer` needs, or None when tfmot's registry handles it."""
+    c = _classes()
+    dead = tuple(_zoo_custom_layers().values())
+    if dead and isinstance(layer, dead):
+        return c["TfoptNoOpQuantizeConfig"]()
+    if isinstance(layer, layers.Multiply):
+        return c["TfoptMulOutputQuantizeConfig"]()
+    if isinstance(layer, layers.BatchNormalization):
+        return None if _produced_by_conv_or_dense(layer) else c["TfoptOutputQuantizeConfig"]()
+    if isinstance(layer, keras.layers.InputLayer):
+        return None
+    if not _default_registry().supports(layer) and not layer.trainable_weights:
+        return c["TfoptNoOpQuantizeConfig"]()
+    return None
+
+
+def _has_sparsity(model, threshold: float = 0.01) -> bool:
+    try:
+        return _sp.model_sparsity(model, "conv") >= threshold
+    except ValueError:
+        return False
+
+
+def quantize(model, *, preserve_sparsity: bool | None = None):
+    """A QAT copy of `model` (fake-quant wrappers, 8-bit, tfmot default scheme).
+
+    Args:
+      model: A functional float model (plain Keras layers; strip pruning wrappers first). It is
+        copied and never modified.
+      preserve_sparsity: Use the pruning-preserving scheme (PQAT, depthwise kernels included).
+        None: on when >= 1% of the conv weights are exactly zero (a pruned model).
+
+    Returns:
+      The quantization-aware model (uncompiled); fine-tune it briefly with a low LR, then convert
+      with an int8 TFLite converter.
+
+    Raises:
+      ValueError: If the model still has pruning wrappers.
+    """
+    tfmot = _tfmot()
+    qk = tfmot.quantization.keras
+    if _pr.wrappers(model):
+        raise ValueError(f"model {model.name!r} still has pruning wrappers; call "
+                         "tfopt.compress.pruning.strip(model) before quantize()")
+    if preserve_sparsity is None:
+        preserve_sparsity = _has_sparsity(model)
+    # One annotation pass (tfmot's quantize_annotate_model plus tfopt's configs). It wraps the
+    # caller's layer objects, as tfmot's quantize_model does, but quantize_apply then builds the
+    # QAT model from a clone with copied weights, so the caller's weights are never touched.
+    configs = {l.name: quantize_config_for(l) for l in model.layers}
+
+    def annotate(layer):
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer.__class__.from_config(layer.get_config())
+        return qk.quantize_annotate_layer(layer, quantize_config=configs[layer.name])
+
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    scheme = _classes()["TfoptPrunePreserveQuantizeScheme"]() if preserve_sparsity else None
+    with quantize_scope():
+        if scheme is None:
+            return qk.quantize_apply(annotated)
+        qat_model = qk.quantize_apply(annotated, scheme)
+    pin_zeros(qat_model)
+    return qat_model
+
+
+def pin_zeros(model) -> int:
+    """Keep every zero of the model's conv/dense kernels at zero through training.
+
+    tfmot's layout transforms give some layers a quantize config of their own, bypassing the
+    prune-preserve registry (e.g. the inputs of a three-way Concatenate, a 1x1 conv right after
+    global pooling), so PQAT alone lets their pruned weights regrow. A constraint on the kernel
+    variable (applied by the optimizer after every update) multiplies it by its current
+    non-zero mask. Returns the number of kernels pinned.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    pinned = 0
+    for _, var in _sp.prunable_kernels(model, "all"):
+        value = var.numpy()
+        if np.count_nonzero(value) == value.size:
+            continue
+        mask = tf.constant((value != 0).astype(value.dtype))
+        var._constraint = lambda v, m=mask: v * m  # pylint: disable=protected-access
+        pinned += 1
+    return pinned
+
+
+# The name the ablation driver and tfmot users look for.
+quantize_model = quantize
+
+
+def quantize_and_finetune(model, train_ds, config, *, preserve_sparsity: bool | None = None,
+                          val_ds=None, workdir=None):
+    """`quantize` then fine-tune with `tfopt.train.fit`; returns (qat_model, fit metrics)."""
+    from tfopt import train as _train
+    qat_model = quantize(model, preserve_sparsity=preserve_sparsity)
+    metrics = _train.fit(qat_model, train_ds, config, val_ds=val_ds, workdir=workdir)
+    return qat_model, dict(metrics or {})
+
+
+def save(model, path: str) -> None:
+    """Save a QAT model (H5 or SavedModel, by extension) without optimizer state."""
+    model.save(path, include_optimizer=False)
+
+
+def load(path: str):
+    """Load a model saved by `save` (inside `quantize_scope`, uncompiled)."""
+    from tfopt.models import list_variants
+    list_variants()  # registers the zoo's serializable layers
+    with quantize_scope():
+        return keras.models.load_model(path, compile=False)
+
+
+def kernel_sparsity(qat_model) -> float:
+    """Sparsity of the conv kernels as the QAT model will quantize them (wrappers looked through)."""
+    return _sp.model_sparsity(qat_model, "conv")
+
+
+__all__ = [
+    "custom_objects", "kernel_sparsity", "load", "quantize", "quantize_and_finetune",
+    "pin_zeros", "quantize_config_for", "quantize_model", "quantize_scope", "save",
+]
