@@ -17,6 +17,13 @@ def test_list_json_has_id_params_flops_macs(capsys):
     assert rows[0]["params"] == 34906  # tiny.py docstring, 10 classes
 
 
+def test_list_match_takes_comma_separated_patterns(capsys):
+    with pytest.raises(SystemExit, match="matches no variant"):
+        cli.main(["list", "--match=nothing_*,nope"])
+    cli.main(["list", "--match=nothing_*, tiny_*", "--format=json"])
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == ["tiny_cnn"]
+
+
 def test_list_table_is_markdown(capsys):
     cli.main(["list", "--match=tiny_cnn", "--num_classes=3"])
     lines = capsys.readouterr().out.splitlines()

@@ -1,6 +1,6 @@
 """Command line for the model zoo: list the variants with their costs, or break one down.
 
-    python -m tfopt.models list [--num_classes=10] [--format=table|json] [--match='resnet101_*']
+    python -m tfopt.models list [--num_classes=10] [--format=table|json] [--match='resnet101_v*,vgg19_v*']
     python -m tfopt.models summary resnet101_v13 --num_classes=10 [--format=table|json]
 
 `list` builds every matching variant at full width (about 5-15 s each on one CPU core) and
@@ -71,7 +71,8 @@ def _table(header, rows) -> str:
 def cmd_list(args) -> int:
     from tfopt.models import list_variants
 
-    ids = [v for v in list_variants() if fnmatch.fnmatch(v, args.match)]
+    patterns = [p.strip() for p in args.match.split(",") if p.strip()]
+    ids = [v for v in list_variants() if any(fnmatch.fnmatch(v, p) for p in patterns)]
     if not ids:
         raise SystemExit(f"--match={args.match!r} matches no variant; ids: {list_variants()}")
     rows = [_costs(v, args.num_classes, args.width_multiplier)[0] for v in ids]
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
         p.add_argument("--width_multiplier", type=float, default=1.0)
         p.add_argument("--format", choices=("table", "json"), default="table")
         if name == "list":
-            p.add_argument("--match", default="*", help="fnmatch pattern on ids, e.g. 'vgg19_*'")
+            p.add_argument("--match", default="*", help="comma-separated fnmatch patterns on ids, e.g. 'resnet101_v*,vgg19_v*'")
     args = parser.parse_args(argv)
     try:
         return cmd_list(args) if args.command == "list" else cmd_summary(args)
