@@ -19,8 +19,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(tmp_path, **kw):
-    base = dict(variants=("tiny_cnn",), recipes=("none", "prune_global:0.2,0.36", "qat"),
-                workdir=str(tmp_path / "wd"), train_epochs=1)
+    base = dict(
+        variants=("tiny_cnn",),
+        recipes=("none", "prune_global:0.2,0.36", "qat"),
+        workdir=str(tmp_path / "wd"),
+        train_epochs=1,
+    )
     base.update(kw)
     return ExperimentConfig(**base)
 
@@ -31,22 +35,33 @@ def _fake_trial_fn(fail=(), calls=None):
             calls.append(trial_dict["id"])
         for d in (trial_dict["parent"], trial_dict["baseline"]):
             if d and d != trial_dict["id"]:
-                assert dep_rows[d]["status"] == "ok"      # deps are passed in, finished
+                assert dep_rows[d]["status"] == "ok"  # deps are passed in, finished
         if trial_dict["id"] in fail:
             return {"trial_id": trial_dict["id"], "status": "failed", "error": "boom"}
-        return {"trial_id": trial_dict["id"], "status": "ok", "keras_accuracy_pct": 90.0,
-                "params": 100, "flops": 1000}
+        return {
+            "trial_id": trial_dict["id"],
+            "status": "ok",
+            "keras_accuracy_pct": 90.0,
+            "params": 100,
+            "flops": 1000,
+        }
+
     return fn
 
 
 def test_grid_runs_every_trial_once_and_appends_one_line_each(tmp_path, capsys):
     calls = []
     c = _config(tmp_path)
-    failed = ablation.run_grid(c, executor=LocalExecutor(_fake_trial_fn(calls=calls)),
-                               write_report=False)
+    failed = ablation.run_grid(
+        c, executor=LocalExecutor(_fake_trial_fn(calls=calls)), write_report=False
+    )
     assert failed == 0
-    assert calls == ["tiny_cnn__none", "tiny_cnn__prune_global_0.2",
-                     "tiny_cnn__prune_global_0.2_0.36", "tiny_cnn__qat"]
+    assert calls == [
+        "tiny_cnn__none",
+        "tiny_cnn__prune_global_0.2",
+        "tiny_cnn__prune_global_0.2_0.36",
+        "tiny_cnn__qat",
+    ]
     rows = read_results(c.workdir)
     assert [r["trial_id"] for r in rows] == calls
     assert all(r["config_fingerprint"] == c.fingerprint() for r in rows)
@@ -61,30 +76,42 @@ def test_rerun_skips_finished_trials_and_extends_the_grid(tmp_path):
     ablation.run_grid(c, executor=LocalExecutor(_fake_trial_fn()), write_report=False)
     calls = []
     c2 = _config(tmp_path, recipes=("none", "prune_global:0.2,0.36", "qat", "prune_poly:0.5"))
-    assert ablation.run_grid(c2, executor=LocalExecutor(_fake_trial_fn(calls=calls)),
-                             write_report=False) == 0
+    assert (
+        ablation.run_grid(
+            c2, executor=LocalExecutor(_fake_trial_fn(calls=calls)), write_report=False
+        )
+        == 0
+    )
     assert calls == ["tiny_cnn__prune_poly_0.5"]
     assert len(read_results(c.workdir)) == 5
 
 
 def test_failed_trial_is_recorded_blocks_its_children_and_is_retried(tmp_path):
     c = _config(tmp_path)
-    n = ablation.run_grid(c, executor=LocalExecutor(_fake_trial_fn(fail={"tiny_cnn__prune_global_0.2"})),
-                          write_report=False)
+    n = ablation.run_grid(
+        c,
+        executor=LocalExecutor(_fake_trial_fn(fail={"tiny_cnn__prune_global_0.2"})),
+        write_report=False,
+    )
     rows = {r["trial_id"]: r for r in read_results(c.workdir)}
-    assert n == 2           # the failing trial and the one built on it
+    assert n == 2  # the failing trial and the one built on it
     assert rows["tiny_cnn__prune_global_0.2"]["error"] == "boom"
     assert "depends on failed" in rows["tiny_cnn__prune_global_0.2_0.36"]["error"]
-    assert rows["tiny_cnn__qat"]["status"] == "ok"   # the run went on
+    assert rows["tiny_cnn__qat"]["status"] == "ok"  # the run went on
     calls = []
-    assert ablation.run_grid(c, executor=LocalExecutor(_fake_trial_fn(calls=calls)),
-                             write_report=False) == 0
+    assert (
+        ablation.run_grid(
+            c, executor=LocalExecutor(_fake_trial_fn(calls=calls)), write_report=False
+        )
+        == 0
+    )
     assert calls == ["tiny_cnn__prune_global_0.2", "tiny_cnn__prune_global_0.2_0.36"]
 
 
 def test_a_raising_trial_function_becomes_a_failed_row(tmp_path):
     def boom(*_):
         raise RuntimeError("kaput")
+
     c = _config(tmp_path, recipes=("none",))
     assert ablation.run_grid(c, executor=LocalExecutor(boom), write_report=False) == 1
     (row,) = read_results(c.workdir)
@@ -95,11 +122,14 @@ def test_different_config_is_refused_unless_overwrite(tmp_path):
     c = _config(tmp_path)
     ablation.run_grid(c, executor=LocalExecutor(_fake_trial_fn()), write_report=False)
     with pytest.raises(ValueError, match=r"different config \(train_epochs: 1 -> 3\).*--overwrite"):
-        ablation.run_grid(_config(tmp_path, train_epochs=3),
-                          executor=LocalExecutor(_fake_trial_fn()), write_report=False)
+        ablation.run_grid(
+            _config(tmp_path, train_epochs=3),
+            executor=LocalExecutor(_fake_trial_fn()),
+            write_report=False,
+        )
     c3 = _config(tmp_path, train_epochs=3, overwrite=True)
     assert ablation.run_grid(c3, executor=LocalExecutor(_fake_trial_fn()), write_report=False) == 0
-    assert len(read_results(c.workdir)) == 4          # fresh results
+    assert len(read_results(c.workdir)) == 4  # fresh results
     archived = os.listdir(os.path.join(c.workdir, "archive"))
     assert len(archived) == 1
 
@@ -108,7 +138,7 @@ def test_torn_last_line_is_ignored_and_repaired(tmp_path):
     store = ResultsStore(str(tmp_path))
     store.append({"trial_id": "a", "status": "ok"})
     with open(store.path, "a") as f:
-        f.write('{"trial_id": "b", "sta')            # a kill -9 mid-write
+        f.write('{"trial_id": "b", "sta')  # a kill -9 mid-write
     assert [r["trial_id"] for r in store.rows()] == ["a"]
     store.append({"trial_id": "c", "status": "ok"})
     assert [r["trial_id"] for r in store.rows()] == ["a", "c"]
@@ -118,11 +148,11 @@ def test_torn_last_line_is_ignored_and_repaired(tmp_path):
 def test_second_live_driver_is_refused(tmp_path):
     store = ResultsStore(str(tmp_path))
     with open(os.path.join(str(tmp_path), ".lock"), "w") as f:
-        f.write(str(os.getppid()))                  # a live process that is not us
+        f.write(str(os.getppid()))  # a live process that is not us
     with pytest.raises(ValueError, match="in use by process"):
         store.lock()
     with open(os.path.join(str(tmp_path), ".lock"), "w") as f:
-        f.write("999999999")                         # stale lock from a killed driver
+        f.write("999999999")  # stale lock from a killed driver
     store.lock()
 
 
@@ -152,14 +182,25 @@ TINY_FLAGS = """# tiny end-to-end run for tests
 
 
 def _run_driver(flagfile, workdir, timeout=600):
-    return subprocess.run([sys.executable, "-m", "tfopt.experiments.ablation",
-                           f"--flagfile={flagfile}", f"--workdir={workdir}"],
-                          capture_output=True, text=True, cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfopt.experiments.ablation",
+            f"--flagfile={flagfile}",
+            f"--workdir={workdir}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 def _fashion_mnist_available():
     try:
         from tfopt.data import idx
+
         return idx.find_fashion_mnist() is not None
     except Exception:
         return False
@@ -173,9 +214,14 @@ def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
     wd = tmp_path / "wd"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     # Start, wait for the first finished trial, kill -9 mid-grid.
-    proc = subprocess.Popen([sys.executable, "-m", "tfopt.experiments.ablation",
-                             f"--flagfile={ff}", f"--workdir={wd}"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfopt.experiments.ablation", f"--flagfile={ff}", f"--workdir={wd}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     results = wd / "results.jsonl"
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline and proc.poll() is None:
@@ -191,11 +237,16 @@ def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     rows = read_results(str(results))
     ids = [r["trial_id"] for r in rows]
-    expected = {"tiny_cnn__none", "tiny_cnn__prune_global_0.2", "tiny_cnn__prune_global_0.2_0.36",
-                "tiny_cnn__qat", "tiny_cnn__ocnna_k_30"}
+    expected = {
+        "tiny_cnn__none",
+        "tiny_cnn__prune_global_0.2",
+        "tiny_cnn__prune_global_0.2_0.36",
+        "tiny_cnn__qat",
+        "tiny_cnn__ocnna_k_30",
+    }
     assert set(ids) == expected
     assert len(ids) == len(set(ids)), "a trial was repeated"
-    assert ids[:len(before)] == before
+    assert ids[: len(before)] == before
     by = {r["trial_id"]: r for r in rows}
     base = by["tiny_cnn__none"]
     assert base["status"] == "ok" and 10 < base["keras_accuracy_pct"] <= 100

@@ -21,40 +21,64 @@ def _config(**kw):
 
 # ---- recipes --------------------------------------------------------------------------------
 
+
 def test_split_recipe_list_keeps_series_and_arguments_together():
-    got = cfg.split_recipe_list(["none,prune_global:0.2,0.36,0.488,qat,ocnna:k=30,scope=global",
-                                 "prune_global:0.2,0.36+qat", "kd:t=3,alpha=0.5"])
-    assert got == ["none", "prune_global:0.2,0.36,0.488", "qat", "ocnna:k=30,scope=global",
-                   "prune_global:0.2,0.36+qat", "kd:t=3,alpha=0.5"]
+    got = cfg.split_recipe_list(
+        [
+            "none,prune_global:0.2,0.36,0.488,qat,ocnna:k=30,scope=global",
+            "prune_global:0.2,0.36+qat",
+            "kd:t=3,alpha=0.5",
+        ]
+    )
+    assert got == [
+        "none",
+        "prune_global:0.2,0.36,0.488",
+        "qat",
+        "ocnna:k=30,scope=global",
+        "prune_global:0.2,0.36+qat",
+        "kd:t=3,alpha=0.5",
+    ]
 
 
-@pytest.mark.parametrize("text,spec", [
-    ("none", "none"), ("QAT", "qat"), ("prune_poly:0.8", "prune_poly:0.8"),
-    ("prune_const:0.50", "prune_const:0.5"), ("ocnna:30", "ocnna:k=30"),
-    ("ocnna_l1:k=30,scope=global", "ocnna_l1:k=30,scope=global"),
-    ("ocnna_random:k=10", "ocnna_random:k=10"), ("kd", "kd"), ("kd:t=2,alpha=0.5", "kd:t=2,alpha=0.5"),
-    ("prune_global:0.2,0.36+qat", "prune_global:0.2,0.36+qat"), ("ocnna:k=30+kd", "ocnna:k=30+kd"),
-])
+@pytest.mark.parametrize(
+    "text,spec",
+    [
+        ("none", "none"),
+        ("QAT", "qat"),
+        ("prune_poly:0.8", "prune_poly:0.8"),
+        ("prune_const:0.50", "prune_const:0.5"),
+        ("ocnna:30", "ocnna:k=30"),
+        ("ocnna_l1:k=30,scope=global", "ocnna_l1:k=30,scope=global"),
+        ("ocnna_random:k=10", "ocnna_random:k=10"),
+        ("kd", "kd"),
+        ("kd:t=2,alpha=0.5", "kd:t=2,alpha=0.5"),
+        ("prune_global:0.2,0.36+qat", "prune_global:0.2,0.36+qat"),
+        ("ocnna:k=30+kd", "ocnna:k=30+kd"),
+    ],
+)
 def test_parse_recipe_canonical_spec_round_trips(text, spec):
     recipe = cfg.parse_recipe(text)
     assert recipe.spec() == spec
     assert cfg.parse_recipe(spec) == recipe
 
 
-@pytest.mark.parametrize("text,match", [
-    ("qta", r"recipe='qta' is unknown \(did you mean qat\?\)"),
-    ("prune_global:0.2,1.2", r"sparsity 1.2 .* 0 < s < 1"),
-    ("prune_global:0.36,0.2", "strictly increase"),
-    ("prune_poly:0.5,0.6", "takes one sparsity"),
-    ("prune_poly", "needs sparsities"),
-    ("ocnna", "needs k"),
-    ("ocnna:k=100", r"k in \[0, 100\)"),
-    ("ocnna:k=30,scpe=global", r"did you mean scope"),
-    ("ocnna:k=30,scope=globl", r"did you mean global"),
-    ("kd:alpha=1.5", "alpha"),
-    ("none+qat", "cannot be combined"),
-    ("qat+prune_const:0.5", "qat must be the last step"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("qta", r"recipe='qta' is unknown \(did you mean qat\?\)"),
+        ("prune_global:0.2,1.2", r"sparsity 1.2 .* 0 < s < 1"),
+        ("prune_global:0.36,0.2", "strictly increase"),
+        ("prune_poly:0.5,0.6", "takes one sparsity"),
+        ("prune_poly", "needs sparsities"),
+        ("ocnna", "needs k"),
+        ("ocnna:k=100", r"k in \[0, 100\)"),
+        ("ocnna:k=30,scpe=global", r"did you mean scope"),
+        ("ocnna:k=30,scope=globl", r"did you mean global"),
+        ("kd:alpha=1.5", "alpha"),
+        ("none+qat", "cannot be combined"),
+        ("qat+prune_const:0.5", "qat must be the last step"),
+    ],
+)
 def test_parse_recipe_rejects_with_one_line(text, match):
     with pytest.raises(ValueError, match=match) as err:
         cfg.parse_recipe(text)
@@ -64,15 +88,23 @@ def test_parse_recipe_rejects_with_one_line(text, match):
 def test_series_expands_into_one_trial_per_step_each_built_on_the_previous():
     c = _config(variants=("tiny_cnn", "vgg16"), recipes=("prune_global:0.2,0.36,0.488+qat",))
     trials = {t.id: t for t in plan(c)}
-    assert set(trials) == {f"{v}__{r}" for v in ("tiny_cnn", "vgg16") for r in (
-        "none", "prune_global_0.2", "prune_global_0.2_0.36", "prune_global_0.2_0.36_0.488",
-        "prune_global_0.2_0.36_0.488__qat")}
+    assert set(trials) == {
+        f"{v}__{r}"
+        for v in ("tiny_cnn", "vgg16")
+        for r in (
+            "none",
+            "prune_global_0.2",
+            "prune_global_0.2_0.36",
+            "prune_global_0.2_0.36_0.488",
+            "prune_global_0.2_0.36_0.488__qat",
+        )
+    }
     t = trials["tiny_cnn__prune_global_0.2_0.36_0.488__qat"]
     assert t.parent == "tiny_cnn__prune_global_0.2_0.36_0.488" and t.requested
     assert trials["tiny_cnn__prune_global_0.2_0.36"].parent == "tiny_cnn__prune_global_0.2"
     assert not trials["tiny_cnn__none"].requested
     order = [t.id for t in plan(c)]
-    for tr in plan(c):                      # every trial after its dependencies
+    for tr in plan(c):  # every trial after its dependencies
         assert all(order.index(d) < order.index(tr.id) for d in tr.deps)
 
 
@@ -86,23 +118,30 @@ def test_standalone_kd_depends_on_the_teacher_baseline():
 
 # ---- ExperimentConfig ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(variants=("resnet101_v1",)), r"unknown variant 'resnet101_v1'; did you mean resnet101_v"),
-    (dict(variants=()), "variants is empty"),
-    (dict(variants=("tiny_cnn", "tiny_cnn")), "twice"),
-    (dict(train_epochs=0), r"train_epochs=0; expected an integer >= 1"),
-    (dict(finetune_epochs=-1), "finetune_epochs=-1"),
-    (dict(width_multiplier=0.0), "width_multiplier=0.0"),
-    (dict(dataset="fashion_mnst"), r"did you mean fashion_mnist"),
-    (dict(dataset="folder:/no/such/dir"), "does not exist"),
-    (dict(convert_modes=("int8", "fp16")), r"convert_modes='fp16' is unknown"),
-    (dict(convert_modes=("float32",)), "eval_micro=True needs 'int8'"),
-    (dict(train_optimizer="sgd_onecylce"), r"did you mean sgd_onecycle"),
-    (dict(executor="slurm"), "executor='slurm' is unknown"),
-    (dict(ray_address="auto"), "add --executor=ray"),
-    (dict(recipes=("kd",)), "needs --kd_teacher"),
-    (dict(reference_variant="vgg16"), "is not in variants"),
-])
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (
+            dict(variants=("resnet101_v1",)),
+            r"unknown variant 'resnet101_v1'; did you mean resnet101_v",
+        ),
+        (dict(variants=()), "variants is empty"),
+        (dict(variants=("tiny_cnn", "tiny_cnn")), "twice"),
+        (dict(train_epochs=0), r"train_epochs=0; expected an integer >= 1"),
+        (dict(finetune_epochs=-1), "finetune_epochs=-1"),
+        (dict(width_multiplier=0.0), "width_multiplier=0.0"),
+        (dict(dataset="fashion_mnst"), r"did you mean fashion_mnist"),
+        (dict(dataset="folder:/no/such/dir"), "does not exist"),
+        (dict(convert_modes=("int8", "fp16")), r"convert_modes='fp16' is unknown"),
+        (dict(convert_modes=("float32",)), "eval_micro=True needs 'int8'"),
+        (dict(train_optimizer="sgd_onecylce"), r"did you mean sgd_onecycle"),
+        (dict(executor="slurm"), "executor='slurm' is unknown"),
+        (dict(ray_address="auto"), "add --executor=ray"),
+        (dict(recipes=("kd",)), "needs --kd_teacher"),
+        (dict(reference_variant="vgg16"), "is not in variants"),
+    ],
+)
 def test_config_rejects_bad_values_with_one_line(kw, match):
     with pytest.raises(ValueError, match=match) as err:
         _config(**kw)
@@ -111,8 +150,15 @@ def test_config_rejects_bad_values_with_one_line(kw, match):
 
 def test_fingerprint_ignores_execution_fields_and_grid_but_not_settings():
     a = _config()
-    assert a.fingerprint() == _config(variants=("tiny_cnn", "vgg16"), executor="ray",
-                                      workdir="/elsewhere", recipes=("none", "qat")).fingerprint()
+    assert (
+        a.fingerprint()
+        == _config(
+            variants=("tiny_cnn", "vgg16"),
+            executor="ray",
+            workdir="/elsewhere",
+            recipes=("none", "qat"),
+        ).fingerprint()
+    )
     assert a.fingerprint() != _config(train_epochs=2).fingerprint()
     assert cfg.ExperimentConfig.from_dict(a.to_dict()) == a
 
@@ -120,6 +166,7 @@ def test_fingerprint_ignores_execution_fields_and_grid_but_not_settings():
 def test_known_variant_ids_match_the_registry():
     import importlib
     from tfopt.models import list_variants, registry
+
     ids = set(list_variants())
     assert ids <= set(cfg.KNOWN_VARIANT_IDS), sorted(ids - set(cfg.KNOWN_VARIANT_IDS))
     missing_modules = []
@@ -134,15 +181,19 @@ def test_known_variant_ids_match_the_registry():
 
 # ---- flags -> config ----------------------------------------------------------------------
 
+
 def test_config_from_flags_reads_a_flagfile(tmp_path):
     from absl import flags
     from tfopt.experiments import flags as tf_flags
+
     ff = tmp_path / "run.cfg"
-    ff.write_text("# comment\n--variants=tiny_cnn\n--recipes=none,prune_global:0.2,0.36\n"
-                  "--recipes=ocnna:k=30\n"
-                  f"--workdir={tmp_path / 'wd'}\n--train_epochs=2\n--convert_modes=float32,int8\n")
+    ff.write_text(
+        "# comment\n--variants=tiny_cnn\n--recipes=none,prune_global:0.2,0.36\n"
+        "--recipes=ocnna:k=30\n"
+        f"--workdir={tmp_path / 'wd'}\n--train_epochs=2\n--convert_modes=float32,int8\n"
+    )
     fv = flags.FlagValues()
-    for name in tf_flags._FIELD_FLAGS:      # a private copy of the real definitions
+    for name in tf_flags._FIELD_FLAGS:  # a private copy of the real definitions
         fv[name] = tf_flags.FLAGS[name]
     try:
         fv(["prog", f"--flagfile={ff}"])
@@ -169,11 +220,18 @@ BAD = {
 def test_bad_flagfile_fails_fast_with_one_line(tmp_path, case):
     flag, expect = BAD[case]
     ff = tmp_path / "bad.cfg"
-    ff.write_text(f"--variants=tiny_cnn\n--recipes=none\n--workdir={tmp_path / 'wd'}\n"
-                  f"--train_epochs=1\n{flag}\n")
+    ff.write_text(
+        f"--variants=tiny_cnn\n--recipes=none\n--workdir={tmp_path / 'wd'}\n"
+        f"--train_epochs=1\n{flag}\n"
+    )
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "tfopt.experiments.ablation", f"--flagfile={ff}"],
-                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfopt.experiments.ablation", f"--flagfile={ff}"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     elapsed = time.monotonic() - t0
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
@@ -184,14 +242,19 @@ def test_bad_flagfile_fails_fast_with_one_line(tmp_path, case):
 
 
 def test_driver_module_does_not_import_tensorflow_before_validation():
-    code = ("import sys; from tfopt.experiments import ablation, flags, config, grid, store, "
-            "executors, recommend; assert 'tensorflow' not in sys.modules, 'tf imported'")
+    code = (
+        "import sys; from tfopt.experiments import ablation, flags, config, grid, store, "
+        "executors, recommend; assert 'tensorflow' not in sys.modules, 'tf imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
 
 
 def test_compress_variants_limit_compression_to_some_variants():
-    c = _config(variants=("tiny_cnn", "vgg16", "vgg19_v01"), recipes=("none", "qat"),
-                compress_variants=("vgg16",))
+    c = _config(
+        variants=("tiny_cnn", "vgg16", "vgg19_v01"),
+        recipes=("none", "qat"),
+        compress_variants=("vgg16",),
+    )
     ids = {t.id for t in plan(c)}
     assert ids == {"tiny_cnn__none", "vgg16__none", "vgg19_v01__none", "vgg16__qat"}
     with pytest.raises(ValueError, match="'resnet50' is not in variants"):
@@ -200,11 +263,13 @@ def test_compress_variants_limit_compression_to_some_variants():
         _config(variants=("tiny_cnn",), compress_variants=("vgg61",))
 
 
-@pytest.mark.parametrize("name", sorted(f for f in os.listdir(os.path.join(REPO, "experiments"))
-                                        if f.endswith(".cfg")))
+@pytest.mark.parametrize(
+    "name", sorted(f for f in os.listdir(os.path.join(REPO, "experiments")) if f.endswith(".cfg"))
+)
 def test_every_shipped_flagfile_validates_and_has_a_header(tmp_path, name):
     from absl import flags
     from tfopt.experiments import flags as tf_flags
+
     path = os.path.join(REPO, "experiments", name)
     text = open(path).read()
     header = text.split("\n--", 1)[0].lower()

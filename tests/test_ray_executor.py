@@ -14,8 +14,12 @@ from tfopt.experiments.store import read_results  # noqa: E402
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"TF_USE_LEGACY_KERAS": "1"}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"TF_USE_LEGACY_KERAS": "1"}},
+    )
     yield
     ray.shutdown()
 
@@ -26,20 +30,33 @@ def test_ray_runs_the_grid_in_dependency_order_one_task_per_trial(tmp_path, ray_
         # Runs in a Ray worker process: deps arrive finished, results go back to the driver.
         import os as _os
         import time as _time
+
         for d in (trial_dict["parent"], trial_dict["baseline"]):
             if d and d != trial_dict["id"]:
                 assert dep_rows[d]["status"] == "ok"
                 assert dep_rows[d]["finished"] <= _time.time()
         if trial_dict["id"].endswith("prune_poly_0.5"):
             raise RuntimeError("simulated failure")
-        return {"trial_id": trial_dict["id"], "status": "ok", "pid": _os.getpid(),
-                "finished": _time.time(), "keras_accuracy_pct": 50.0, "params": 1, "flops": 1}
+        return {
+            "trial_id": trial_dict["id"],
+            "status": "ok",
+            "pid": _os.getpid(),
+            "finished": _time.time(),
+            "keras_accuracy_pct": 50.0,
+            "params": 1,
+            "flops": 1,
+        }
 
-    c = ExperimentConfig(variants=("tiny_cnn", "vgg16"),
-                         recipes=("none", "prune_global:0.2,0.36", "prune_poly:0.5"),
-                         workdir=str(tmp_path / "wd"), executor="ray", train_epochs=1)
-    failed = ablation.run_grid(c, executor=RayExecutor(trial_fn=trial_fn, gpus_per_trial=0),
-                               write_report=False)
+    c = ExperimentConfig(
+        variants=("tiny_cnn", "vgg16"),
+        recipes=("none", "prune_global:0.2,0.36", "prune_poly:0.5"),
+        workdir=str(tmp_path / "wd"),
+        executor="ray",
+        train_epochs=1,
+    )
+    failed = ablation.run_grid(
+        c, executor=RayExecutor(trial_fn=trial_fn, gpus_per_trial=0), write_report=False
+    )
     rows = read_results(c.workdir)
     by = {r["trial_id"]: r for r in rows}
     assert len(rows) == 8 and failed == 2
@@ -51,11 +68,17 @@ def test_ray_runs_the_grid_in_dependency_order_one_task_per_trial(tmp_path, ray_
     calls = []
 
     def ok_fn(config_dict, trial_dict, dep_rows):
-        return {"trial_id": trial_dict["id"], "status": "ok", "keras_accuracy_pct": 50.0,
-                "params": 1, "flops": 1}
+        return {
+            "trial_id": trial_dict["id"],
+            "status": "ok",
+            "keras_accuracy_pct": 50.0,
+            "params": 1,
+            "flops": 1,
+        }
 
-    failed2 = ablation.run_grid(c, executor=RayExecutor(trial_fn=ok_fn, gpus_per_trial=0),
-                                write_report=False)
+    failed2 = ablation.run_grid(
+        c, executor=RayExecutor(trial_fn=ok_fn, gpus_per_trial=0), write_report=False
+    )
     assert failed2 == 0
     assert len(read_results(c.workdir)) == 10
     del calls
@@ -64,4 +87,4 @@ def test_ray_runs_the_grid_in_dependency_order_one_task_per_trial(tmp_path, ray_
 def test_ray_gpu_request_defaults_to_zero_without_gpus(ray_cluster):
     assert ray.cluster_resources().get("GPU", 0) == 0
     ex = RayExecutor()
-    assert ex.gpus_per_trial is None      # resolved at run time from the cluster
+    assert ex.gpus_per_trial is None  # resolved at run time from the cluster

@@ -17,18 +17,49 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests", "data", "results_fixture.jsonl")
 
 
-def _row(tid, acc, params, int8_bytes, int8_acc, *, f32_bytes=None, arena=None, lat=None,
-         status="ok", variant="big"):
-    tfl = {"int8": {"status": "ok", "bytes": int8_bytes, "gzip_bytes": int8_bytes // 2,
-                    "accuracy_pct": int8_acc, "latency_1t_median_ms": lat,
-                    "path": f"/w/{tid}.int8.tflite"}}
+def _row(
+    tid,
+    acc,
+    params,
+    int8_bytes,
+    int8_acc,
+    *,
+    f32_bytes=None,
+    arena=None,
+    lat=None,
+    status="ok",
+    variant="big",
+):
+    tfl = {
+        "int8": {
+            "status": "ok",
+            "bytes": int8_bytes,
+            "gzip_bytes": int8_bytes // 2,
+            "accuracy_pct": int8_acc,
+            "latency_1t_median_ms": lat,
+            "path": f"/w/{tid}.int8.tflite",
+        }
+    }
     if f32_bytes:
-        tfl["float32"] = {"status": "ok", "bytes": f32_bytes, "accuracy_pct": acc,
-                          "path": f"/w/{tid}.float32.tflite"}
-    return {"trial_id": tid, "variant": variant, "recipe": tid.split("__")[1], "status": status,
-            "keras_accuracy_pct": acc, "params": params, "nonzero_params": params,
-            "flops": params * 10, "reference_variant": "big", "tflite": tfl,
-            "micro": {"status": "ok" if arena else "skipped", "arena_bytes": arena}}
+        tfl["float32"] = {
+            "status": "ok",
+            "bytes": f32_bytes,
+            "accuracy_pct": acc,
+            "path": f"/w/{tid}.float32.tflite",
+        }
+    return {
+        "trial_id": tid,
+        "variant": variant,
+        "recipe": tid.split("__")[1],
+        "status": status,
+        "keras_accuracy_pct": acc,
+        "params": params,
+        "nonzero_params": params,
+        "flops": params * 10,
+        "reference_variant": "big",
+        "tflite": tfl,
+        "micro": {"status": "ok" if arena else "skipped", "arena_bytes": arena},
+    }
 
 
 ROWS = [  # synthetic
@@ -40,8 +71,10 @@ ROWS = [  # synthetic
 ]
 
 
-@pytest.mark.parametrize("drop,expect", [(0.5, "big__none"), (1.0, "big__prune"),
-                                         (3.0, "small__none"), (11.0, "tiny__none")])
+@pytest.mark.parametrize(
+    "drop,expect",
+    [(0.5, "big__none"), (1.0, "big__prune"), (3.0, "small__none"), (11.0, "tiny__none")],
+)
 def test_smallest_flash_within_the_accepted_drop(drop, expect):
     rec = recommend(ROWS, max_accuracy_drop=drop, metric="bytes")
     assert rec.best.trial_id == expect and rec.best.mode == "int8"
@@ -53,7 +86,7 @@ def test_drop_uses_the_tflite_accuracy_against_the_reference_keras_baseline():
     cands = {(c.trial_id, c.mode): c for c in candidates(ROWS)[0]}
     assert cands[("big__prune", "int8")].drop_pp == pytest.approx(1.0)
     assert cands[("big__none", "float32")].drop_pp == pytest.approx(0.0)
-    assert not any(t == "broken__none" for t, _ in cands)     # failed trials never qualify
+    assert not any(t == "broken__none" for t, _ in cands)  # failed trials never qualify
 
 
 def test_flash_and_arena_budgets_and_metrics():
@@ -77,21 +110,43 @@ def test_bad_metric_is_one_line_with_close_match():
 def test_cli_answers_and_prints_the_tflite_path(tmp_path):
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    out = subprocess.run([sys.executable, "-m", "tfopt.experiments.recommend",
-                          f"--results={tmp_path}", "--max_accuracy_drop=1", "--metric=bytes"],
-                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfopt.experiments.recommend",
+            f"--results={tmp_path}",
+            "--max_accuracy_drop=1",
+            "--metric=bytes",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert "recommended: big__prune [int8]" in out.stdout
     assert "tflite: /w/big__prune.int8.tflite" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "tfopt.experiments.recommend",
-                          f"--results={tmp_path / 'nope'}", "--max_accuracy_drop=1"],
-                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfopt.experiments.recommend",
+            f"--results={tmp_path / 'nope'}",
+            "--max_accuracy_drop=1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.skipif(not os.path.exists(FIXTURE), reason="fixture not generated yet")
 def test_answer_on_the_real_fixture_is_consistent_with_its_table():
     from tfopt.experiments.store import read_results
+
     rows = read_results(FIXTURE)
     for drop in (0.5, 1, 2, 5):
         rec = recommend(rows, max_accuracy_drop=drop, metric="bytes")

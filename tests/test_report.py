@@ -12,22 +12,54 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests", "data", "results_fixture.jsonl")
 
 
-def _row(variant, recipe, acc, params, nonzero=None, *, sparsity=0.0, flops=None, tech=None,
-         int8=(1000, None), arena=5000, rpr=None, status="ok"):
+def _row(
+    variant,
+    recipe,
+    acc,
+    params,
+    nonzero=None,
+    *,
+    sparsity=0.0,
+    flops=None,
+    tech=None,
+    int8=(1000, None),
+    arena=5000,
+    rpr=None,
+    status="ok",
+):
     steps = [s.split(":")[0] for s in recipe.split("+")]
-    return {"trial_id": f"{variant}__{recipe}", "variant": variant, "recipe": recipe,
-            "recipe_steps": steps, "status": status, "reference_variant": "a",
-            "keras_accuracy_pct": acc, "params": params,
-            "nonzero_params": nonzero if nonzero is not None else params,
-            "paper_nonzero_params": nonzero if nonzero is not None else params,
-            "conv_sparsity": sparsity, "target_sparsity": sparsity or None,
-            "flops": flops or params * 10, "keras_weights_bytes": params * 4 + 1000,
-            "techniques": tech or {}, "rpr_pct": rpr, "accuracy_drop_pp": None,
-            "tflite": {"int8": {"status": "ok", "bytes": int8[0], "gzip_bytes": int8[0] // 2,
-                                "accuracy_pct": int8[1] if int8[1] is not None else acc - 0.1,
-                                "latency_1t_median_ms": 0.5, "path": f"/x/{variant}.tflite"},
-                       "float32": {"status": "ok", "bytes": params * 4, "accuracy_pct": acc}},
-            "micro": {"status": "ok", "arena_bytes": arena}, "wall_time_s": 3.0}
+    return {
+        "trial_id": f"{variant}__{recipe}",
+        "variant": variant,
+        "recipe": recipe,
+        "recipe_steps": steps,
+        "status": status,
+        "reference_variant": "a",
+        "keras_accuracy_pct": acc,
+        "params": params,
+        "nonzero_params": nonzero if nonzero is not None else params,
+        "paper_nonzero_params": nonzero if nonzero is not None else params,
+        "conv_sparsity": sparsity,
+        "target_sparsity": sparsity or None,
+        "flops": flops or params * 10,
+        "keras_weights_bytes": params * 4 + 1000,
+        "techniques": tech or {},
+        "rpr_pct": rpr,
+        "accuracy_drop_pp": None,
+        "tflite": {
+            "int8": {
+                "status": "ok",
+                "bytes": int8[0],
+                "gzip_bytes": int8[0] // 2,
+                "accuracy_pct": int8[1] if int8[1] is not None else acc - 0.1,
+                "latency_1t_median_ms": 0.5,
+                "path": f"/x/{variant}.tflite",
+            },
+            "float32": {"status": "ok", "bytes": params * 4, "accuracy_pct": acc},
+        },
+        "micro": {"status": "ok", "arena_bytes": arena},
+        "wall_time_s": 3.0,
+    }
 
 
 ROWS = [  # synthetic: pins table/plot logic; the real-run fixture is tested below
@@ -39,8 +71,14 @@ ROWS = [  # synthetic: pins table/plot logic; the real-run fixture is tested bel
     _row("a", "ocnna_l1:k=30", 87.0, 600_000, rpr=60.0),
     _row("a", "ocnna_random:k=30", 85.0, 600_000, rpr=60.0),
     _row("b", "none", 87.0, 100_000, tech={"se": True, "conv": "depthwise"}, int8=(300, 86.8)),
-    {"trial_id": "c__none", "variant": "c", "recipe": "none", "status": "failed",
-     "error": "ValueError: boom", "traceback_path": "/x/tb.txt"},
+    {
+        "trial_id": "c__none",
+        "variant": "c",
+        "recipe": "none",
+        "status": "failed",
+        "error": "ValueError: boom",
+        "traceback_path": "/x/tb.txt",
+    },
 ]
 
 
@@ -74,12 +112,23 @@ def test_write_report_from_a_results_file(tmp_path):
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     paths = report.write_report(str(tmp_path), tensorboard=False)
     md = open(paths["markdown"]).read()
-    for heading in ("Techniques per variant", "All trials", "Pruning", "Quantization",
-                    "OCNNA vs filter-ranking", "Smallest model", "Failed trials"):
+    for heading in (
+        "Techniques per variant",
+        "All trials",
+        "Pruning",
+        "Quantization",
+        "OCNNA vs filter-ranking",
+        "Smallest model",
+        "Failed trials",
+    ):
         assert heading in md, heading
     assert "| se | " in md and "c__none" in md and "ValueError: boom" in md
-    for name in ("accuracy_vs_params", "accuracy_vs_int8_bytes", "accuracy_vs_sparsity",
-                 "ocnna_vs_baselines"):
+    for name in (
+        "accuracy_vs_params",
+        "accuracy_vs_int8_bytes",
+        "accuracy_vs_sparsity",
+        "ocnna_vs_baselines",
+    ):
         p = paths[f"plot_{name}"]
         assert os.path.getsize(p) > 1000 and open(p, "rb").read(4) == b"\x89PNG"
         assert f"plots/{name}.png" in md
@@ -95,7 +144,9 @@ def test_hparams_export_writes_event_files(tmp_path):
     logdir = report.write_hparams(report.ok_rows(ROWS), str(tmp_path / "hp"))
     runs = os.listdir(logdir)
     assert "a__none" in runs and "b__none" in runs
-    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(logdir, "a__none")))
+    assert any(
+        f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(logdir, "a__none"))
+    )
 
 
 @pytest.mark.skipif(not os.path.exists(FIXTURE), reason="fixture not generated yet")

@@ -39,8 +39,12 @@ class Progress:
         return _hms(per * (self.total - self.done))
 
     def start(self, trial: Trial) -> None:
-        print(f"[{self.done + 1}/{self.total}] start  {trial.id}  elapsed "
-              f"{_hms(time.monotonic() - self.t0)}  eta {self._eta()}", file=self.out, flush=True)
+        print(
+            f"[{self.done + 1}/{self.total}] start  {trial.id}  elapsed "
+            f"{_hms(time.monotonic() - self.t0)}  eta {self._eta()}",
+            file=self.out,
+            flush=True,
+        )
 
     def finish(self, trial: Trial, row: dict) -> None:
         self.done += 1
@@ -51,19 +55,29 @@ class Progress:
         acc = row.get("keras_accuracy_pct")
         extra = f"  acc {acc:.2f}%" if isinstance(acc, (int, float)) else ""
         err = f"  error: {row.get('error')}" if status != "ok" else ""
-        print(f"[{self.done}/{self.total}] {status:<6} {trial.id}  ({row.get('wall_time_s', 0):.0f}"
-              f" s){extra}  elapsed {_hms(time.monotonic() - self.t0)}  eta {self._eta()}{err}",
-              file=self.out, flush=True)
+        print(
+            f"[{self.done}/{self.total}] {status:<6} {trial.id}  ({row.get('wall_time_s', 0):.0f}"
+            f" s){extra}  elapsed {_hms(time.monotonic() - self.t0)}  eta {self._eta()}{err}",
+            file=self.out,
+            flush=True,
+        )
 
 
-def run_grid(config: ExperimentConfig, *, executor=None, flags_text: str = "",
-             write_report: bool = True, out=None) -> int:
+def run_grid(
+    config: ExperimentConfig,
+    *,
+    executor=None,
+    flags_text: str = "",
+    write_report: bool = True,
+    out=None,
+) -> int:
     """Run every trial of `config` not finished yet; return the number of failed trials.
 
     Failed trials (this run's, or earlier ones not retried) count; rows are appended to
     WORKDIR/results.jsonl as trials end, and report.md/CSV/plots are rebuilt at the end.
     """
     from tfopt.experiments.executors import make_executor
+
     out = out or sys.stdout
 
     store = ResultsStore(config.workdir)
@@ -73,8 +87,12 @@ def run_grid(config: ExperimentConfig, *, executor=None, flags_text: str = "",
         trials = plan(config)
         done = store.finished()
         todo = [t for t in trials if t.id not in done]
-        print(f"ablation: {len(trials)} trials ({len(trials) - len(todo)} already done) -> "
-              f"{config.workdir}", file=out, flush=True)
+        print(
+            f"ablation: {len(trials)} trials ({len(trials) - len(todo)} already done) -> "
+            f"{config.workdir}",
+            file=out,
+            flush=True,
+        )
         progress = Progress(len(trials), len(trials) - len(todo), out)
         executor = executor or make_executor(config)
 
@@ -87,21 +105,30 @@ def run_grid(config: ExperimentConfig, *, executor=None, flags_text: str = "",
             store.append(row)
             progress.finish(trial, row)
 
-        executor.run(trials, config.to_dict(), {t.id: done[t.id] for t in trials if t.id in done},
-                     progress.start, on_finish)
+        executor.run(
+            trials,
+            config.to_dict(),
+            {t.id: done[t.id] for t in trials if t.id in done},
+            progress.start,
+            on_finish,
+        )
         latest = store.finished()
         failed = [t.id for t in trials if t.id not in latest]
         if write_report:
             try:
                 from tfopt import report
+
                 paths = report.write_report(config.workdir)
                 print(f"report: {paths['markdown']}", file=out, flush=True)
             except Exception as err:  # the results are safe; a report bug must not hide them
                 print(f"report failed: {type(err).__name__}: {err}", file=out, flush=True)
                 failed.append("report")
-        print(f"ablation: {len(trials) - len([f for f in failed if f != 'report'])}/{len(trials)} "
-              f"trials ok" + (f"; failed: {', '.join(failed)}" if failed else ""),
-              file=out, flush=True)
+        print(
+            f"ablation: {len(trials) - len([f for f in failed if f != 'report'])}/{len(trials)} "
+            f"trials ok" + (f"; failed: {', '.join(failed)}" if failed else ""),
+            file=out,
+            flush=True,
+        )
         return len(failed)
     finally:
         store.unlock()
@@ -109,6 +136,7 @@ def run_grid(config: ExperimentConfig, *, executor=None, flags_text: str = "",
 
 def main(argv) -> int:
     from tfopt.experiments import flags as tf_flags
+
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}; every setting is a --flag", file=sys.stderr)
         return 2
@@ -119,11 +147,12 @@ def main(argv) -> int:
         return 2
     import os
     from absl import logging
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before TensorFlow loads in a trial
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads in a trial
     logging.set_verbosity(logging.WARNING)
     try:
         failed = run_grid(config, flags_text=tf_flags.FLAGS.flags_into_string())
-    except ValueError as err:   # workdir refused, ray missing, ...
+    except ValueError as err:  # workdir refused, ray missing, ...
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 1 if failed else 0
@@ -133,6 +162,7 @@ def _entry() -> None:
     from absl import app
 
     from tfopt.experiments import flags as tf_flags
+
     app.run(lambda argv: sys.exit(main(argv)), flags_parser=tf_flags.parse_argv)
 
 

@@ -40,12 +40,24 @@ from typing import Any
 KNOWN_VARIANT_IDS: tuple[str, ...] = (
     *(f"resnet101_v{i:02d}" for i in range(1, 16)),
     *(f"vgg19_v{i:02d}" for i in range(1, 14)),
-    "vgg16", "resnet50", "densenet40", "mobilenet_v1", "tiny_cnn",
+    "vgg16",
+    "resnet50",
+    "densenet40",
+    "mobilenet_v1",
+    "tiny_cnn",
 )
 
 RECIPE_STEP_KINDS: tuple[str, ...] = (
-    "none", "prune_global", "prune_layer", "prune_poly", "prune_const", "qat",
-    "ocnna", "ocnna_l1", "ocnna_random", "kd",
+    "none",
+    "prune_global",
+    "prune_layer",
+    "prune_poly",
+    "prune_const",
+    "qat",
+    "ocnna",
+    "ocnna_l1",
+    "ocnna_random",
+    "kd",
 )
 PRUNE_SERIES_KINDS = ("prune_global", "prune_layer")
 PRUNE_KINDS = (*PRUNE_SERIES_KINDS, "prune_poly", "prune_const")
@@ -73,6 +85,7 @@ def _fmt_float(x: float) -> str:
 # --------------------------------------------------------------------------------------------
 # Recipes
 # --------------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class RecipeStep:
@@ -107,16 +120,21 @@ class RecipeStep:
                 if not (isinstance(s, (int, float)) and 0.0 < s < 1.0):
                     raise ValueError(
                         f"sparsity {s!r} in recipe {self.kind!r} is out of range; "
-                        "expected a fraction 0 < s < 1 (e.g. 0.59 for 59%)")
+                        "expected a fraction 0 < s < 1 (e.g. 0.59 for 59%)"
+                    )
             if list(self.sparsities) != sorted(set(self.sparsities)):
-                raise ValueError(f"sparsities {self.sparsities} in recipe {self.kind!r} must "
-                                 "strictly increase (each step prunes further)")
+                raise ValueError(
+                    f"sparsities {self.sparsities} in recipe {self.kind!r} must "
+                    "strictly increase (each step prunes further)"
+                )
         elif self.sparsities:
             raise ValueError(f"recipe {self.kind!r} takes no sparsities, got {self.sparsities}")
         if self.kind in OCNNA_KINDS:
             if self.k is None or not (0.0 <= self.k < 100.0):
-                raise ValueError(f"recipe {self.kind!r} needs k in [0, 100), e.g. {self.kind}:k=30;"
-                                 f" got k={self.k!r}")
+                raise ValueError(
+                    f"recipe {self.kind!r} needs k in [0, 100), e.g. {self.kind}:k=30;"
+                    f" got k={self.k!r}"
+                )
             if self.scope not in ("layer", "global"):
                 raise _unknown(f"{self.kind} scope", self.scope, ("layer", "global"))
         if self.kind == "kd":
@@ -152,8 +170,9 @@ class Recipe:
         if kinds.count("qat") > 1:
             raise ValueError(f"recipe {self.spec()!r}: qat appears twice")
         if "qat" in kinds and kinds[-1] not in ("qat",):
-            raise ValueError(f"recipe {self.spec()!r}: qat must be the last step (a QAT model is "
-                             "only converted)")
+            raise ValueError(
+                f"recipe {self.spec()!r}: qat must be the last step (a QAT model is only converted)"
+            )
 
     def spec(self) -> str:
         return "+".join(s.spec() for s in self.steps)
@@ -191,8 +210,9 @@ class Recipe:
             return None
         last = self.steps[-1]
         if last.kind in PRUNE_SERIES_KINDS and len(last.sparsities) > 1:
-            return Recipe(self.steps[:-1] + (dataclasses.replace(
-                last, sparsities=last.sparsities[:-1]),))
+            return Recipe(
+                self.steps[:-1] + (dataclasses.replace(last, sparsities=last.sparsities[:-1]),)
+            )
         if len(self.steps) == 1:
             return NONE_RECIPE
         return Recipe(self.steps[:-1])
@@ -225,17 +245,23 @@ def parse_step(text: str) -> RecipeStep:
             raise ValueError(f"recipe {kind!r} needs sparsities, e.g. {kind}:0.5")
         return RecipeStep(kind, sparsities=tuple(_parse_value(kind, "sparsity", p) for p in parts))
     kwargs: dict[str, Any] = {}
-    allowed = {"ocnna": ("k", "scope"), "ocnna_l1": ("k", "scope"), "ocnna_random": ("k", "scope"),
-               "kd": ("t", "alpha")}.get(kind, ())
+    allowed = {
+        "ocnna": ("k", "scope"),
+        "ocnna_l1": ("k", "scope"),
+        "ocnna_random": ("k", "scope"),
+        "kd": ("t", "alpha"),
+    }.get(kind, ())
     for p in parts:
         key, eq, raw = p.partition("=")
         key = key.strip().lower()
         if not eq:
-            if kind in OCNNA_KINDS and "k" not in kwargs:   # 'ocnna:30' means k=30
+            if kind in OCNNA_KINDS and "k" not in kwargs:  # 'ocnna:30' means k=30
                 key, raw = "k", p
             else:
-                raise ValueError(f"recipe {kind!r}: argument {p!r} must be key=value "
-                                 f"(keys: {', '.join(allowed) or 'none'})")
+                raise ValueError(
+                    f"recipe {kind!r}: argument {p!r} must be key=value "
+                    f"(keys: {', '.join(allowed) or 'none'})"
+                )
         if key not in allowed:
             raise _unknown(f"recipe {kind} argument", key, allowed or ["(no arguments)"])
         if key == "scope":
@@ -291,8 +317,17 @@ NONE_RECIPE = Recipe((RecipeStep("none"),))
 # --------------------------------------------------------------------------------------------
 
 # Fields that only say how/where to run; they may change between a run and its resume.
-EXECUTION_FIELDS = ("workdir", "executor", "ray_address", "ray_gpus_per_trial", "overwrite",
-                    "variants", "recipes", "compress_variants", "verbose")
+EXECUTION_FIELDS = (
+    "workdir",
+    "executor",
+    "ray_address",
+    "ray_gpus_per_trial",
+    "overwrite",
+    "variants",
+    "recipes",
+    "compress_variants",
+    "verbose",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,15 +339,15 @@ class ExperimentConfig:
     """
 
     variants: tuple[str, ...]
-    recipes: tuple[str, ...]          # canonical recipe specs (see parse_recipe)
+    recipes: tuple[str, ...]  # canonical recipe specs (see parse_recipe)
     workdir: str
     compress_variants: tuple[str, ...] | None = None  # variants that get the non-'none' recipes
     dataset: str = "fashion_mnist"
     data_dir: str | None = None
-    image_size: int | None = None     # resize to image_size x image_size; None keeps native size
-    to_rgb: bool = False              # grey -> 3 channels (the zoo's CIFAR stems expect 3)
-    train_limit: int | None = None    # use only this many training images (None: all)
-    test_limit: int | None = None     # evaluate on this many test images (None: all)
+    image_size: int | None = None  # resize to image_size x image_size; None keeps native size
+    to_rgb: bool = False  # grey -> 3 channels (the zoo's CIFAR stems expect 3)
+    train_limit: int | None = None  # use only this many training images (None: all)
+    test_limit: int | None = None  # evaluate on this many test images (None: all)
     width_multiplier: float = 1.0
     train_epochs: int = 150
     train_batch_size: int = 128
@@ -321,20 +356,20 @@ class ExperimentConfig:
     train_weight_decay: float = 2e-5
     train_augment: bool = True
     seed: int = 0
-    finetune_epochs: int = 1          # per pruning step / after OCNNA surgery / kd recovery
+    finetune_epochs: int = 1  # per pruning step / after OCNNA surgery / kd recovery
     finetune_max_lr: float = 1e-3
-    finetune_optimizer: str | None = None   # None: train_optimizer
+    finetune_optimizer: str | None = None  # None: train_optimizer
     qat_epochs: int = 1
     ocnna_images: int = 1000
-    kd_teacher: str | None = None     # variant whose baseline teaches stand-alone `kd` recipes
-    kd_epochs: int | None = None      # None: train_epochs
+    kd_teacher: str | None = None  # variant whose baseline teaches stand-alone `kd` recipes
+    kd_epochs: int | None = None  # None: train_epochs
     convert_modes: tuple[str, ...] = ("float32", "int8")
     calibration_samples: int = 200
-    eval_tflite: bool = True          # accuracy of every converted model on the test split
+    eval_tflite: bool = True  # accuracy of every converted model on the test split
     eval_latency: bool = True
     latency_runs: int = 50
-    eval_micro: bool = True           # run int8 models on TensorFlow Lite Micro
-    export: bool = True               # firmware export (.tflite, .cc/.h, .json) per trial
+    eval_micro: bool = True  # run int8 models on TensorFlow Lite Micro
+    export: bool = True  # firmware export (.tflite, .cc/.h, .json) per trial
     reference_variant: str | None = None  # accuracy drops are also reported vs this baseline
     executor: str = "local"
     ray_address: str | None = None
@@ -345,7 +380,9 @@ class ExperimentConfig:
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         if not self.variants:
-            raise ValueError("variants is empty; give at least one zoo id, e.g. --variants=tiny_cnn")
+            raise ValueError(
+                "variants is empty; give at least one zoo id, e.g. --variants=tiny_cnn"
+            )
         for v in self.variants:
             check_variant_id(v, "variants")
         if len(set(self.variants)) != len(self.variants):
@@ -355,8 +392,9 @@ class ExperimentConfig:
             for v in self.compress_variants:
                 if v not in self.variants:
                     check_variant_id(v, "compress_variants")
-                    raise ValueError(f"compress_variants: {v!r} is not in variants="
-                                     f"{list(self.variants)}")
+                    raise ValueError(
+                        f"compress_variants: {v!r} is not in variants={list(self.variants)}"
+                    )
         if not self.recipes:
             raise ValueError("recipes is empty; e.g. --recipes=none,qat")
         specs = []
@@ -397,28 +435,36 @@ class ExperimentConfig:
                 raise _unknown("convert_modes", m, CONVERT_MODES)
         set_("convert_modes", modes)
         if self.eval_micro and "int8" not in modes:
-            raise ValueError("eval_micro=True needs 'int8' in convert_modes (TFLite Micro runs "
-                             "int8 models); add it or pass --noeval_micro")
+            raise ValueError(
+                "eval_micro=True needs 'int8' in convert_modes (TFLite Micro runs "
+                "int8 models); add it or pass --noeval_micro"
+            )
         if any(parse_recipe(r).last.kind == "qat" for r in self.recipes) and "int8" not in modes:
             raise ValueError("a 'qat' recipe needs 'int8' in convert_modes")
         if self.executor not in EXECUTORS:
             raise _unknown("executor", self.executor, EXECUTORS)
         if self.ray_address and self.executor != "ray":
-            raise ValueError(f"ray_address={self.ray_address!r} given but executor="
-                             f"{self.executor!r}; add --executor=ray")
+            raise ValueError(
+                f"ray_address={self.ray_address!r} given but executor="
+                f"{self.executor!r}; add --executor=ray"
+            )
         if self.ray_gpus_per_trial is not None and self.ray_gpus_per_trial < 0:
             raise ValueError(f"ray_gpus_per_trial={self.ray_gpus_per_trial!r}; expected >= 0")
         if self.kd_teacher is not None:
             check_variant_id(self.kd_teacher, "kd_teacher")
         standalone_kd = any(parse_recipe(r).steps[0].kind == "kd" for r in self.recipes)
         if standalone_kd and self.kd_teacher is None:
-            raise ValueError("a recipe starting with 'kd' needs --kd_teacher=VARIANT (whose "
-                             "trained baseline is the teacher)")
+            raise ValueError(
+                "a recipe starting with 'kd' needs --kd_teacher=VARIANT (whose "
+                "trained baseline is the teacher)"
+            )
         if self.reference_variant is not None:
             check_variant_id(self.reference_variant, "reference_variant")
             if self.reference_variant not in self.variants:
-                raise ValueError(f"reference_variant={self.reference_variant!r} is not in "
-                                 f"variants={list(self.variants)}")
+                raise ValueError(
+                    f"reference_variant={self.reference_variant!r} is not in "
+                    f"variants={list(self.variants)}"
+                )
 
     # ---- derived ------------------------------------------------------------------------
     def variants_for(self, recipe: str) -> tuple[str, ...]:
@@ -469,17 +515,20 @@ def check_variant_id(variant_id: str, flag: str = "variants") -> None:
     if variant_id not in KNOWN_VARIANT_IDS:
         near = difflib.get_close_matches(str(variant_id), KNOWN_VARIANT_IDS, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
-        raise ValueError(f"{flag}: unknown variant {variant_id!r}{hint} "
-                         "(list them: python -m tfopt.models list)")
+        raise ValueError(
+            f"{flag}: unknown variant {variant_id!r}{hint} (list them: python -m tfopt.models list)"
+        )
 
 
 def check_dataset(source: str, data_dir: str | None = None) -> None:
     """TensorFlow-free check that a data source exists (see tfopt.data.load for the sources)."""
     if not source:
-        raise ValueError(f"dataset={source!r} is missing; e.g. --dataset=fashion_mnist, cifar10, "
-                         "folder:PATH, synthetic")
+        raise ValueError(
+            f"dataset={source!r} is missing; e.g. --dataset=fashion_mnist, cifar10, "
+            "folder:PATH, synthetic"
+        )
     if source.startswith("folder:"):
-        path = source[len("folder:"):]
+        path = source[len("folder:") :]
         if not os.path.isdir(path):
             raise ValueError(f"dataset={source!r}: folder {path!r} does not exist")
         return
@@ -489,7 +538,8 @@ def check_dataset(source: str, data_dir: str | None = None) -> None:
     name = source.split(":", 1)[0].split("/", 1)[0]
     roots = [data_dir] if data_dir else []
     roots += [os.environ.get("TFDS_DATA_DIR", ""), os.path.expanduser("~/tensorflow_datasets")]
-    if re.fullmatch(r"[a-z0-9_]+", name) and any(r and os.path.isdir(os.path.join(r, name))
-                                                  for r in roots):
+    if re.fullmatch(r"[a-z0-9_]+", name) and any(
+        r and os.path.isdir(os.path.join(r, name)) for r in roots
+    ):
         return
     raise _unknown("dataset", source, (*DATASETS, "folder:PATH", "<prepared tfds name>"))

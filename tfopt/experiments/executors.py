@@ -20,7 +20,7 @@ from typing import Callable
 
 from tfopt.experiments.grid import Trial
 
-TrialFn = Callable[[dict, dict, dict], dict]   # (config dict, trial dict, dep rows) -> row
+TrialFn = Callable[[dict, dict, dict], dict]  # (config dict, trial dict, dep rows) -> row
 OnStart = Callable[[Trial], None]
 OnFinish = Callable[[Trial, dict], None]
 
@@ -28,13 +28,19 @@ OnFinish = Callable[[Trial, dict], None]
 def default_trial_fn(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
     """Run one real trial (imports TensorFlow); never raises: failures become rows."""
     from tfopt.experiments import trial as trial_lib
+
     return trial_lib.run_trial_safe(config_dict, trial_dict, dep_rows)
 
 
 def _failed_dep_row(trial: Trial, dep: str) -> dict:
-    return {"trial_id": trial.id, "variant": trial.variant, "recipe": trial.recipe,
-            "status": "failed", "error": f"not run: trial {dep!r} it depends on failed",
-            "wall_time_s": 0.0}
+    return {
+        "trial_id": trial.id,
+        "variant": trial.variant,
+        "recipe": trial.recipe,
+        "status": "failed",
+        "error": f"not run: trial {dep!r} it depends on failed",
+        "wall_time_s": 0.0,
+    }
 
 
 class _Graph:
@@ -79,8 +85,14 @@ class LocalExecutor:
     def __init__(self, trial_fn: TrialFn = default_trial_fn):
         self.trial_fn = trial_fn
 
-    def run(self, trials: list[Trial], config_dict: dict, done: dict[str, dict],
-            on_start: OnStart, on_finish: OnFinish) -> None:
+    def run(
+        self,
+        trials: list[Trial],
+        config_dict: dict,
+        done: dict[str, dict],
+        on_start: OnStart,
+        on_finish: OnFinish,
+    ) -> None:
         graph = _Graph(trials, done)
         while graph.pending:
             ready, blocked = graph.take_ready()
@@ -98,9 +110,14 @@ class LocalExecutor:
             try:
                 row = self.trial_fn(config_dict, t.to_dict(), graph.dep_rows(t))
             except Exception as err:  # a trial function must not take the grid down
-                row = {"trial_id": t.id, "variant": t.variant, "recipe": t.recipe,
-                       "status": "failed", "error": f"{type(err).__name__}: {err}",
-                       "traceback": traceback.format_exc()}
+                row = {
+                    "trial_id": t.id,
+                    "variant": t.variant,
+                    "recipe": t.recipe,
+                    "status": "failed",
+                    "error": f"{type(err).__name__}: {err}",
+                    "traceback": traceback.format_exc(),
+                }
             graph.finish(t, row)
             on_finish(t, row)
 
@@ -110,9 +127,14 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, gpus_per_trial: float | None = None,
-                 cpus_per_trial: float = 1.0, trial_fn: TrialFn = default_trial_fn,
-                 init_kwargs: dict | None = None):
+    def __init__(
+        self,
+        address: str | None = None,
+        gpus_per_trial: float | None = None,
+        cpus_per_trial: float = 1.0,
+        trial_fn: TrialFn = default_trial_fn,
+        init_kwargs: dict | None = None,
+    ):
         self.address = address
         self.gpus_per_trial = gpus_per_trial
         self.cpus_per_trial = cpus_per_trial
@@ -123,13 +145,22 @@ class RayExecutor:
         try:
             import ray
         except ImportError as err:
-            raise ValueError("executor=ray needs the ray package: pip install 'tfopt[ray]'") from err
+            raise ValueError(
+                "executor=ray needs the ray package: pip install 'tfopt[ray]'"
+            ) from err
         if not ray.is_initialized():
-            env = {k: os.environ[k] for k in ("TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL",
-                                              "PYTHONPATH") if k in os.environ}
+            env = {
+                k: os.environ[k]
+                for k in ("TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH")
+                if k in os.environ
+            }
             env.setdefault("TF_USE_LEGACY_KERAS", "1")
-            kwargs = {"include_dashboard": False, "log_to_driver": True,
-                      "runtime_env": {"env_vars": env}, **self.init_kwargs}
+            kwargs = {
+                "include_dashboard": False,
+                "log_to_driver": True,
+                "runtime_env": {"env_vars": env},
+                **self.init_kwargs,
+            }
             if self.address:
                 kwargs.pop("num_cpus", None)
                 kwargs.pop("num_gpus", None)
@@ -138,8 +169,14 @@ class RayExecutor:
                 ray.init(**kwargs)
         return ray
 
-    def run(self, trials: list[Trial], config_dict: dict, done: dict[str, dict],
-            on_start: OnStart, on_finish: OnFinish) -> None:
+    def run(
+        self,
+        trials: list[Trial],
+        config_dict: dict,
+        done: dict[str, dict],
+        on_start: OnStart,
+        on_finish: OnFinish,
+    ) -> None:
         graph = _Graph(trials, done)
         if not graph.pending:
             return
@@ -148,7 +185,8 @@ class RayExecutor:
         if gpus is None:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=gpus, max_retries=0)(
-            self.trial_fn)
+            self.trial_fn
+        )
         in_flight: dict = {}
         while graph.pending or in_flight:
             ready, blocked = graph.take_ready()
@@ -171,9 +209,14 @@ class RayExecutor:
                 except Exception as err:  # worker crash (OOM, killed node): record, go on
                     cause = getattr(err, "cause", None) or err
                     lines = [ln for ln in str(cause).splitlines() if ln.strip()]
-                    row = {"trial_id": t.id, "variant": t.variant, "recipe": t.recipe,
-                           "status": "failed", "error": f"ray task failed: "
-                           f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:500]}
+                    row = {
+                        "trial_id": t.id,
+                        "variant": t.variant,
+                        "recipe": t.recipe,
+                        "status": "failed",
+                        "error": f"ray task failed: "
+                        f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:500],
+                    }
                 graph.finish(t, row)
                 on_finish(t, row)
 

@@ -23,21 +23,32 @@ FLAGS = flags.FLAGS
 # ---- the grid -----------------------------------------------------------------------------
 flags.DEFINE_list("variants", None, "Zoo variant ids, e.g. resnet101_v01,resnet101_v13.")
 flags.DEFINE_multi_string(
-    "recipes", None,
+    "recipes",
+    None,
     "Compression recipes (repeat the flag or join with commas): none, prune_global:0.2,0.36,..., "
     "prune_layer:..., prune_poly:0.8, prune_const:0.5, qat, ocnna:k=30, ocnna_l1:k=30, "
-    "ocnna_random:k=30, kd; steps chain with '+', e.g. prune_global:0.2,0.36+qat.")
-flags.DEFINE_list("compress_variants", None,
-                  "Variants that get the compression recipes (default: all of --variants); the "
-                  "others only get their baseline ('none'), for the architecture table.")
+    "ocnna_random:k=30, kd; steps chain with '+', e.g. prune_global:0.2,0.36+qat.",
+)
+flags.DEFINE_list(
+    "compress_variants",
+    None,
+    "Variants that get the compression recipes (default: all of --variants); the "
+    "others only get their baseline ('none'), for the architecture table.",
+)
 flags.DEFINE_string("workdir", None, "Output directory (results.jsonl, models, report.md, plots).")
-flags.DEFINE_string("reference_variant", None,
-                    "Variant whose baseline accuracy every drop is also measured against "
-                    "(default: the first of --variants).")
+flags.DEFINE_string(
+    "reference_variant",
+    None,
+    "Variant whose baseline accuracy every drop is also measured against "
+    "(default: the first of --variants).",
+)
 # ---- data ---------------------------------------------------------------------------------
-flags.DEFINE_string("dataset", "fashion_mnist",
-                    "Data source: fashion_mnist, cifar10, cifar100, imagenet2012, a prepared "
-                    "tfds name, folder:PATH, synthetic.")
+flags.DEFINE_string(
+    "dataset",
+    "fashion_mnist",
+    "Data source: fashion_mnist, cifar10, cifar100, imagenet2012, a prepared "
+    "tfds name, folder:PATH, synthetic.",
+)
 flags.DEFINE_string("data_dir", None, "Where the dataset lives (tfds data_dir).")
 flags.DEFINE_integer("image_size", None, "Resize images to this many pixels square (None: native).")
 flags.DEFINE_bool("to_rgb", False, "Replicate grey images to 3 channels.")
@@ -47,25 +58,35 @@ flags.DEFINE_integer("test_limit", None, "Evaluate on only this many test images
 flags.DEFINE_float("width_multiplier", 1.0, "Scales every channel count of the zoo models.")
 flags.DEFINE_integer("train_epochs", 150, "Baseline training epochs.")
 flags.DEFINE_integer("train_batch_size", 128, "Batch size (images).")
-flags.DEFINE_string("train_optimizer", "sgd_onecycle",
-                    f"Training recipe: {', '.join(cfg.OPTIMIZERS)}.")
+flags.DEFINE_string(
+    "train_optimizer", "sgd_onecycle", f"Training recipe: {', '.join(cfg.OPTIMIZERS)}."
+)
 flags.DEFINE_float("train_max_lr", 0.0125, "Peak learning rate.")
 flags.DEFINE_float("train_weight_decay", 2e-5, "Coupled L2 weight decay.")
 flags.DEFINE_bool("train_augment", True, "Random crop + flip while training.")
 flags.DEFINE_integer("seed", 0, "Seed for data order, initialisation, OCNNA image choice.")
 # ---- compression --------------------------------------------------------------------------
-flags.DEFINE_integer("finetune_epochs", 1,
-                     "Fine-tuning epochs per pruning step, after OCNNA surgery and for kd recovery.")
+flags.DEFINE_integer(
+    "finetune_epochs",
+    1,
+    "Fine-tuning epochs per pruning step, after OCNNA surgery and for kd recovery.",
+)
 flags.DEFINE_float("finetune_max_lr", 1e-3, "Peak learning rate while fine-tuning.")
-flags.DEFINE_string("finetune_optimizer", None,
-                    "Optimizer while fine-tuning/QAT (default: --train_optimizer).")
+flags.DEFINE_string(
+    "finetune_optimizer", None, "Optimizer while fine-tuning/QAT (default: --train_optimizer)."
+)
 flags.DEFINE_integer("qat_epochs", 1, "Quantization-aware training epochs.")
 flags.DEFINE_integer("ocnna_images", 1000, "Images used to score filters (OCNNA).")
 flags.DEFINE_string("kd_teacher", None, "Variant whose trained baseline teaches 'kd' recipes.")
-flags.DEFINE_integer("kd_epochs", None, "Epochs of a stand-alone 'kd' training (default: train_epochs).")
+flags.DEFINE_integer(
+    "kd_epochs", None, "Epochs of a stand-alone 'kd' training (default: train_epochs)."
+)
 # ---- conversion + evaluation --------------------------------------------------------------
-flags.DEFINE_list("convert_modes", ["float32", "int8"],
-                  f"TFLite conversion modes: {', '.join(cfg.CONVERT_MODES)}.")
+flags.DEFINE_list(
+    "convert_modes",
+    ["float32", "int8"],
+    f"TFLite conversion modes: {', '.join(cfg.CONVERT_MODES)}.",
+)
 flags.DEFINE_integer("calibration_samples", 200, "Representative images for int8 calibration.")
 flags.DEFINE_bool("eval_tflite", True, "Measure the accuracy of every converted model.")
 flags.DEFINE_bool("eval_latency", True, "Measure interpreter latency (median, p90).")
@@ -74,21 +95,62 @@ flags.DEFINE_bool("eval_micro", True, "Run int8 models on TensorFlow Lite Micro 
 flags.DEFINE_bool("export", True, "Write the firmware export (.tflite, .cc/.h, .json) per trial.")
 # ---- execution ----------------------------------------------------------------------------
 flags.DEFINE_string("executor", "local", f"How trials run: {', '.join(cfg.EXECUTORS)}.")
-flags.DEFINE_string("ray_address", None, "Ray cluster address (e.g. auto); implies a running cluster.")
-flags.DEFINE_float("ray_gpus_per_trial", None, "GPUs per Ray task (default: 1 if the cluster has GPUs).")
-flags.DEFINE_bool("overwrite", False,
-                  "Accept a workdir holding results of a different config (they are archived).")
-flags.DEFINE_integer("verbose", 1, "Keras verbosity inside trials (0 silent, 1 progress bars, 2 lines).")
+flags.DEFINE_string(
+    "ray_address", None, "Ray cluster address (e.g. auto); implies a running cluster."
+)
+flags.DEFINE_float(
+    "ray_gpus_per_trial", None, "GPUs per Ray task (default: 1 if the cluster has GPUs)."
+)
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Accept a workdir holding results of a different config (they are archived).",
+)
+flags.DEFINE_integer(
+    "verbose", 1, "Keras verbosity inside trials (0 silent, 1 progress bars, 2 lines)."
+)
 
 flags.DEFINE_alias("force", "overwrite")
 
 _FIELD_FLAGS = (
-    "variants", "recipes", "compress_variants", "workdir", "reference_variant", "dataset", "data_dir", "image_size",
-    "to_rgb", "train_limit", "test_limit", "width_multiplier", "train_epochs", "train_batch_size",
-    "train_optimizer", "train_max_lr", "train_weight_decay", "train_augment", "seed",
-    "finetune_epochs", "finetune_max_lr", "finetune_optimizer", "qat_epochs", "ocnna_images", "kd_teacher", "kd_epochs",
-    "convert_modes", "calibration_samples", "eval_tflite", "eval_latency", "latency_runs",
-    "eval_micro", "export", "executor", "ray_address", "ray_gpus_per_trial", "overwrite", "verbose",
+    "variants",
+    "recipes",
+    "compress_variants",
+    "workdir",
+    "reference_variant",
+    "dataset",
+    "data_dir",
+    "image_size",
+    "to_rgb",
+    "train_limit",
+    "test_limit",
+    "width_multiplier",
+    "train_epochs",
+    "train_batch_size",
+    "train_optimizer",
+    "train_max_lr",
+    "train_weight_decay",
+    "train_augment",
+    "seed",
+    "finetune_epochs",
+    "finetune_max_lr",
+    "finetune_optimizer",
+    "qat_epochs",
+    "ocnna_images",
+    "kd_teacher",
+    "kd_epochs",
+    "convert_modes",
+    "calibration_samples",
+    "eval_tflite",
+    "eval_latency",
+    "latency_runs",
+    "eval_micro",
+    "export",
+    "executor",
+    "ray_address",
+    "ray_gpus_per_trial",
+    "overwrite",
+    "verbose",
 )
 
 

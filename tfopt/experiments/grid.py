@@ -44,8 +44,11 @@ class Trial:
 
     @property
     def deps(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(d for d in (self.parent, self.baseline, self.teacher)
-                                   if d and d != self.id))
+        return tuple(
+            dict.fromkeys(
+                d for d in (self.parent, self.baseline, self.teacher) if d and d != self.id
+            )
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -70,10 +73,10 @@ def plan(config: ExperimentConfig) -> list[Trial]:
         parent = recipe.parent()
         teacher = None
         if recipe.last.kind == "kd":
-            if len(recipe.steps) == 1:      # stand-alone: trained from scratch, teacher's baseline
+            if len(recipe.steps) == 1:  # stand-alone: trained from scratch, teacher's baseline
                 teacher = add(config.kd_teacher, NONE_RECIPE, False)
                 parent_id = None
-            else:                           # recovery: the step's input model teaches
+            else:  # recovery: the step's input model teaches
                 parent_id = add(variant, parent, False)
                 teacher = parent_id
         else:

@@ -43,8 +43,12 @@ class Candidate:
     path: str | None
 
     def metric(self, name: str) -> float | None:
-        return {"params": self.nonzero_params, "flops": self.flops, "bytes": self.bytes,
-                "latency": self.latency_ms}[name]
+        return {
+            "params": self.nonzero_params,
+            "flops": self.flops,
+            "bytes": self.bytes,
+            "latency": self.latency_ms,
+        }[name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Recommendation:
     best: Candidate | None
     reason: str
     considered: int
-    rejected: dict          # reason -> count
+    rejected: dict  # reason -> count
     reference: str
     reference_accuracy_pct: float | None
 
@@ -76,7 +80,9 @@ def reference_accuracy(rows: list[dict], reference: str | None) -> float | None:
     return None
 
 
-def candidates(rows: list[dict], reference: str | None = None) -> tuple[list[Candidate], str, float | None]:
+def candidates(
+    rows: list[dict], reference: str | None = None
+) -> tuple[list[Candidate], str, float | None]:
     """Every ok (trial, mode) with its accuracy drop vs the reference baseline."""
     rows = [r for r in latest_rows(rows) if r.get("status") == "ok"]
     reference = reference or reference_of(rows)
@@ -91,22 +97,40 @@ def candidates(rows: list[dict], reference: str | None = None) -> tuple[list[Can
             acc = t.get("accuracy_pct", r.get("keras_accuracy_pct"))
             if acc is None or base is None:
                 continue
-            out.append(Candidate(
-                trial_id=r["trial_id"], variant=r["variant"], recipe=r["recipe"], mode=mode,
-                accuracy_pct=float(acc), drop_pp=round(float(base) - float(acc), 4),
-                params=int(r.get("params", 0)),
-                nonzero_params=int(r.get("nonzero_params", r.get("params", 0))),
-                flops=int(r.get("flops", 0)), bytes=int(t["bytes"]),
-                gzip_bytes=t.get("gzip_bytes"), latency_ms=t.get("latency_1t_median_ms"),
-                arena_bytes=(micro.get("arena_bytes") if mode == "int8"
-                             and micro.get("status") == "ok" else None),
-                path=t.get("path")))
+            out.append(
+                Candidate(
+                    trial_id=r["trial_id"],
+                    variant=r["variant"],
+                    recipe=r["recipe"],
+                    mode=mode,
+                    accuracy_pct=float(acc),
+                    drop_pp=round(float(base) - float(acc), 4),
+                    params=int(r.get("params", 0)),
+                    nonzero_params=int(r.get("nonzero_params", r.get("params", 0))),
+                    flops=int(r.get("flops", 0)),
+                    bytes=int(t["bytes"]),
+                    gzip_bytes=t.get("gzip_bytes"),
+                    latency_ms=t.get("latency_1t_median_ms"),
+                    arena_bytes=(
+                        micro.get("arena_bytes")
+                        if mode == "int8" and micro.get("status") == "ok"
+                        else None
+                    ),
+                    path=t.get("path"),
+                )
+            )
     return out, reference, ref_acc
 
 
-def recommend(rows: list[dict], *, max_accuracy_drop: float, max_flash_kb: float | None = None,
-              max_arena_kb: float | None = None, metric: str = "bytes",
-              reference: str | None = None) -> Recommendation:
+def recommend(
+    rows: list[dict],
+    *,
+    max_accuracy_drop: float,
+    max_flash_kb: float | None = None,
+    max_arena_kb: float | None = None,
+    metric: str = "bytes",
+    reference: str | None = None,
+) -> Recommendation:
     """The smallest candidate (by `metric`) whose drop is at most `max_accuracy_drop` pp."""
     if metric not in METRICS:
         raise _unknown("metric", metric, METRICS)
@@ -133,8 +157,9 @@ def recommend(rows: list[dict], *, max_accuracy_drop: float, max_flash_kb: float
         else:
             ok.append(c)
     if not ok:
-        why = (f"no model meets the constraints among {len(cands)} candidates"
-               + (f" ({'; '.join(f'{n}: {k}' for k, n in rejected.items())})" if rejected else ""))
+        why = f"no model meets the constraints among {len(cands)} candidates" + (
+            f" ({'; '.join(f'{n}: {k}' for k, n in rejected.items())})" if rejected else ""
+        )
         return Recommendation(None, why, len(cands), rejected, reference, ref_acc)
     best = min(ok, key=lambda c: (c.metric(metric), -c.accuracy_pct, c.bytes, c.trial_id))
     limits = [f"drop {best.drop_pp:+.2f} pp <= {max_accuracy_drop:g} pp"]
@@ -142,10 +167,12 @@ def recommend(rows: list[dict], *, max_accuracy_drop: float, max_flash_kb: float
         limits.append(f"flash {best.bytes / 1024:.1f} KiB <= {max_flash_kb:g} KiB")
     if max_arena_kb is not None:
         limits.append(f"arena {best.arena_bytes / 1024:.1f} KiB <= {max_arena_kb:g} KiB")
-    reason = (f"{best.trial_id} ({best.mode}) has the smallest {metric} "
-              f"({_fmt_metric(metric, best.metric(metric))}) of the {len(ok)} of {len(cands)} "
-              f"candidates meeting the constraints: {'; '.join(limits)}; accuracy "
-              f"{best.accuracy_pct:.2f}% vs reference {reference} {_pct(ref_acc)}")
+    reason = (
+        f"{best.trial_id} ({best.mode}) has the smallest {metric} "
+        f"({_fmt_metric(metric, best.metric(metric))}) of the {len(ok)} of {len(cands)} "
+        f"candidates meeting the constraints: {'; '.join(limits)}; accuracy "
+        f"{best.accuracy_pct:.2f}% vs reference {reference} {_pct(ref_acc)}"
+    )
     return Recommendation(best, reason, len(cands), rejected, reference, ref_acc)
 
 
@@ -165,25 +192,31 @@ def format_recommendation(rec: Recommendation) -> str:
     if rec.best is None:
         return f"no recommendation: {rec.reason}"
     b = rec.best
-    return "\n".join([
-        f"recommended: {b.trial_id} [{b.mode}]",
-        f"why: {rec.reason}",
-        f"accuracy: {b.accuracy_pct:.2f}% (drop {b.drop_pp:+.2f} pp vs {rec.reference} baseline "
-        f"{_pct(rec.reference_accuracy_pct)})",
-        f"params: {b.params:,} (non-zero {b.nonzero_params:,}); FLOPs: {b.flops:,}",
-        f"flash: {b.bytes:,} B (gzip {b.gzip_bytes if b.gzip_bytes is not None else 'n/a'} B); "
-        f"arena: {b.arena_bytes if b.arena_bytes is not None else 'n/a'} B; latency (1 thread): "
-        f"{'n/a' if b.latency_ms is None else f'{b.latency_ms:.3f} ms'}",
-        f"tflite: {b.path}",
-    ])
+    return "\n".join(
+        [
+            f"recommended: {b.trial_id} [{b.mode}]",
+            f"why: {rec.reason}",
+            f"accuracy: {b.accuracy_pct:.2f}% (drop {b.drop_pp:+.2f} pp vs {rec.reference} "
+            "baseline "
+            f"{_pct(rec.reference_accuracy_pct)})",
+            f"params: {b.params:,} (non-zero {b.nonzero_params:,}); FLOPs: {b.flops:,}",
+            f"flash: {b.bytes:,} B (gzip {b.gzip_bytes if b.gzip_bytes is not None else 'n/a'} B); "
+            f"arena: {b.arena_bytes if b.arena_bytes is not None else 'n/a'} B; "
+            "latency (1 thread): "
+            f"{'n/a' if b.latency_ms is None else f'{b.latency_ms:.3f} ms'}",
+            f"tflite: {b.path}",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
 
+
 def _define_flags():
     from absl import flags
+
     flags.DEFINE_string("results", None, "A WORKDIR of an ablation run, or its results.jsonl.")
     flags.DEFINE_float("max_accuracy_drop", None, "Accepted accuracy drop vs the reference (pp).")
     flags.DEFINE_float("max_flash_kb", None, "Largest .tflite in KiB (1024 bytes).")
@@ -196,6 +229,7 @@ def _define_flags():
 
 def main(argv) -> int:
     from absl import flags
+
     fv = flags.FLAGS
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -206,9 +240,14 @@ def main(argv) -> int:
         if fv.max_accuracy_drop is None:
             raise ValueError("--max_accuracy_drop=PP is required")
         rows = read_results(fv.results)
-        rec = recommend(rows, max_accuracy_drop=fv.max_accuracy_drop,
-                        max_flash_kb=fv.max_flash_kb, max_arena_kb=fv.max_arena_kb,
-                        metric=fv.metric, reference=fv.reference)
+        rec = recommend(
+            rows,
+            max_accuracy_drop=fv.max_accuracy_drop,
+            max_flash_kb=fv.max_flash_kb,
+            max_arena_kb=fv.max_arena_kb,
+            metric=fv.metric,
+            reference=fv.reference,
+        )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -220,5 +259,6 @@ if __name__ == "__main__":
     from absl import app
 
     from tfopt.experiments.flags import parse_argv
+
     _define_flags()
     app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_argv)

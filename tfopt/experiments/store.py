@@ -4,7 +4,7 @@ Layout:
   WORKDIR/config.json        the run's ExperimentConfig and its fingerprint
   WORKDIR/flags.txt          the flags as parsed (for humans; the config is the truth)
   WORKDIR/results.jsonl      one JSON object per finished trial, appended the moment it ends
-  WORKDIR/trials/<id>/       per-trial artefacts: model.h5, training checkpoints, TensorBoard, .tflite
+  WORKDIR/trials/<id>/       per-trial artefacts: model.h5, checkpoints, TensorBoard, .tflite
   WORKDIR/tflite_models/     firmware export per trial
   WORKDIR/.lock              pid of the driver using the workdir
 
@@ -41,7 +41,7 @@ def read_results(path: str) -> list[dict]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
-                continue   # a torn last line after a kill
+                continue  # a torn last line after a kill
     return rows
 
 
@@ -81,15 +81,21 @@ class ResultsStore:
                     diff = _diff(old.get("config", {}), config.trial_settings())
                     raise ValueError(
                         f"workdir {self.workdir!r} holds results of a different config "
-                        f"({diff}); use another --workdir, or --overwrite to archive them")
+                        f"({diff}); use another --workdir, or --overwrite to archive them"
+                    )
                 self._archive()
         elif old is None and has_results and not config.overwrite:
-            raise ValueError(f"workdir {self.workdir!r} has {RESULTS} but no {CONFIG}; use "
-                             "another --workdir, or --overwrite to archive them")
+            raise ValueError(
+                f"workdir {self.workdir!r} has {RESULTS} but no {CONFIG}; use "
+                "another --workdir, or --overwrite to archive them"
+            )
         elif old is None and has_results:
             self._archive()
-        payload = {"fingerprint": config.fingerprint(), "config": config.trial_settings(),
-                   "full_config": config.to_dict()}
+        payload = {
+            "fingerprint": config.fingerprint(),
+            "config": config.trial_settings(),
+            "full_config": config.to_dict(),
+        }
         _atomic_write(cfg_path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
         if flags_text:
             _atomic_write(os.path.join(self.workdir, "flags.txt"), flags_text)
@@ -98,15 +104,23 @@ class ResultsStore:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         dest = os.path.join(self.workdir, "archive", stamp)
         os.makedirs(dest, exist_ok=True)
-        for name in (RESULTS, CONFIG, "flags.txt", "trials", "tflite_models", "report.md",
-                     "report", "tensorboard"):
+        for name in (
+            RESULTS,
+            CONFIG,
+            "flags.txt",
+            "trials",
+            "tflite_models",
+            "report.md",
+            "report",
+            "tensorboard",
+        ):
             src = os.path.join(self.workdir, name)
             if os.path.exists(src):
                 shutil.move(src, os.path.join(dest, name))
 
     # ---- lock --------------------------------------------------------------------------
     def lock(self) -> None:
-        """Refuse a second live driver on the same workdir (a stale lock from a kill is taken over)."""
+        """Refuse a second live driver on the workdir (a stale lock from a kill is taken over)."""
         path = os.path.join(self.workdir, ".lock")
         if os.path.exists(path):
             try:
@@ -115,8 +129,10 @@ class ResultsStore:
             except (OSError, ValueError):
                 pid = 0
             if pid and pid != os.getpid() and _alive(pid):
-                raise ValueError(f"workdir {self.workdir!r} is in use by process {pid} "
-                                 f"(remove {path} if that is wrong)")
+                raise ValueError(
+                    f"workdir {self.workdir!r} is in use by process {pid} "
+                    f"(remove {path} if that is wrong)"
+                )
         with open(path, "w") as f:
             f.write(str(os.getpid()))
 
@@ -144,7 +160,7 @@ class ResultsStore:
             with open(self.path, "rb") as f:
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":
-                    prefix = "\n"     # the previous writer died mid-line; close that line
+                    prefix = "\n"  # the previous writer died mid-line; close that line
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(prefix + line + "\n")
             f.flush()
@@ -157,6 +173,7 @@ class ResultsStore:
 def _json_default(obj):
     try:
         import numpy as np
+
         if isinstance(obj, np.generic):
             return obj.item()
         if isinstance(obj, np.ndarray):

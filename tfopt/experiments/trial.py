@@ -16,12 +16,16 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import time
 import traceback
 
-from tfopt.experiments.config import (OCNNA_CRITERIA, OCNNA_KINDS, PRUNE_KINDS, ExperimentConfig,
-                                      Recipe, parse_recipe)
+from tfopt.experiments.config import (
+    OCNNA_CRITERIA,
+    OCNNA_KINDS,
+    PRUNE_KINDS,
+    ExperimentConfig,
+    parse_recipe,
+)
 from tfopt.experiments.grid import Trial
 
 SCHEMA_VERSION = 1
@@ -32,6 +36,7 @@ MODEL_DONE = "model_done.json"
 # --------------------------------------------------------------------------------------------
 # entry points
 # --------------------------------------------------------------------------------------------
+
 
 def run_trial_safe(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
     """`run_trial`, but a failure is returned as a row (status 'failed', error, traceback file)."""
@@ -56,11 +61,20 @@ def run_trial_safe(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
                 n += 1
             os.replace(train_dir, f"{train_dir}.failed-{n}")
         msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        return {"schema": SCHEMA_VERSION, "trial_id": trial.id, "variant": trial.variant,
-                "recipe": trial.recipe, "requested": trial.requested, "status": "failed",
-                "error": f"{type(err).__name__}: {msg}"[:500], "traceback_path": tb_path,
-                "started_at": started, "finished_at": _now(),
-                "wall_time_s": round(time.monotonic() - t0, 3), "versions": versions()}
+        return {
+            "schema": SCHEMA_VERSION,
+            "trial_id": trial.id,
+            "variant": trial.variant,
+            "recipe": trial.recipe,
+            "requested": trial.requested,
+            "status": "failed",
+            "error": f"{type(err).__name__}: {msg}"[:500],
+            "traceback_path": tb_path,
+            "started_at": started,
+            "finished_at": _now(),
+            "wall_time_s": round(time.monotonic() - t0, 3),
+            "versions": versions(),
+        }
 
 
 def run_trial(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
@@ -144,16 +158,23 @@ def run_trial(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
         "flops_ratio_pct": round(100.0 * flops / base_flops, 4) if base_flops else None,
         "steps": step_info.get("steps", []),
     }
-    tflite, micro, export = _convert_and_evaluate(config, trial, recipe, model, data, tdir,
-                                                  lap)
+    tflite, micro, export = _convert_and_evaluate(config, trial, recipe, model, data, tdir, lap)
     row["tflite"] = tflite
     row["micro"] = micro
     row["export_dir"] = export
-    row["tensorboard_dir"] = os.path.join(tdir, "train") if os.path.isdir(
-        os.path.join(tdir, "train")) else None
-    row.update({"started_at": started, "finished_at": _now(),
-                "wall_time_s": round(time.monotonic() - t0, 3), "timings": timings,
-                "versions": versions(), "host": platform.node()})
+    row["tensorboard_dir"] = (
+        os.path.join(tdir, "train") if os.path.isdir(os.path.join(tdir, "train")) else None
+    )
+    row.update(
+        {
+            "started_at": started,
+            "finished_at": _now(),
+            "wall_time_s": round(time.monotonic() - t0, 3),
+            "timings": timings,
+            "versions": versions(),
+            "host": platform.node(),
+        }
+    )
     return row
 
 
@@ -161,25 +182,44 @@ def run_trial(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
 # data (loaded once per process and config)
 # --------------------------------------------------------------------------------------------
 
+
 class _Data:
     def __init__(self, config: ExperimentConfig):
         from tfopt import data as tfdata
 
         self.config = config
-        self.pre = {"image_size": (config.image_size, config.image_size) if config.image_size
-                    else None, "to_rgb": config.to_rgb, "data_dir": config.data_dir}
+        self.pre = {
+            "image_size": (config.image_size, config.image_size) if config.image_size else None,
+            "to_rgb": config.to_rgb,
+            "data_dir": config.data_dir,
+        }
         self.pre = {k: v for k, v in self.pre.items() if v not in (None, False)}
         self.train_ds, self.info = tfdata.load(
-            config.dataset, "train", batch_size=config.train_batch_size,
-            augment=config.train_augment, shuffle=True, limit=config.train_limit,
-            seed=config.seed, **self.pre)
+            config.dataset,
+            "train",
+            batch_size=config.train_batch_size,
+            augment=config.train_augment,
+            shuffle=True,
+            limit=config.train_limit,
+            seed=config.seed,
+            **self.pre,
+        )
         self.x_test, self.y_test, _ = tfdata.load_arrays(
-            config.dataset, "test", limit=config.test_limit, seed=config.seed, **self.pre)
+            config.dataset, "test", limit=config.test_limit, seed=config.seed, **self.pre
+        )
         self.test_ds, _ = tfdata.load(
-            config.dataset, "test", batch_size=config.train_batch_size, augment=False,
-            shuffle=False, limit=config.test_limit, seed=config.seed, **self.pre)
-        self.train_examples = int(min(config.train_limit or self.info.num_examples,
-                                      self.info.num_examples))
+            config.dataset,
+            "test",
+            batch_size=config.train_batch_size,
+            augment=False,
+            shuffle=False,
+            limit=config.test_limit,
+            seed=config.seed,
+            **self.pre,
+        )
+        self.train_examples = int(
+            min(config.train_limit or self.info.num_examples, self.info.num_examples)
+        )
         self._x_score = None
         self._x_calib = None
         self._train_xy = None
@@ -188,10 +228,12 @@ class _Data:
         """A seeded sample of training images as arrays (OCNNA scoring, int8 calibration)."""
         if self._train_xy is None:
             from tfopt import data as tfdata
+
             pool = max(self.config.ocnna_images, self.config.calibration_samples) * 5
             limit = min(self.train_examples, max(pool, 1000))
-            x, y, _ = tfdata.load_arrays(self.config.dataset, "train", limit=limit,
-                                         seed=self.config.seed, **self.pre)
+            x, y, _ = tfdata.load_arrays(
+                self.config.dataset, "train", limit=limit, seed=self.config.seed, **self.pre
+            )
             self._train_xy = (x, y)
         return self._train_xy
 
@@ -199,15 +241,18 @@ class _Data:
         """`ocnna_images` seeded, class-balanced training images (OCNNA's default scoring set)."""
         if self._x_score is None:
             from tfopt.compress.ocnna import balanced_subset
+
             x, y = self._train_arrays()
-            self._x_score, _ = balanced_subset(x, y, min(self.config.ocnna_images, len(y)),
-                                               seed=self.config.seed)
+            self._x_score, _ = balanced_subset(
+                x, y, min(self.config.ocnna_images, len(y)), seed=self.config.seed
+            )
         return self._x_score
 
     def representative(self):
         """`calibration_samples` seeded training images for int8 calibration (loaded once)."""
         if self._x_calib is None:
             import numpy as np
+
             x, _ = self._train_arrays()
             rng = np.random.default_rng(self.config.seed)
             n = min(self.config.calibration_samples, len(x))
@@ -219,10 +264,21 @@ _DATA_CACHE: dict[str, _Data] = {}
 
 
 def _data(config: ExperimentConfig) -> _Data:
-    key = json.dumps([config.dataset, config.data_dir, config.image_size, config.to_rgb,
-                      config.train_limit, config.test_limit, config.train_batch_size,
-                      config.train_augment, config.seed, config.ocnna_images,
-                      config.calibration_samples])
+    key = json.dumps(
+        [
+            config.dataset,
+            config.data_dir,
+            config.image_size,
+            config.to_rgb,
+            config.train_limit,
+            config.test_limit,
+            config.train_batch_size,
+            config.train_augment,
+            config.seed,
+            config.ocnna_images,
+            config.calibration_samples,
+        ]
+    )
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()
         _DATA_CACHE[key] = _Data(config)
@@ -233,6 +289,7 @@ def _data(config: ExperimentConfig) -> _Data:
 # model production (cached in the trial folder, so a killed trial resumes after its training)
 # --------------------------------------------------------------------------------------------
 
+
 def _trial_dir(config: ExperimentConfig, trial: Trial) -> str:
     return os.path.join(config.workdir, "trials", trial.id)
 
@@ -240,9 +297,11 @@ def _trial_dir(config: ExperimentConfig, trial: Trial) -> str:
 def _load_model(path: str):
     from tfopt._keras import keras
     from tfopt.models import list_variants
-    list_variants()      # imports every family module, registering tfopt's serializable layers
+
+    list_variants()  # imports every family module, registering tfopt's serializable layers
     from tfopt.compress import qat
-    with qat.quantize_scope():    # QAT wrappers and tfopt's QuantizeConfigs
+
+    with qat.quantize_scope():  # QAT wrappers and tfopt's QuantizeConfigs
         return keras.models.load_model(path, compile=False)
 
 
@@ -262,7 +321,7 @@ def _model_for(config, trial, recipe, data, tdir):
             model = _load_model(path)
             with open(done, encoding="utf-8") as f:
                 return model, json.load(f)
-        except Exception:   # an unreadable cache is rebuilt, never trusted
+        except Exception:  # an unreadable cache is rebuilt, never trusted
             os.remove(done)
     model, info = _produce(config, trial, recipe, data, tdir)
     model.save(path, include_optimizer=False)
@@ -275,21 +334,32 @@ def _model_for(config, trial, recipe, data, tdir):
 def _train_config(config: ExperimentConfig, *, epochs: int, max_lr: float | None = None):
     """Baseline training when max_lr is None; fine-tuning (finetune_optimizer) otherwise."""
     from tfopt.train import TrainConfig
+
     optimizer = config.train_optimizer
     if max_lr is not None:
         optimizer = config.finetune_optimizer or config.train_optimizer
     lr = None if optimizer == "sgd_onecycle" or max_lr is None else max_lr
-    return TrainConfig(epochs=epochs, batch_size=config.train_batch_size, optimizer=optimizer,
-                       lr=lr, max_lr=config.train_max_lr if max_lr is None else max_lr,
-                       weight_decay=config.train_weight_decay, seed=config.seed,
-                       verbose=config.verbose)
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=config.train_batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        max_lr=config.train_max_lr if max_lr is None else max_lr,
+        weight_decay=config.train_weight_decay,
+        seed=config.seed,
+        verbose=config.verbose,
+    )
 
 
 def _build(config, variant, data):
     from tfopt.models import build_model
-    return build_model(variant, num_classes=data.info.num_classes,
-                       input_shape=tuple(data.info.image_shape),
-                       width_multiplier=config.width_multiplier)
+
+    return build_model(
+        variant,
+        num_classes=data.info.num_classes,
+        input_shape=tuple(data.info.image_shape),
+        width_multiplier=config.width_multiplier,
+    )
 
 
 def _produce(config, trial, recipe, data, tdir):
@@ -299,11 +369,19 @@ def _produce(config, trial, recipe, data, tdir):
         model = _build(config, trial.variant, data)
         hist = _train(config, model, data, os.path.join(tdir, "train"), config.train_epochs)
         return model, {"steps": [{"kind": "train", **hist}]}
-    if step.kind == "kd" and trial.parent is None:   # stand-alone: from scratch with a teacher
+    if step.kind == "kd" and trial.parent is None:  # stand-alone: from scratch with a teacher
         teacher = load_trial_model(config.workdir, trial.teacher)
         model = _build(config, trial.variant, data)
-        hist = _distill(config, model, teacher, data, step, os.path.join(tdir, "train"),
-                        config.kd_epochs or config.train_epochs, None)
+        hist = _distill(
+            config,
+            model,
+            teacher,
+            data,
+            step,
+            os.path.join(tdir, "train"),
+            config.kd_epochs or config.train_epochs,
+            None,
+        )
         return model, {"steps": [{"kind": "kd", **hist}]}
     parent = load_trial_model(config.workdir, trial.parent)
     if step.kind in PRUNE_KINDS:
@@ -313,11 +391,19 @@ def _produce(config, trial, recipe, data, tdir):
         return _qat(config, parent, data, tdir, preserve_sparsity=pruned)
     if step.kind in OCNNA_KINDS:
         return _ocnna(config, parent, step, data, tdir)
-    if step.kind == "kd":                             # recovery: parent model as teacher
+    if step.kind == "kd":  # recovery: parent model as teacher
         teacher = parent
         student = _clone(parent)
-        hist = _distill(config, student, teacher, data, step, os.path.join(tdir, "train"),
-                        max(1, config.finetune_epochs), config.finetune_max_lr)
+        hist = _distill(
+            config,
+            student,
+            teacher,
+            data,
+            step,
+            os.path.join(tdir, "train"),
+            max(1, config.finetune_epochs),
+            config.finetune_max_lr,
+        )
         return student, {"steps": [{"kind": "kd", **hist}]}
     raise AssertionError(f"unhandled recipe step {step.kind!r}")
 
@@ -330,6 +416,7 @@ def _sparsity_counts(model, recipe):
     `qat.kernel_sparsity` and its non-zeroed count is left empty (None) when unreadable.
     """
     from tfopt.compress import sparsity
+
     try:
         return float(sparsity.model_sparsity(model)), int(sparsity.paper_nonzero_count(model))
     except (AttributeError, TypeError, ValueError):
@@ -339,6 +426,7 @@ def _sparsity_counts(model, recipe):
     # kernel variables among their trainable weights.
     import numpy as np
     from tfopt._keras import layers
+
     zeros = total = 0
     for layer in model.layers:
         inner = getattr(layer, "layer", layer)
@@ -355,15 +443,19 @@ def _techniques(variant: str) -> dict:
     """The variant's technique set as a flat dict (for the report's check-mark table)."""
     import dataclasses
     from tfopt.models import get_variant
+
     tech = get_variant(variant).techniques
     if dataclasses.is_dataclass(tech):
-        return {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
-                for k, v in dataclasses.asdict(tech).items()}
+        return {
+            k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
+            for k, v in dataclasses.asdict(tech).items()
+        }
     return {"techniques": str(tech)} if tech is not None else {}
 
 
 def _clone(model):
     from tfopt._keras import keras
+
     twin = keras.models.clone_model(model)
     twin.set_weights(model.get_weights())
     return twin
@@ -381,20 +473,30 @@ def _history_summary(result) -> dict:
     return out
 
 
-def _train(config, model, data, workdir, epochs: int, max_lr: float | None = None,
-           extra_callbacks=()) -> dict:
+def _train(
+    config, model, data, workdir, epochs: int, max_lr: float | None = None, extra_callbacks=()
+) -> dict:
     """Train through tfopt.train.fit (which checkpoints into workdir and resumes from it)."""
     from tfopt.train import fit
-    result = fit(model, data.train_ds, _train_config(config, epochs=epochs, max_lr=max_lr),
-                 val_ds=data.test_ds, workdir=workdir, extra_callbacks=tuple(extra_callbacks))
+
+    result = fit(
+        model,
+        data.train_ds,
+        _train_config(config, epochs=epochs, max_lr=max_lr),
+        val_ds=data.test_ds,
+        workdir=workdir,
+        extra_callbacks=tuple(extra_callbacks),
+    )
     return _history_summary(result)
 
 
 # ---- compression adapters: each calls the compression library once ------------------------
 
+
 def _prune(config, parent, step, recipe, data, tdir):
     """One pruning trial: the next step of a series, or a tfmot schedule, then fine-tuning."""
     from tfopt.compress import global_pruning, pruning
+
     target = float(step.sparsities[-1])
     epochs = max(1, config.finetune_epochs)
     tconf = _train_config(config, epochs=epochs, max_lr=config.finetune_max_lr)
@@ -406,33 +508,73 @@ def _prune(config, parent, step, recipe, data, tdir):
         info = pruner.step(sparsity=target)
         hist = {}
         if config.finetune_epochs > 0:
-            hist = _train(config, pruner.model, data, os.path.join(tdir, "train"), epochs,
-                          config.finetune_max_lr, extra_callbacks=pruner.callbacks())
+            hist = _train(
+                config,
+                pruner.model,
+                data,
+                os.path.join(tdir, "train"),
+                epochs,
+                config.finetune_max_lr,
+                extra_callbacks=pruner.callbacks(),
+            )
             pruning.apply_masks(pruner.model)
         model = pruner.stripped()
         achieved = pruning.verify_sparsity(model, target)
-        return model, {"target_sparsity": target, "steps": [{
-            "kind": step.kind, "allocation": allocation, "achieved_sparsity": achieved,
-            "removed": info.removed, "tie_repairs": info.tie_repairs, **hist}]}
+        return model, {
+            "target_sparsity": target,
+            "steps": [
+                {
+                    "kind": step.kind,
+                    "allocation": allocation,
+                    "achieved_sparsity": achieved,
+                    "removed": info.removed,
+                    "tie_repairs": info.tie_repairs,
+                    **hist,
+                }
+            ],
+        }
     schedule = "polynomial" if step.kind == "prune_poly" else "constant"
     res = pruning.prune_and_finetune(
-        parent, data.train_ds, tconf, target_sparsity=target, schedule=schedule,
-        num_examples=data.train_examples, val_ds=data.test_ds,
-        workdir=os.path.join(tdir, "train"))
-    return res.model, {"target_sparsity": target, "steps": [{
-        "kind": step.kind, "schedule": schedule, "achieved_sparsity": res.achieved_sparsity,
-        "begin_step": res.plan.begin_step, "end_step": res.plan.end_step,
-        "frequency": res.plan.frequency, **_history_summary(res.metrics)}]}
+        parent,
+        data.train_ds,
+        tconf,
+        target_sparsity=target,
+        schedule=schedule,
+        num_examples=data.train_examples,
+        val_ds=data.test_ds,
+        workdir=os.path.join(tdir, "train"),
+    )
+    return res.model, {
+        "target_sparsity": target,
+        "steps": [
+            {
+                "kind": step.kind,
+                "schedule": schedule,
+                "achieved_sparsity": res.achieved_sparsity,
+                "begin_step": res.plan.begin_step,
+                "end_step": res.plan.end_step,
+                "frequency": res.plan.frequency,
+                **_history_summary(res.metrics),
+            }
+        ],
+    }
 
 
 def _qat(config, parent, data, tdir, *, preserve_sparsity: bool):
     """Quantization-aware training (tfmot; pruning-preserving when the parent was pruned)."""
     from tfopt.compress import qat
+
     model = qat.quantize(parent, preserve_sparsity=preserve_sparsity)
     hist = {}
     if config.qat_epochs > 0:
-        hist = _train(config, model, data, os.path.join(tdir, "train"), config.qat_epochs,
-                      config.finetune_max_lr)
+        hist = _train(
+            config,
+            model,
+            data,
+            os.path.join(tdir, "train"),
+            config.qat_epochs,
+            config.finetune_max_lr,
+        )
     return model, {"steps": [{"kind": "qat", "preserve_sparsity": preserve_sparsity, **hist}]}
 
 
@@ -440,24 +582,44 @@ def _ocnna(config, parent, step, data, tdir):
     """OCNNA (or L1 / random ranking) filter removal by physical surgery, then fine-tuning."""
     from tfopt.compress import ocnna
     from tfopt.train import evaluate
+
     criterion = OCNNA_CRITERIA[step.kind]
     images = data.scoring_images() if criterion == "ocnna" else None
-    small, rep = ocnna.simplify(parent, images, k=step.k, scope=step.scope, criterion=criterion,
-                                seed=config.seed)
+    small, rep = ocnna.simplify(
+        parent, images, k=step.k, scope=step.scope, criterion=criterion, seed=config.seed
+    )
     before_ft = 100.0 * float(evaluate(small, data.test_ds)["accuracy"])
     hist = {}
     if config.finetune_epochs > 0:
-        hist = _train(config, small, data, os.path.join(tdir, "train"), config.finetune_epochs,
-                      config.finetune_max_lr)
-    return small, {"steps": [{
-        "kind": step.kind, "criterion": criterion, "k": step.k, "scope": step.scope,
-        "ocnna_rpr_pct": rep.rpr, "ocnna_flops_ratio_pct": rep.flops_ratio,
-        "params_before": rep.params_before, "params_after": rep.params_after,
-        "filters_before": sum(lr.filters_before for lr in rep.layers),
-        "filters_after": sum(lr.filters_after for lr in rep.layers),
-        "skipped": dict(rep.skipped), "scoring_images": rep.n_images,
-        "scoring_seconds": rep.scoring_seconds,
-        "accuracy_before_finetune_pct": round(before_ft, 4), **hist}]}
+        hist = _train(
+            config,
+            small,
+            data,
+            os.path.join(tdir, "train"),
+            config.finetune_epochs,
+            config.finetune_max_lr,
+        )
+    return small, {
+        "steps": [
+            {
+                "kind": step.kind,
+                "criterion": criterion,
+                "k": step.k,
+                "scope": step.scope,
+                "ocnna_rpr_pct": rep.rpr,
+                "ocnna_flops_ratio_pct": rep.flops_ratio,
+                "params_before": rep.params_before,
+                "params_after": rep.params_after,
+                "filters_before": sum(lr.filters_before for lr in rep.layers),
+                "filters_after": sum(lr.filters_after for lr in rep.layers),
+                "skipped": dict(rep.skipped),
+                "scoring_images": rep.n_images,
+                "scoring_seconds": rep.scoring_seconds,
+                "accuracy_before_finetune_pct": round(before_ft, 4),
+                **hist,
+            }
+        ]
+    }
 
 
 def _distill(config, student, teacher, data, step, workdir, epochs, max_lr) -> dict:
@@ -465,9 +627,18 @@ def _distill(config, student, teacher, data, step, workdir, epochs, max_lr) -> d
 
     max_lr None: the baseline training recipe (stand-alone kd); else the fine-tuning one."""
     from tfopt.compress import distill
+
     tconf = _train_config(config, epochs=epochs, max_lr=max_lr)
-    result = distill.distill(student, teacher, data.train_ds, tconf, val_ds=data.test_ds,
-                             workdir=workdir, temperature=step.temperature, alpha=step.alpha)
+    result = distill.distill(
+        student,
+        teacher,
+        data.train_ds,
+        tconf,
+        val_ds=data.test_ds,
+        workdir=workdir,
+        temperature=step.temperature,
+        alpha=step.alpha,
+    )
     return _history_summary(result)
 
 
@@ -475,8 +646,9 @@ def _distill(config, student, teacher, data, step, workdir, epochs, max_lr) -> d
 # conversion, evaluation, TFLite Micro, export
 # --------------------------------------------------------------------------------------------
 
+
 def artefact_name(trial: Trial) -> str:
-    return trial.id   # '<variant>__<recipe id>', the style guide's artefact naming
+    return trial.id  # '<variant>__<recipe id>', the style guide's artefact naming
 
 
 def _convert_and_evaluate(config, trial, recipe, model, data, tdir, lap=lambda name: None):
@@ -488,46 +660,66 @@ def _convert_and_evaluate(config, trial, recipe, model, data, tdir, lap=lambda n
     is_qat = recipe.last.kind == "qat"
     for mode in config.convert_modes:
         if is_qat and mode != "int8":
-            continue          # a QAT model is meant for int8; float modes repeat its parent
+            continue  # a QAT model is meant for int8; float modes repeat its parent
         entry: dict = {"status": "ok"}
         try:
             conv = tfl_convert.convert(
-                model, mode,
+                model,
+                mode,
                 representative_data=data.representative() if mode == "int8" else None,
                 num_calibration_samples=config.calibration_samples,
                 normalization=(data.info.mean, data.info.std),
                 labels=list(data.info.class_names) if data.info.class_names else None,
-                preprocessing=data.pre, seed=config.seed, name=f"{artefact_name(trial)}.{mode}")
+                preprocessing=data.pre,
+                seed=config.seed,
+                name=f"{artefact_name(trial)}.{mode}",
+            )
             path = conv.save(os.path.join(tdir, f"{artefact_name(trial)}.{mode}.tflite"))
-            entry.update({"path": str(path), "bytes": conv.size_bytes,
-                          "gzip_bytes": tfl_eval.gzip_size(conv.content), "ops": list(conv.ops),
-                          "input_scale": conv.input_scale,
-                          "input_zero_point": conv.input_zero_point})
+            entry.update(
+                {
+                    "path": str(path),
+                    "bytes": conv.size_bytes,
+                    "gzip_bytes": tfl_eval.gzip_size(conv.content),
+                    "ops": list(conv.ops),
+                    "input_scale": conv.input_scale,
+                    "input_zero_point": conv.input_zero_point,
+                }
+            )
             if config.eval_tflite or config.eval_latency:
                 rep = tfl_eval.evaluate_tflite(
-                    conv.content, data.x_test if config.eval_tflite else None,
+                    conv.content,
+                    data.x_test if config.eval_tflite else None,
                     data.y_test if config.eval_tflite else None,
                     latency_runs=config.latency_runs if config.eval_latency else 0,
-                    name=entry["path"])
+                    name=entry["path"],
+                )
                 if rep.accuracy is not None:
                     entry["accuracy_pct"] = round(100.0 * rep.accuracy, 4)
-                for key, lat in (("latency_1t", rep.latency_1_thread),
-                                 ("latency_all", rep.latency_all_threads)):
+                for key, lat in (
+                    ("latency_1t", rep.latency_1_thread),
+                    ("latency_all", rep.latency_all_threads),
+                ):
                     if lat:
                         entry[f"{key}_median_ms"] = round(lat["median_ms"], 4)
                         entry[f"{key}_p90_ms"] = round(lat["p90_ms"], 4)
                         entry[f"{key}_threads"] = lat["num_threads"]
             if mode == "int8":
                 int8_path = entry["path"]
-        except Exception as err:   # a conversion failure is recorded per mode; the trial goes on
-            entry = {"status": "failed",
-                     "error": f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"[:500]}
+        except Exception as err:  # a conversion failure is recorded per mode; the trial goes on
+            lines = str(err).strip().splitlines()
+            entry = {
+                "status": "failed",
+                "error": f"{type(err).__name__}: {lines[0] if lines else ''}"[:500],
+            }
         out[mode] = entry
         lap(f"tflite_{mode}_s")
     micro = {"status": "skipped"}
     if config.eval_micro:
-        micro = _micro(config, int8_path, data) if int8_path else {
-            "status": "skipped", "error": "no int8 model"}
+        micro = (
+            _micro(config, int8_path, data)
+            if int8_path
+            else {"status": "skipped", "error": "no int8 model"}
+        )
     lap("micro_s")
     export = None
     if config.export and int8_path:
@@ -539,35 +731,54 @@ def _convert_and_evaluate(config, trial, recipe, model, data, tdir, lap=lambda n
 def _micro(config, int8_path, data) -> dict:
     """Run the int8 model on TensorFlow Lite Micro: arena bytes, status, max diff vs LiteRT."""
     from tfopt.tflite import micro as tflm
+
     reason = tflm.micro_unavailable_reason()
     if reason:
         return {"status": "unavailable", "error": reason}
-    rep = tflm.run_micro(int8_path, data.x_test[:10], num_samples=10, compare=True,
-                         seed=config.seed)
-    return {"status": "ok" if rep.ok else "failed", "arena_bytes": rep.arena_bytes,
-            "flash_bytes": rep.flash_bytes, "max_diff_lsb": rep.max_diff_lsb,
-            "num_compared": rep.num_compared, "unsupported_ops": list(rep.unsupported_ops),
-            "error": rep.error}
+    rep = tflm.run_micro(
+        int8_path, data.x_test[:10], num_samples=10, compare=True, seed=config.seed
+    )
+    return {
+        "status": "ok" if rep.ok else "failed",
+        "arena_bytes": rep.arena_bytes,
+        "flash_bytes": rep.flash_bytes,
+        "max_diff_lsb": rep.max_diff_lsb,
+        "num_compared": rep.num_compared,
+        "unsupported_ops": list(rep.unsupported_ops),
+        "error": rep.error,
+    }
 
 
 def _export(config, trial, int8_path, micro) -> str | None:
     """Firmware export (.tflite, .cc/.h, op resolver, .json) under WORKDIR/tflite_models/."""
     from tfopt.tflite import export as tfl_export
+
     out_dir = os.path.join(config.workdir, "tflite_models", artefact_name(trial))
-    tfl_export.export_model(int8_path, out_dir, name=artefact_name(trial),
-                            micro=config.eval_micro and micro.get("status") == "ok")
+    tfl_export.export_model(
+        int8_path,
+        out_dir,
+        name=artefact_name(trial),
+        micro=config.eval_micro and micro.get("status") == "ok",
+    )
     return out_dir
 
 
 # --------------------------------------------------------------------------------------------
 
+
 def versions() -> dict:
     """Versions of tfopt and the libraries a result depends on."""
     import importlib.metadata as md
+
     out = {}
-    for name, dist in (("tfopt", "tfopt"), ("tensorflow", "tensorflow"), ("tf_keras", "tf-keras"),
-                       ("tfmot", "tensorflow-model-optimization"),
-                       ("ai_edge_litert", "ai-edge-litert"), ("tflite_micro", "tflite-micro")):
+    for name, dist in (
+        ("tfopt", "tfopt"),
+        ("tensorflow", "tensorflow"),
+        ("tf_keras", "tf-keras"),
+        ("tfmot", "tensorflow-model-optimization"),
+        ("ai_edge_litert", "ai-edge-litert"),
+        ("tflite_micro", "tflite-micro"),
+    ):
         try:
             out[name] = md.version(dist)
         except md.PackageNotFoundError:
@@ -578,7 +789,3 @@ def versions() -> dict:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _unused():  # keep linters quiet about names used only in adapters filled in later
-    return shutil, OCNNA_CRITERIA, Recipe
