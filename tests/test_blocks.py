@@ -230,3 +230,20 @@ def test_mlp_head_has_biases_and_dropout():
     m = _model(lambda x: heads.mlp_head(x, num_classes=3, hidden=(7,)), shape=(1, 1, 4))
     assert metrics.count_params(m) == 4 * 7 + 7 + 7 * 3 + 3
     assert isinstance(m.get_layer("head_dropout1"), layers.Dropout)
+
+
+def test_pytorch_init_uses_pytorch_fans_and_kaiming_where_asked():
+    x = keras.Input((8, 8, 64))
+    y = conv.conv2d(x, filters=128, kernel_size=3, use_bias=True, name="k")
+    y = conv.conv2d(y, filters=128, kernel_size=3, name="u")
+    y = conv.depthwise_conv2d(y, kernel_size=3, name="dw")
+    m = conv.pytorch_init(keras.Model(x, y), kaiming=lambda layer: layer.name == "k")
+    k = m.get_layer("k").kernel.numpy()
+    assert abs(k.std() - (2.0 / (128 * 9)) ** 0.5) < 0.002  # Kaiming-normal, torch fan_out
+    u = m.get_layer("u").kernel.numpy()
+    bound = 1 / (128 * 9) ** 0.5  # default: U(+-1/sqrt(fan_in))
+    assert np.abs(u).max() <= bound and np.abs(u).max() > 0.9 * bound
+    dw = m.get_layer("dw").depthwise_kernel.numpy()
+    assert np.abs(dw).max() <= 1 / 3 and np.abs(dw).max() > 0.3  # torch fan_in of a dw = 9
+    bias = m.get_layer("k").bias.numpy()
+    assert np.abs(bias).max() <= 1 / (64 * 9) ** 0.5 and np.any(bias != 0)

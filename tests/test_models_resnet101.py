@@ -12,7 +12,7 @@ import pytest
 from tfopt import metrics
 from tfopt.blocks.dead import DeadParameters
 from tfopt.models import build_model, get_variant, list_variants
-from tfopt.models.resnet101 import make_divisible, resnet101, stage_table
+from tfopt.models.resnet101 import _torchvision_layer, make_divisible, resnet101, stage_table
 from tfopt.models.techniques import ResNetTechniques
 
 RESNET_IDS = [f"resnet101_v{i:02d}" for i in range(1, 16)]
@@ -167,3 +167,17 @@ def test_describe_lists_non_default_choices():
 def test_unknown_variant_suggests_close_ids():
     with pytest.raises(ValueError, match="resnet101_v05"):
         build_model("resnet101_v5", num_classes=10)
+
+
+def test_only_torchvision_own_convs_get_kaiming_init():
+    class L:  # a stand-in with just a name
+        def __init__(self, name):
+            self.name = name
+    names = ["stem_conv", "stage1_block1_conv1", "stage1_block1_conv2", "stage4_block3_conv3",
+             "stage2_block1_shortcut_conv", "stage1_block1_conv2_nx1", "head_fc"]
+    pick = {v: [n for n in names if _torchvision_layer(get_variant(v).techniques)(L(n))]
+            for v in ("resnet101_v01", "resnet101_v03", "resnet101_v05", "resnet101_v10")}
+    assert pick["resnet101_v01"] == names[1:5]  # the CIFAR stem and the FC are swapped in
+    assert pick["resnet101_v03"] == ["stage1_block1_conv1", "stage4_block3_conv3",
+                                     "stage2_block1_shortcut_conv"]
+    assert pick["resnet101_v05"] == [] and pick["resnet101_v10"] == []

@@ -160,3 +160,42 @@ def spatial_size(shape: Sequence) -> tuple[int, int]:
     if h is None or w is None:
         raise ValueError(f"spatial size must be known at build time, got shape {tuple(shape)}")
     return int(h), int(w)
+
+
+def _torch_fans(layer) -> tuple[int, int]:
+    """PyTorch's (fan_in, fan_out) of a Keras Conv2D / DepthwiseConv2D / Dense kernel."""
+    if isinstance(layer, layers.DepthwiseConv2D):  # torch weight (C*m, 1, kh, kw)
+        kh, kw, c, m = (int(d) for d in layer.depthwise_kernel.shape)
+        return kh * kw, c * m * kh * kw
+    if isinstance(layer, layers.Conv2D):  # torch weight (cout, cin/g, kh, kw)
+        kh, kw, cin_g, cout = (int(d) for d in layer.kernel.shape)
+        return cin_g * kh * kw, cout * kh * kw
+    fan_in, fan_out = (int(d) for d in layer.kernel.shape)  # Dense: torch weight (out, in)
+    return fan_in, fan_out
+
+
+def pytorch_init(model, *, kaiming=lambda layer: False):
+    """Re-initialise conv/dense weights as PyTorch would (reference-variants.md §0).
+
+    Layers for which `kaiming(layer)` is true get torchvision's ResNet init, Kaiming-normal
+    fan_out (std = sqrt(2 / fan_out)); all others PyTorch's module default, Kaiming-uniform with
+    a = sqrt(5), i.e. U(+-1/sqrt(fan_in)), and biases U(+-1/sqrt(fan_in)). Fans follow PyTorch's
+    weight layout (Keras computes depthwise fans differently). BN stays gamma=1, beta=0. Uses
+    the global TF seed (`keras.utils.set_random_seed`). Returns the model.
+    """
+    for layer in model.layers:
+        if not isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense)):
+            continue
+        fan_in, fan_out = _torch_fans(layer)
+        kernel = layer.depthwise_kernel if isinstance(layer, layers.DepthwiseConv2D) \
+            else layer.kernel
+        if kaiming(layer):
+            init = keras.initializers.RandomNormal(0.0, (2.0 / fan_out) ** 0.5)
+        else:
+            bound = 1.0 / fan_in ** 0.5
+            init = keras.initializers.RandomUniform(-bound, bound)
+        kernel.assign(init(kernel.shape))
+        if getattr(layer, "use_bias", False) and layer.bias is not None:
+            bound = 1.0 / fan_in ** 0.5
+            layer.bias.assign(keras.initializers.RandomUniform(-bound, bound)(layer.bias.shape))
+    return model

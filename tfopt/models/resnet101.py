@@ -16,10 +16,12 @@ Layer names: `stem_*`, `stage{s}_block{b}_<op>` (s, b 1-based), `head_*`.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from tfopt._keras import keras, layers
 from tfopt.blocks.bottleneck import bottleneck, dice_bottleneck
-from tfopt.blocks.conv import batch_norm, conv2d, conv_bn_act, factorized_conv, separable_conv
+from tfopt.blocks.conv import (batch_norm, conv2d, conv_bn_act, factorized_conv, pytorch_init,
+                               separable_conv)
 from tfopt.blocks.fire import fire_residual
 from tfopt.blocks.ghost import ghost_bottleneck
 from tfopt.blocks.heads import conv_head, gap_fc_head
@@ -230,7 +232,22 @@ def resnet101(techniques: ResNetTechniques = ResNetTechniques(), *, num_classes:
     else:  # no FC: the classifier conv takes the neck's place
         outputs = conv_head(x, num_classes=num_classes, use_bias=False, bn=True, act="relu6",
                             name="head")
-    return keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)
+    return pytorch_init(model, kaiming=_torchvision_layer(techniques))
+
+
+def _torchvision_layer(t: ResNetTechniques):
+    """Which convs are torchvision's own (Kaiming-normal fan_out init) rather than swapped in.
+
+    The reference builds `torchvision.models.resnet101` and then replaces modules; replaced
+    modules (the CIFAR stem, every non-bottleneck block, factorised/depthwise 3x3 convs, the
+    shuffle bottleneck) keep PyTorch's default init (reference-variants.md §0).
+    """
+    if t.block != "bottleneck" or t.pointwise != "dense":
+        return lambda layer: False
+    ops = "conv1|conv3|shortcut_conv" + ("|conv2" if t.conv3x3 == "standard" else "")
+    pattern = re.compile(rf"^stage\d+_block\d+_({ops})$")
+    return lambda layer: bool(pattern.match(layer.name))
 
 
 def _build(variant: Variant, *, num_classes, input_shape, width_multiplier, batch_size):
