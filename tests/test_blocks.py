@@ -201,7 +201,8 @@ def test_dead_parameters_vanish_in_tflite():
 def test_dead_parameters_survive_qat_with_a_noop_quantize_config():
     import tensorflow_model_optimization as tfmot
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_configs as configs)
+        default_8bit_quantize_configs as configs,
+    )
     q = tfmot.quantization.keras
 
     def net(x):

@@ -34,7 +34,7 @@ def test_list_table_is_markdown(capsys):
 def test_summary_blocks_add_up_to_the_total(capsys):
     cli.main(["summary", "tiny_cnn", "--num_classes=10", "--format=json"])
     out = json.loads(capsys.readouterr().out)
-    assert [b["block"] for b in out["blocks"]][0] == "stem"
+    assert out["blocks"][0]["block"] == "stem"
     for key in ("params", "flops", "macs"):
         assert sum(b[key] for b in out["blocks"]) == out[key]
 

@@ -19,7 +19,7 @@ RESNET_IDS = [f"resnet101_v{i:02d}" for i in range(1, 16)]
 NAME = re.compile(r"^(input|stem_[a-z0-9_]+|stage[1-4]_block\d+_[a-z0-9_]+|head_[a-z0-9_]+)$")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tiny(variant_id):
     """A width-0.125 build, shared by the tests below (each ResNet-101 has 350-1,500 layers)."""
     return build_model(variant_id, num_classes=10, width_multiplier=0.125)
@@ -147,11 +147,11 @@ def test_combinations_not_in_the_paper_build(techniques):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(block="resnext"), r"block='resnext'; expected one of \('bottleneck'"),
-    (dict(block="ghost", conv3x3="depthwise"), "conv3x3='depthwise' needs block"),
-    (dict(block="fire", pointwise="grouped_shuffle"), "pointwise='grouped_shuffle' needs"),
-    (dict(block="dice", attention="se"), "attention='se' needs block"),
-    (dict(head="mlp"), "head='mlp'"),
+    ({"block": "resnext"}, r"block='resnext'; expected one of \('bottleneck'"),
+    ({"block": "ghost", "conv3x3": "depthwise"}, "conv3x3='depthwise' needs block"),
+    ({"block": "fire", "pointwise": "grouped_shuffle"}, "pointwise='grouped_shuffle' needs"),
+    ({"block": "dice", "attention": "se"}, "attention='se' needs block"),
+    ({"head": "mlp"}, "head='mlp'"),
 ])
 def test_invalid_technique_sets_are_value_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from tfopt._keras import layers
 from tfopt.blocks import dice
-from tfopt.blocks.conv import (batch_norm, conv2d, conv_bn_act, depthwise_conv2d,
-                               factorized_conv)
+from tfopt.blocks.conv import batch_norm, conv2d, conv_bn_act, depthwise_conv2d, factorized_conv
 from tfopt.blocks.dead import dead_depthwise_bn
 from tfopt.blocks.se import squeeze_excite
 from tfopt.blocks.shuffle import channel_shuffle

@@ -9,7 +9,7 @@ weights transferred from PyTorch give bit-identical outputs. No conv has a bias 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfopt._keras import keras, layers
 

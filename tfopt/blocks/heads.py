@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfopt._keras import layers
 from tfopt.blocks.conv import activation, batch_norm, conv2d, torch_default_initializer

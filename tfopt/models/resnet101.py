@@ -20,8 +20,14 @@ import re
 
 from tfopt._keras import keras, layers
 from tfopt.blocks.bottleneck import bottleneck, dice_bottleneck
-from tfopt.blocks.conv import (batch_norm, conv2d, conv_bn_act, factorized_conv, pytorch_init,
-                               separable_conv)
+from tfopt.blocks.conv import (
+    batch_norm,
+    conv2d,
+    conv_bn_act,
+    factorized_conv,
+    pytorch_init,
+    separable_conv,
+)
 from tfopt.blocks.fire import fire_residual
 from tfopt.blocks.ghost import ghost_bottleneck
 from tfopt.blocks.heads import conv_head, gap_fc_head
@@ -181,7 +187,7 @@ def _stem(x, kind: str, filters: int):
 def _block(x, row: BlockSpec, t: ResNetTechniques):
     se = t.attention == "se"
     grouped = t.pointwise == "grouped_shuffle"
-    common = dict(stride=row.stride, downsample=row.downsample, name=row.name)
+    common = {"stride": row.stride, "downsample": row.downsample, "name": row.name}
     if t.block == "bottleneck":
         return bottleneck(x, width=row.width, conv=t.conv3x3,
                           groups=SHUFFLE_GROUPS if grouped else 1, se=se, **common)
@@ -201,13 +207,13 @@ def _block(x, row: BlockSpec, t: ResNetTechniques):
                            **common)
 
 
-def resnet101(techniques: ResNetTechniques = ResNetTechniques(), *, num_classes: int,
+def resnet101(techniques: ResNetTechniques | None = None, *, num_classes: int,
               input_shape=(32, 32, 3), width_multiplier: float = 1.0,
               batch_size: int | None = None, name: str = "resnet101"):
     """Build a ResNet-101 (CIFAR) from a technique set; outputs logits.
 
     Args:
-      techniques: The technique set (default: the paper's baseline, variant 01).
+      techniques: The technique set; None is the paper's baseline (variant 01).
       num_classes: Classifier outputs.
       input_shape: (H, W, C); the reference uses 32x32x3.
       width_multiplier: Scales every channel count (see `stage_table`).
@@ -217,6 +223,7 @@ def resnet101(techniques: ResNetTechniques = ResNetTechniques(), *, num_classes:
     Returns:
       A functional `tf_keras.Model`.
     """
+    techniques = ResNetTechniques() if techniques is None else techniques
     layout = stage_table(techniques, width_multiplier)
     inputs = keras.Input(tuple(input_shape), batch_size=batch_size, name="input")
     x = _stem(inputs, techniques.stem, layout.stem)
@@ -256,7 +263,7 @@ def _build(variant: Variant, *, num_classes, input_shape, width_multiplier, batc
 
 
 _T = ResNetTechniques
-_SEP = dict(stem="separable")
+_SEP = {"stem": "separable"}
 _PAPER_ROWS = (  # (column, reference file, technique set); reference-variants.md §2
     (1, "01_baseline", _T()),
     (2, "02_fireModules", _T(block="fire")),
