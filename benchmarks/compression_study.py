@@ -11,14 +11,14 @@ Protocol (seeded; `tfopt.data`, `tfopt.train`, `tfopt.compress`):
 - global pruning series (the paper's scheme: global L1 over all conv kernels, 20% of the
   remaining weights per step, cumulative masks) for --prune_steps steps, each followed by
   --finetune_epochs epoch(s) of Adam (lr 5e-4); test accuracy and the gzip size of the stripped
-  model's H5 weights after each step;
+  model's weights after each step (step 0: the baseline, no extra training);
 - tfmot schedules: PolynomialDecay and ConstantSparsity to 80% over 2 epochs, verified;
 - QAT: the baseline and the 4-step (59%) pruned model, quantized (PQAT for the pruned one) and
   fine-tuned --qat_epochs epoch(s) (Adam, lr 1e-4); accuracy of the fake-quant Keras model and
   of the int8 TFLite model (direct `tf.lite.TFLiteConverter`, full-integer, int8 I/O,
   200 calibration images);
 - distillation: a 1/4-width tiny_cnn student trained --kd_epochs epochs from the same
-  initialisation with and without the baseline as teacher (T=4, alpha=0.9).
+  initialisation without and with the baseline as teacher (T=4, alpha 0.5 and 0.9).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def _ds(x, y, batch=128, shuffle_seed=None):
     return ds.batch(batch).prefetch(2)
 
 
-def _tflite_int8_accuracy(model, x_cal, x_test, y_test) -> tuple[float, int]:
-    """Accuracy (fraction) and size in bytes of the full-integer int8 TFLite model."""
+def _tflite_int8_accuracy(model, x_cal, x_test, y_test) -> tuple[float, int, int]:
+    """Accuracy (fraction), size and gzip size (bytes) of the full-integer int8 TFLite model."""
+    import gzip
     import tensorflow as tf
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -65,7 +66,7 @@ def _tflite_int8_accuracy(model, x_cal, x_test, y_test) -> tuple[float, int]:
         interp.set_tensor(inp["index"], q)
         interp.invoke()
         correct += int(np.argmax(interp.get_tensor(out["index"])[0]) == y_test[i])
-    return correct / len(x_test), len(blob)
+    return correct / len(x_test), len(blob), len(gzip.compress(blob, 9, mtime=0))
 
 
 def main(argv=None) -> dict:
@@ -140,9 +141,10 @@ def main(argv=None) -> dict:
         q = qat.quantize(float_model)
         train.fit(q, train_ds, cfg(args.qat_epochs, 1e-4))
         q_acc = acc(q)
-        t_acc, t_bytes = _tflite_int8_accuracy(q, x_cal, x_test, y_test)
+        t_acc, t_bytes, t_gzip = _tflite_int8_accuracy(q, x_cal, x_test, y_test)
         qrows.append({"model": name, "float": f_acc, "qat_keras": q_acc, "int8_tflite": t_acc,
-                      "tflite_bytes": t_bytes, "sparsity_after_qat": qat.kernel_sparsity(q)})
+                      "tflite_bytes": t_bytes, "tflite_gzip_bytes": t_gzip,
+                      "sparsity_after_qat": qat.kernel_sparsity(q)})
     results["qat"] = qrows
 
     # 4. Distillation: same student init, same epochs, with and without the teacher.
@@ -152,14 +154,17 @@ def main(argv=None) -> dict:
     plain = keras.models.clone_model(student0)
     plain.set_weights(init)
     train.fit(plain, train_ds, cfg(args.kd_epochs, 1e-3))
-    kd_student = keras.models.clone_model(student0)
-    kd_student.set_weights(init)
-    distill.distill(kd_student, base, train_ds, cfg(args.kd_epochs, 1e-3), temperature=4.0,
-                    alpha=0.9)
+    with_teacher = {}
+    for alpha in (0.5, 0.9):
+        kd_student = keras.models.clone_model(student0)
+        kd_student.set_weights(init)
+        distill.distill(kd_student, base, train_ds, cfg(args.kd_epochs, 1e-3), temperature=4.0,
+                        alpha=alpha)
+        with_teacher[alpha] = acc(kd_student)
     from tfopt import metrics
     results["kd"] = {"student_params": metrics.count_params(student0),
                      "teacher_params": metrics.count_params(base),
-                     "without_teacher": acc(plain), "with_teacher": acc(kd_student),
+                     "without_teacher": acc(plain), "with_teacher": with_teacher,
                      "teacher": base_acc, "epochs": args.kd_epochs}
     results["wall_time_s"] = time.perf_counter() - t0
 
@@ -180,7 +185,7 @@ def _markdown(r: dict) -> str:
            f"(wall time {r['wall_time_s']:.0f} s).", "",
            "**Global L1 pruning series** (20% of the remaining conv weights per step, "
            "1 epoch fine-tuning per step):", "",
-           "| step | conv sparsity [%] | non-zeroed | accuracy [%] | gzip H5 weights [bytes] |",
+           "| step | conv sparsity [%] | non-zeroed | accuracy [%] | gzip weights [bytes] |",
            "|---:|---:|---:|---:|---:|"]
     for row in r["series"]:
         out.append(f"| {row['step']} | {pct(row['sparsity'])} | {row['non_zeroed']:,} | "
@@ -193,21 +198,23 @@ def _markdown(r: dict) -> str:
                    f"{pct(row['achieved'])} | {pct(row['accuracy'])} |")
     out += ["", "**QAT vs float** (1 epoch QAT fine-tuning; int8 = full-integer TFLite):", "",
             "| model | float [%] | QAT Keras [%] | int8 TFLite [%] | int8 - float [pp] | "
-            "conv sparsity after QAT [%] | .tflite [bytes] |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+            "conv sparsity after QAT [%] | .tflite [bytes] | gzip .tflite [bytes] |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in r["qat"]:
         out.append(f"| {row['model']} | {pct(row['float'])} | {pct(row['qat_keras'])} | "
                    f"{pct(row['int8_tflite'])} | "
                    f"{100 * (row['int8_tflite'] - row['float']):+.2f} | "
-                   f"{pct(row['sparsity_after_qat'])} | {row['tflite_bytes']:,} |")
+                   f"{pct(row['sparsity_after_qat'])} | {row['tflite_bytes']:,} | "
+                   f"{row['tflite_gzip_bytes']:,} |")
     kd = r["kd"]
     out += ["", f"**Distillation** (student: tiny_cnn width 0.25, {kd['student_params']:,} "
             f"params; teacher: the baseline, {kd['teacher_params']:,} params, "
-            f"{pct(kd['teacher'])}%; {kd['epochs']} epochs each, same initialisation; "
-            "T = 4, alpha = 0.9):", "",
+            f"{pct(kd['teacher'])}%; {kd['epochs']} epochs each, same initialisation, "
+            "T = 4):", "",
             "| student trained | accuracy [%] |", "|---|---:|",
-            f"| without teacher | {pct(kd['without_teacher'])} |",
-            f"| with teacher (KD) | {pct(kd['with_teacher'])} |"]
+            f"| without teacher | {pct(kd['without_teacher'])} |"]
+    for alpha, a in kd["with_teacher"].items():
+        out.append(f"| with teacher, alpha = {alpha} | {pct(a)} |")
     return "\n".join(out)
 
 

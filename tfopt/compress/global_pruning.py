@@ -329,7 +329,8 @@ class SeriesRow:
       sparsity: Achieved fraction of zero conv weights (scope kernels).
       non_zeroed: Paper's count (row 0: total trainable parameters).
       accuracy / loss: On `eval_ds` (None without one).
-      h5_bytes / gzip_bytes: Stripped model saved as H5, raw and gzip -9 (None if not measured).
+      weight_bytes / gzip_bytes: The stripped model's weights, raw and gzip -9 (bytes; None if
+        not measured; see `sparsity.gzip_size`).
       tie_repairs: See `StepInfo`.
     """
 
@@ -339,7 +340,7 @@ class SeriesRow:
     non_zeroed: int
     accuracy: float | None = None
     loss: float | None = None
-    h5_bytes: int | None = None
+    weight_bytes: int | None = None
     gzip_bytes: int | None = None
     tie_repairs: int = 0
 
@@ -360,7 +361,7 @@ def run_series(model, *, steps: int | None = None, sparsities: Sequence[float] |
       train_ds, config: If both given, fine-tune with `tfopt.train.fit` after each step (a
         fresh optimizer per step, as the paper's new trainer per iteration).
       eval_ds: If given, evaluate (`tfopt.train.evaluate`) after each step and for step 0.
-      measure_size: Also save each stripped model's weights as H5 and report raw/gzip bytes.
+      measure_size: Also report each stripped model's weight bytes, raw and gzip.
       zeros_are_pruned: See `GlobalPruner` (False for a fresh model, as PyTorch's all-ones
         initial masks).
       on_step: Called as `on_step(row, pruner)` after every step (e.g. to save
@@ -415,7 +416,7 @@ def run_series(model, *, steps: int | None = None, sparsities: Sequence[float] |
 
 def rows_to_markdown(rows: Sequence[SeriesRow]) -> str:
     """The pruning table as markdown: step, sparsity [%], non-zeroed, accuracy [%], gzip [bytes]."""
-    out = ["| step | sparsity [%] | non-zeroed | accuracy [%] | gzip H5 [bytes] |",
+    out = ["| step | sparsity [%] | non-zeroed | accuracy [%] | gzip weights [bytes] |",
            "|---:|---:|---:|---:|---:|"]
     for r in rows:
         acc = f"{100 * r.accuracy:.2f}" if r.accuracy is not None else "-"

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import os
-import tempfile
 
 import numpy as np
 
@@ -154,24 +152,21 @@ def paper_nonzero_count(model) -> int:
 
 
 def gzip_size(model, *, level: int = 9) -> dict:
-    """Bytes of the model's weights saved as Keras H5, raw and gzip-compressed (level 9).
+    """Bytes of the model's weights (all of them, float32 as stored), raw and gzip-compressed.
 
-    Pruning only pays off in storage after `strip_pruning` *and* a general-purpose compressor
-    (tfmot docs; ecosystem notes §2.5): dense storage keeps the zeros, gzip removes them.
-    Strip the model first (`tfopt.compress.pruning.strip`); a wrapped model is refused.
+    Pruning only pays off in storage after stripping *and* a general-purpose compressor (tfmot
+    docs; design notes "ecosystem" §2.5): dense storage keeps the zeros, gzip removes them. The
+    weights are serialised as their raw bytes in `model.weights` order (no file format, no
+    optimizer slots), so the figure is deterministic and comparable across models. Strip the
+    model first (`tfopt.compress.pruning.strip`); a pruning-wrapped model is refused.
 
     Returns:
-      {"bytes": raw H5 weights-file size in bytes, "gzip_bytes": its gzip size in bytes}.
+      {"bytes": raw weight bytes, "gzip_bytes": gzip (level `level`) of those bytes}.
     """
-    if any(isinstance(l, layers.Wrapper) and type(l).__module__.startswith(
-            "tensorflow_model_optimization") for l in model.layers):
-        raise ValueError(f"model {model.name!r} still has tfmot wrappers; strip it first "
+    if any(type(l).__name__ == "PruneLowMagnitude" for l in model.layers):
+        raise ValueError(f"model {model.name!r} still has tfmot pruning wrappers; strip it first "
                          "(tfopt.compress.pruning.strip)")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.weights.h5")
-        model.save_weights(path, save_format="h5")
-        with open(path, "rb") as f:
-            raw = f.read()
+    raw = b"".join(np.ascontiguousarray(w).tobytes() for w in model.get_weights())
     return {"bytes": len(raw), "gzip_bytes": len(gzip.compress(raw, compresslevel=level,
                                                                 mtime=0))}
 
