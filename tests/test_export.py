@@ -119,3 +119,21 @@ def test_cli_export_rejects_non_tflite(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"error: {bad}: not a TFLite model (file identifier b'\\r\\n\\x1a\\n', "
         "expected b'TFL3')")
+
+
+def test_committed_example_files_agree_with_each_other():
+    import hashlib
+    import pathlib
+
+    here = pathlib.Path(__file__).resolve().parents[1] / "tflite_models" / "example"
+    content = (here / "fmnist_tiny_int8.tflite").read_bytes()
+    meta = json.loads((here / "fmnist_tiny_int8.json").read_text())
+    assert meta["sha256"] == hashlib.sha256(content).hexdigest()
+    assert meta["flash_bytes"] == len(content)
+    assert _c_bytes((here / "fmnist_tiny_int8.cc").read_text()) == content
+    from tfopt.tflite.model_info import inspect_model
+
+    info = inspect_model(content)
+    assert meta["ops"] == list(info.op_names)
+    assert meta["input_scale"] == info.inputs[0].scale
+    assert meta["input_zero_point"] == info.inputs[0].zero_point

@@ -97,7 +97,6 @@ def test_batch_one_graph_has_no_dynamic_shape_ops():
     assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & set(result.ops)
 
 
-@pytest.mark.slow  # two int8 conversions of the trained model + tfmot wrapping
 def test_pruned_model_is_stripped_and_compresses_under_gzip():
     import tensorflow_model_optimization as tfmot
     from tfopt.compress import pruning
@@ -116,7 +115,6 @@ def test_pruned_model_is_stripped_and_compresses_under_gzip():
     assert gzip_size(pruned.content) < 0.75 * gzip_size(dense.content)
 
 
-@pytest.mark.slow  # QAT wrapping, one short epoch and a conversion
 def test_qat_model_converts_to_integer_only_int8():
     import tensorflow_model_optimization as tfmot
 

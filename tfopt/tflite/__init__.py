@@ -1,7 +1,7 @@
 """Deployment: Keras -> TFLite (float32/float16/dynamic/int8), LiteRT evaluation, TFLite Micro
 checks and firmware export. See docs/deployment.md.
 
-    result = tfopt.tflite.convert(model, "int8", representative_data="fashion_mnist")
+    result = tfopt.tflite.convert_model(model, "int8", representative_data="fashion_mnist")
     report = tfopt.tflite.evaluate_tflite(result.content, dataset="fashion_mnist", limit=1000)
     micro = tfopt.tflite.run_micro(result.content, x_test[:10])
     tfopt.tflite.export_model(result.content, "tflite_models", name="tiny_cnn__int8")
@@ -14,7 +14,6 @@ _LAZY = {
     "MODES": "tfopt.tflite.convert",
     "ConversionResult": "tfopt.tflite.convert",
     "Int8FallbackError": "tfopt.tflite.convert",
-    "convert": "tfopt.tflite.convert",
     "convert_int8": "tfopt.tflite.convert",
     "check_integer_only": "tfopt.tflite.convert",
     "TFLiteReport": "tfopt.tflite.evaluate",
@@ -32,12 +31,18 @@ _LAZY = {
     "inspect_model": "tfopt.tflite.model_info",
 }
 
-__all__ = sorted(_LAZY)
+# `convert` is the sub-module's name, so the function is exported as `convert_model`.
+_RENAMED = {"convert_model": ("tfopt.tflite.convert", "convert")}
+
+__all__ = sorted(_LAZY) + sorted(_RENAMED)
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _RENAMED:
+        module, attr = _RENAMED[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'tfopt.tflite' has no attribute {name!r}")
