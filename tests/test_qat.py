@@ -55,6 +55,7 @@ def test_qat_model_builds_runs_and_converts_to_int8():
     assert sum(type(l).__name__.startswith("QuantizeWrapper") for l in q.layers) > 20
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+    assert all(len(l.inbound_nodes) <= 1 for l in model.layers)   # no graph grafted on ours
 
     converter = tf.lite.TFLiteConverter.from_keras_model(q)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

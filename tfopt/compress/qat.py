@@ -207,9 +207,10 @@ def quantize(model, *, preserve_sparsity: bool | None = None):
                          "tfopt.compress.pruning.strip(model) before quantize()")
     if preserve_sparsity is None:
         preserve_sparsity = _has_sparsity(model)
-    # One annotation pass (tfmot's quantize_annotate_model plus tfopt's configs). It wraps the
-    # caller's layer objects, as tfmot's quantize_model does, but quantize_apply then builds the
-    # QAT model from a clone with copied weights, so the caller's weights are never touched.
+    # Annotating wraps layer objects and calls them on new tensors (extra inbound nodes, after
+    # which `layer.output` of the caller's model would be ambiguous), so annotate a copy. One
+    # pass does tfmot's quantize_annotate_model plus tfopt's configs.
+    model = _pr.copy_model(model)
     configs = {l.name: quantize_config_for(l) for l in model.layers}
 
     def annotate(layer):
