@@ -40,6 +40,14 @@ def test_arena_bytes_is_what_the_allocator_needs():
         micro.load(content, arena_size=arena // 2)
 
 
+def test_arena_grows_until_the_model_fits(monkeypatch):
+    content = fx.fmnist_int8_bytes()
+    needed = micro.run_micro(content, num_samples=1, compare=False).arena_bytes
+    monkeypatch.setattr(micro, "_START_ARENA", 1000)   # far too small: grows 4x per retry
+    report = micro.run_micro(content, num_samples=1, compare=False)
+    assert report.ok and report.arena_bytes == needed
+
+
 def test_squeeze_excite_and_channel_shuffle_run_on_tflm():
     x = fx.synthetic_images(8)
     result = convert(fx.se_shuffle_model(), "int8", representative_data=x)

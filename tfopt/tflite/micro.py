@@ -32,7 +32,8 @@ from tfopt.tflite.model_info import inspect_model, read_bytes
 
 _ARENA_RE = re.compile(r"Arena allocation total (\d+) bytes")
 _MISSING_OP_RE = re.compile(r"Didn't find op for builtin opcode '([A-Z0-9_]+)'")
-_MAX_ARENA = 512 << 20
+_START_ARENA = 1 << 20
+_MAX_ARENA = 1 << 30
 
 
 class MicroUnavailableError(RuntimeError):
@@ -144,7 +145,9 @@ def load(content: bytes, *, arena_size: int | None = None, name: str = "model"):
         lacks a kernel, the op.
     """
     runtime = _runtime()
-    size = arena_size or max(16 * len(content), 1 << 20)
+    # Weights stay in the model buffer (flash); the arena holds activations and runtime
+    # structs, so its start size does not scale with the model.
+    size = arena_size or _START_ARENA
     while True:
         interp, err, text = capture_fd_output(
             lambda: runtime.Interpreter.from_bytes(content, arena_size=size))
@@ -154,8 +157,8 @@ def load(content: bytes, *, arena_size: int | None = None, name: str = "model"):
         if missing:
             raise RuntimeError(f"{name}: TFLite Micro has no kernel for op(s) "
                                f"{sorted(set(missing))}")
-        too_small = "arena" in text.lower() and ("too small" in text.lower()
-                                                  or "failed to allocate" in text.lower())
+        # TFLM prints e.g. "Failed to allocate tail memory. Requested: 80, available 0".
+        too_small = "failed to allocate" in (text + str(err)).lower()
         if arena_size is None and too_small and size < _MAX_ARENA:
             size *= 4
             continue
@@ -218,8 +221,8 @@ def run_micro(
         tensors; None uses `num_samples` random int8 inputs.
       num_samples: How many images to run and compare (at least one invocation always runs).
       compare: Compare each output with LiteRT's reference kernels (BUILTIN_REF).
-      arena_size: Arena to give TFLM in bytes; None starts at max(16 x model, 1 MiB) and
-        grows. The reported arena_bytes is what the allocator actually used.
+      arena_size: Arena to give TFLM in bytes; None starts at 1 MiB and grows 4x while
+        allocation fails (up to 1 GiB). The reported arena_bytes is what the allocator actually used.
 
     Raises:
       MicroUnavailableError: tflite-micro is not installed / has no wheel here.
