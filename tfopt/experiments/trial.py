@@ -98,6 +98,9 @@ def run_trial(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
         mark = now
 
     data = _data(config)
+    from tfopt._keras import keras
+
+    keras.utils.set_random_seed(config.seed)  # same init/dropout on a rerun or resume of the trial
     lap("data_s")
     model, step_info = _model_for(config, trial, recipe, data, tdir)
     lap("model_s")
