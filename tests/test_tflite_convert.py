@@ -134,3 +134,21 @@ def keras_loss():
     from tfopt._keras import keras
 
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def test_cli_convert_from_a_saved_keras_model(tmp_path, capsys):
+    from tfopt.tflite.__main__ import main as cli
+
+    saved = tmp_path / "tiny.keras"
+    fx.trained_fmnist_model().save(saved)
+    out = tmp_path / "tiny.int8.tflite"
+    rc = cli(["convert", str(saved), "--mode=int8", "--dataset=fashion_mnist",
+              "--num_calibration_samples=8", f"--out={out}"])
+    assert rc == 0 and f"wrote {out}" in capsys.readouterr().out
+    meta = inspect_model(out).metadata
+    assert meta["mode"] == "int8" and meta["labels"][0] == "T-shirt/top"
+    conv.check_integer_only(out.read_bytes())
+    rc = cli(["convert", str(tmp_path / "missing.h5")])
+    assert rc == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'missing.h5'}: no such Keras model file or folder")
