@@ -30,7 +30,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def _ds(x, y, batch=128, shuffle_seed=None):
@@ -44,6 +44,7 @@ def _ds(x, y, batch=128, shuffle_seed=None):
 def _tflite_int8_accuracy(model, x_cal, x_test, y_test) -> tuple[float, int, int]:
     """Accuracy (fraction), size and gzip size (bytes) of the full-integer int8 TFLite model."""
     import gzip
+
     import tensorflow as tf
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -81,9 +82,9 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="runs/compression_study")
     args = p.parse_args(argv)
 
-    from tfopt._keras import keras
     from tfopt import data, train
-    from tfopt.compress import distill, global_pruning, pruning, qat, sparsity
+    from tfopt._keras import keras
+    from tfopt.compress import distill, global_pruning, pruning, qat
     from tfopt.models import build_model
 
     t0 = time.perf_counter()
@@ -179,12 +180,12 @@ def main(argv=None) -> dict:
 
 
 def _markdown(r: dict) -> str:
-    pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
-    out = [f"Fashion-MNIST, {r['train_images']} train / {r['test_images']} test images, "
-           f"tiny_cnn baseline {pct(r['baseline_accuracy'])}% "
-           f"(wall time {r['wall_time_s']:.0f} s).", "",
-           "**Global L1 pruning series** (20% of the remaining conv weights per step, "
-           "1 epoch fine-tuning per step):", "",
+    pct = lambda v: f"{100 * v:.2f}"
+    out = [(f"Fashion-MNIST, {r['train_images']} train / {r['test_images']} test images, "
+            f"tiny_cnn baseline {pct(r['baseline_accuracy'])}% "
+            f"(wall time {r['wall_time_s']:.0f} s)."), "",
+           ("**Global L1 pruning series** (20% of the remaining conv weights per step, "
+            "1 epoch fine-tuning per step):"), "",
            "| step | conv sparsity [%] | non-zeroed | accuracy [%] | gzip weights [bytes] |",
            "|---:|---:|---:|---:|---:|"]
     for row in r["series"]:
@@ -197,8 +198,8 @@ def _markdown(r: dict) -> str:
         out.append(f"| {row['schedule']} | {row['begin']}/{row['end']}/{row['frequency']} | "
                    f"{pct(row['achieved'])} | {pct(row['accuracy'])} |")
     out += ["", "**QAT vs float** (1 epoch QAT fine-tuning; int8 = full-integer TFLite):", "",
-            "| model | float [%] | QAT Keras [%] | int8 TFLite [%] | int8 - float [pp] | "
-            "conv sparsity after QAT [%] | .tflite [bytes] | gzip .tflite [bytes] |",
+            ("| model | float [%] | QAT Keras [%] | int8 TFLite [%] | int8 - float [pp] | "
+             "conv sparsity after QAT [%] | .tflite [bytes] | gzip .tflite [bytes] |"),
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in r["qat"]:
         out.append(f"| {row['model']} | {pct(row['float'])} | {pct(row['qat_keras'])} | "
@@ -207,10 +208,10 @@ def _markdown(r: dict) -> str:
                    f"{pct(row['sparsity_after_qat'])} | {row['tflite_bytes']:,} | "
                    f"{row['tflite_gzip_bytes']:,} |")
     kd = r["kd"]
-    out += ["", f"**Distillation** (student: tiny_cnn width 0.25, {kd['student_params']:,} "
-            f"params; teacher: the baseline, {kd['teacher_params']:,} params, "
-            f"{pct(kd['teacher'])}%; {kd['epochs']} epochs each, same initialisation, "
-            "T = 4):", "",
+    out += ["", (f"**Distillation** (student: tiny_cnn width 0.25, {kd['student_params']:,} "
+                 f"params; teacher: the baseline, {kd['teacher_params']:,} params, "
+                 f"{pct(kd['teacher'])}%; {kd['epochs']} epochs each, same initialisation, "
+                 "T = 4):"), "",
             "| student trained | accuracy [%] |", "|---|---:|",
             f"| without teacher | {pct(kd['without_teacher'])} |"]
     for alpha, a in kd["with_teacher"].items():

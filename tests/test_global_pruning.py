@@ -8,7 +8,6 @@ import pytest
 
 from tfopt._keras import keras, layers
 from tfopt.compress import global_pruning as G
-from tfopt.compress import pruning as P
 from tfopt.compress import sparsity as S
 
 REFERENCE = pathlib.Path(__file__).parent / "data" / "reference_figures.json"

@@ -24,7 +24,8 @@ the row of step 0 is the total trainable parameter count.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+import itertools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -190,7 +191,7 @@ def _targets(steps, sparsities, amount) -> list[float]:
     if steps is not None and (not isinstance(steps, int) or steps < 0):
         raise ValueError(f"steps={steps!r}; expected an int >= 0")
     targets = list(sparsities) if sparsities is not None else paper_sparsities(steps, amount)
-    if any(b <= a for a, b in zip(targets, targets[1:])):
+    if any(b <= a for a, b in itertools.pairwise(targets)):
         raise ValueError(f"sparsities={targets}; they must strictly increase (masks are "
                          "cumulative)")
     return targets
@@ -426,6 +427,14 @@ def rows_to_markdown(rows: Sequence[SeriesRow]) -> str:
 
 
 __all__ = [
-    "ALLOCATIONS", "GlobalPruner", "PAPER_AMOUNT", "SeriesRow", "StepInfo", "compute_masks",
-    "paper_sparsities", "rows_to_markdown", "run_series", "simulate_series",
+    "ALLOCATIONS",
+    "PAPER_AMOUNT",
+    "GlobalPruner",
+    "SeriesRow",
+    "StepInfo",
+    "compute_masks",
+    "paper_sparsities",
+    "rows_to_markdown",
+    "run_series",
+    "simulate_series",
 ]

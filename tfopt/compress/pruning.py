@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -444,7 +444,22 @@ def prune_and_finetune(model, train_ds, config, *, target_sparsity: float,
 
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "PruningPlan", "PruningResult", "SCHEDULES", "SparsityError",
-    "apply_masks", "callbacks", "copy_model", "make_schedule", "plan_schedule", "prune_and_finetune",
-    "prune_now", "prune_scope", "selected_layers", "strip", "verify_sparsity", "wrap", "wrappers",
+    "DEFAULT_TOLERANCE",
+    "SCHEDULES",
+    "PruningPlan",
+    "PruningResult",
+    "SparsityError",
+    "apply_masks",
+    "callbacks",
+    "copy_model",
+    "make_schedule",
+    "plan_schedule",
+    "prune_and_finetune",
+    "prune_now",
+    "prune_scope",
+    "selected_layers",
+    "strip",
+    "verify_sparsity",
+    "wrap",
+    "wrappers",
 ]

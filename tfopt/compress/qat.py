@@ -49,9 +49,10 @@ def _classes():
         return _CLASSES
     tfmot = _tfmot()
     qk = tfmot.quantization.keras
-    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (  # noqa: E501
-        default_8bit_prune_preserve_quantize_scheme as pp_scheme,
-        prune_preserve_quantize_registry as pp_registry)
+    import importlib
+    pp = "tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve"
+    pp_scheme = importlib.import_module(f"{pp}.default_8bit_prune_preserve_quantize_scheme")
+    pp_registry = importlib.import_module(f"{pp}.prune_preserve_quantize_registry")
 
     class TfoptNoOpQuantizeConfig(qk.QuantizeConfig):
         """Quantizes nothing: for layers that compute nothing (identity holders, pass-through)."""
@@ -145,7 +146,8 @@ def quantize_scope():
 
 def _default_registry():
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_registry)
+        default_8bit_quantize_registry,
+    )
     return default_8bit_quantize_registry.Default8BitQuantizeRegistry()
 
 
@@ -283,6 +285,14 @@ def kernel_sparsity(qat_model) -> float:
 
 
 __all__ = [
-    "custom_objects", "kernel_sparsity", "load", "quantize", "quantize_and_finetune",
-    "pin_zeros", "quantize_config_for", "quantize_model", "quantize_scope", "save",
+    "custom_objects",
+    "kernel_sparsity",
+    "load",
+    "pin_zeros",
+    "quantize",
+    "quantize_and_finetune",
+    "quantize_config_for",
+    "quantize_model",
+    "quantize_scope",
+    "save",
 ]

@@ -22,7 +22,7 @@ import gzip
 
 import numpy as np
 
-from tfopt._keras import keras, layers
+from tfopt._keras import layers
 
 SCOPES = ("conv", "all")
 
