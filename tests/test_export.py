@@ -6,8 +6,8 @@ import shutil
 import subprocess
 
 import pytest
-
 import tflite_fixtures as fx
+
 from tfopt.tflite import export, micro
 from tfopt.tflite.__main__ import main as cli
 

@@ -1,9 +1,8 @@
 """tfopt.tflite.micro: int8 models on the real TFLite Micro runtime (tflite-micro package)."""
 
-import numpy as np
 import pytest
-
 import tflite_fixtures as fx
+
 from tfopt.tflite import micro
 from tfopt.tflite.convert import convert
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 import tflite_fixtures as fx
+
 from tfopt.tflite import convert as conv
 from tfopt.tflite.evaluate import evaluate_tflite
 from tfopt.tflite.model_info import inspect_model
@@ -99,6 +99,7 @@ def test_batch_one_graph_has_no_dynamic_shape_ops():
 
 def test_pruned_model_is_stripped_and_compresses_under_gzip():
     import tensorflow_model_optimization as tfmot
+
     from tfopt.compress import pruning
     from tfopt.tflite.evaluate import gzip_size
 

@@ -17,7 +17,7 @@ FMNIST_TRAIN = 3000   # train slice: ~82% test accuracy after 2 epochs of tiny_c
 FMNIST_TEST = 600     # 1 pp = 6 images
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fmnist_slice():
     """(x_train, y_train, x_test, y_test, info): normalised float32 NHWC 28x28x1."""
     from tfopt import data
@@ -34,7 +34,7 @@ def build_fmnist_model(batch_size=None):
                        width_multiplier=0.5, batch_size=batch_size)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _trained_weights():
     x_tr, y_tr, *_ = fmnist_slice()
     keras.utils.set_random_seed(0)
@@ -53,7 +53,7 @@ def trained_fmnist_model():
     return model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fmnist_int8_bytes() -> bytes:
     """The trained model converted to int8 (calibrated on 200 train images)."""
     from tfopt.tflite.convert import convert
@@ -90,7 +90,7 @@ def synthetic_images(n=8, shape=(16, 16, 4), seed=0):
     return np.random.default_rng(seed).standard_normal((n,) + tuple(shape)).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sparse_tflite_bytes() -> bytes:
     """A 90%-zero float model converted with EXPERIMENTAL_SPARSITY: it contains DENSIFY, which
     TFLite Micro has no kernel for (design notes, ecosystem survey section 3)."""

@@ -12,17 +12,17 @@ import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tfopt import data  # noqa: E402
-from tfopt._keras import keras  # noqa: E402
-from tfopt.models import build_model  # noqa: E402
-from tfopt.tflite import convert_model, evaluate_tflite, export_model  # noqa: E402
+from tfopt import data
+from tfopt._keras import keras
+from tfopt.models import build_model
+from tfopt.tflite import convert_model, evaluate_tflite, export_model
 
 HERE = pathlib.Path(__file__).resolve().parent
 
 
 def main():
     keras.utils.set_random_seed(0)
-    x_tr, y_tr, info = data.load_arrays("fashion_mnist", "train", limit=10_000)
+    x_tr, y_tr, _ = data.load_arrays("fashion_mnist", "train", limit=10_000)
     x_te, y_te, _ = data.load_arrays("fashion_mnist", "test", limit=2_000)
     model = build_model("tiny_cnn", num_classes=10, input_shape=(28, 28, 1),
                         width_multiplier=0.125)

@@ -34,7 +34,27 @@ _LAZY = {
 # `convert` is the sub-module's name, so the function is exported as `convert_model`.
 _RENAMED = {"convert_model": ("tfopt.tflite.convert", "convert")}
 
-__all__ = sorted(_LAZY) + sorted(_RENAMED)
+__all__ = [
+    "MODES",
+    "ConversionResult",
+    "ExportResult",
+    "Int8FallbackError",
+    "MicroReport",
+    "MicroUnavailableError",
+    "ModelInfo",
+    "TFLiteReport",
+    "check_integer_only",
+    "convert_int8",
+    "convert_model",
+    "evaluate_tflite",
+    "export_model",
+    "gzip_size",
+    "inspect_model",
+    "latency",
+    "micro_available",
+    "predict",
+    "run_micro",
+]
 
 
 def __getattr__(name):

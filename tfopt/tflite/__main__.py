@@ -121,8 +121,8 @@ def _evaluate(args) -> int:
         extra = [("tflm", "ok" if micro.ok else f"FAILED: {micro.error}"),
                  ("tflm arena", f"{micro.arena_bytes} B"),
                  ("tflm flash", f"{micro.flash_bytes} B"),
-                 ("tflm vs LiteRT reference", f"max diff {micro.max_diff_lsb} LSB over "
-                                              f"{micro.num_compared} inputs")]
+                 ("tflm vs LiteRT reference",
+                  f"max diff {micro.max_diff_lsb} LSB over {micro.num_compared} inputs")]
     if args.json:
         out = report.to_dict()
         if micro is not None:

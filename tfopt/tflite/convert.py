@@ -219,7 +219,7 @@ def _as_normalization(normalization) -> dict | None:
         mean, std = normalization["mean"], normalization["std"]
     else:
         mean, std = normalization
-    as_list = lambda v: np.asarray(v, dtype=float).reshape(-1).tolist()  # noqa: E731
+    as_list = lambda v: np.asarray(v, dtype=float).reshape(-1).tolist()
     return {"mean": as_list(mean), "std": as_list(std)}
 
 

@@ -83,7 +83,7 @@ def capture_fd_output(fn: Callable[[], object]) -> tuple[object, BaseException |
         os.dup2(tmp.fileno(), 2)
         try:
             result = fn()
-        except Exception as err:  # returned to the caller with the captured C output
+        except Exception as err:  # noqa: BLE001  (returned to the caller with the C output)
             error = err
         finally:
             libc.fflush(None)
@@ -150,7 +150,7 @@ def load(content: bytes, *, arena_size: int | None = None, name: str = "model"):
     size = arena_size or _START_ARENA
     while True:
         interp, err, text = capture_fd_output(
-            lambda: runtime.Interpreter.from_bytes(content, arena_size=size))
+            lambda size=size: runtime.Interpreter.from_bytes(content, arena_size=size))
         if err is None:
             return interp, text
         missing = _MISSING_OP_RE.findall(text)
@@ -234,7 +234,7 @@ def run_micro(
     _runtime()
     xq = _model_inputs(info, x, max(1, num_samples), seed)
     missing = tflm_ops.unsupported_ops(info.op_names)
-    base = dict(name=where, flash_bytes=len(content), ops=info.op_names)
+    base = {"name": where, "flash_bytes": len(content), "ops": info.op_names}
     if missing:
         return MicroReport(**base, ok=False, arena_bytes=None, unsupported_ops=missing,
                            error=f"{where}: TFLite Micro has no kernel for op(s) {list(missing)}")
