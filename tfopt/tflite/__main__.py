@@ -71,13 +71,11 @@ def _load_keras(path: str):
         raise ValueError(f"{path}: no such Keras model file or folder")
     import contextlib
 
-    import tensorflow_model_optimization as tfmot
+    from tfopt.compress import pruning, qat
 
     with contextlib.ExitStack() as stack:
-        # Saved pruned / QAT models need the wrappers' custom objects to load.
-        stack.enter_context(tfmot.quantization.keras.quantize_scope())
-        from tfopt.compress import pruning
-
+        # Saved pruned / QAT models need the wrappers' (and tfopt's) custom objects to load.
+        stack.enter_context(qat.quantize_scope())
         stack.enter_context(pruning.prune_scope())
         try:
             return keras.models.load_model(path, compile=False)
