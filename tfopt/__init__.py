@@ -20,6 +20,8 @@ _LAZY = {
     "build_model": "tfopt.models",
     "list_variants": "tfopt.models",
     "get_variant": "tfopt.models",
+    "convert_int8": "tfopt.tflite.convert",
+    "evaluate_tflite": "tfopt.tflite.evaluate",
 }
 
 
