@@ -1,8 +1,7 @@
 """VGG-19 variants 01-13 (tfopt.models.vgg19), their units and the DiCE unit.
 
-The exactness test compares tfopt.metrics counts with the reference PyTorch models' figures
-(trainable params, fvcore FLOPs, conv+linear MACs) in tests/data/reference_figures.json (its
-`_source` cites where they were measured).
+Exact params/FLOPs/MACs against the reference are asserted in tests/test_reference_counts.py;
+this file checks builds, names, units and the DiCE layout.
 """
 
 import json

@@ -5,7 +5,8 @@ list (design notes "ecosystem" §2.3; tfmot #733). The zoo's blocks use a few of
 
 - `Multiply` (squeeze-excite scale, DiCE gate): `TfoptMulOutputQuantizeConfig` quantizes the
   product's output (8-bit, per-tensor, moving-average range), so TFLite gets an int8 MUL.
-- `BatchNormalization` that follows no conv/dense (the BN after a ghost module's or DiCE unit's
+- `BatchNormalization` that tfmot does not fold into a conv (the BN after a ghost module's or
+  DiCE unit's concatenation; DenseNet's pre-activation BN, whose conv input also feeds a
   concatenation): `TfoptOutputQuantizeConfig` quantizes its output; the converter lowers it to
   int8 MUL + ADD.
 - The zoo's dead-parameter holders (`DeadParameters`, `DeadBatchNorm`: identity layers that own
@@ -151,15 +152,20 @@ def _default_registry():
     return default_8bit_quantize_registry.Default8BitQuantizeRegistry()
 
 
-def _produced_by_conv_or_dense(layer) -> bool:
-    """Whether every inbound layer of `layer` is a conv/dense (tfmot then folds the BN)."""
+def _folded_by_tfmot(bn) -> bool:
+    """Whether tfmot's Conv+BN layout transforms fold `bn`: its producer is one conv /
+    depthwise conv whose only consumer is `bn` (DenseNet's pre-activation BN reads a conv
+    output that also feeds a concatenation, and is not folded)."""
     try:
-        inbound = layer.inbound_nodes[0].inbound_layers
+        inbound = bn.inbound_nodes[0].inbound_layers
     except (AttributeError, IndexError):
         return False
-    inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
-    return bool(inbound) and all(
-        isinstance(l, (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense)) for l in inbound)
+    if isinstance(inbound, (list, tuple)):
+        if len(inbound) != 1:
+            return False
+        inbound = inbound[0]
+    return (isinstance(inbound, (layers.Conv2D, layers.DepthwiseConv2D))
+            and len(inbound.outbound_nodes) == 1)
 
 
 def quantize_config_for(layer):
@@ -171,7 +177,7 @@ def quantize_config_for(layer):
     if isinstance(layer, layers.Multiply):
         return c["TfoptMulOutputQuantizeConfig"]()
     if isinstance(layer, layers.BatchNormalization):
-        return None if _produced_by_conv_or_dense(layer) else c["TfoptOutputQuantizeConfig"]()
+        return None if _folded_by_tfmot(layer) else c["TfoptOutputQuantizeConfig"]()
     if isinstance(layer, keras.layers.InputLayer):
         return None
     if not _default_registry().supports(layer) and not layer.trainable_weights:
