@@ -81,7 +81,6 @@ def test_qat_model_builds_runs_and_converts_to_int8():
     assert np.abs(logits - y_q[:1]).max() <= 3 * o_scale + 0.05 * np.abs(y_q[:1]).max()
 
 
-@pytest.mark.slow
 def test_pqat_keeps_sparsity_through_training():
     import tensorflow_model_optimization as tfmot
     model = _block_model()
@@ -101,7 +100,6 @@ def test_pqat_keeps_sparsity_through_training():
     assert qat.kernel_sparsity(q) == pytest.approx(target)
 
 
-@pytest.mark.slow
 def test_plain_qat_does_not_preserve_sparsity():
     import tensorflow_model_optimization as tfmot
     wrapped = P.wrap(_block_model(), tfmot.sparsity.keras.ConstantSparsity(0.6, 0, 0, 1))
