@@ -2,6 +2,7 @@
 
 import pytest
 import tflite_fixtures as fx
+from zoo_models import FULL_DEPTH_CHECK
 
 from tfopt.tflite import micro
 from tfopt.tflite.convert import convert
@@ -89,12 +90,14 @@ def test_capture_fd_output_sees_c_level_writes():
 
 
 @pytest.mark.slow  # one int8 conversion per zoo variant (width 0.125, 8 synthetic images)
-@pytest.mark.parametrize("variant_id", _zoo_ids())
+@pytest.mark.parametrize("variant_id", _zoo_ids() + ["full_depth:" + FULL_DEPTH_CHECK])
 def test_every_zoo_variant_converts_to_int8_and_runs_on_tflm(variant_id):
-    from tfopt.models import build_model
+    # ResNet-101 variants with three blocks per stage: see tests/zoo_models.py.
+    from zoo_models import build_small
 
-    model = build_model(variant_id, num_classes=10, input_shape=(32, 32, 3),
-                        width_multiplier=0.125)
+    full_depth = variant_id.startswith("full_depth:")
+    variant_id = variant_id.removeprefix("full_depth:")
+    model = build_small(variant_id, full_depth=full_depth)
     x = fx.synthetic_images(8, (32, 32, 3))
     result = convert(model, "int8", representative_data=x, name=variant_id)
     report = micro.run_micro(result.content, x, num_samples=1, name=variant_id)

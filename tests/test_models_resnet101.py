@@ -181,3 +181,18 @@ def test_only_torchvision_own_convs_get_kaiming_init():
     assert pick["resnet101_v03"] == ["stage1_block1_conv1", "stage4_block3_conv3",
                                      "stage2_block1_shortcut_conv"]
     assert pick["resnet101_v05"] == [] and pick["resnet101_v10"] == []
+
+
+@pytest.mark.parametrize("variant", [f"resnet101_v{i:02d}" for i in range(1, 16)])
+def test_shallow_twin_keeps_every_shape_transition(variant):
+    # max_blocks_per_stage=3 keeps each stage's first and last two blocks: every distinct
+    # (cin, width, cout, stride, downsample) row of the paper's 3/4/23/3 layout survives.
+    from tfopt.models import get_variant
+    from tfopt.models.resnet101 import stage_table
+
+    t = get_variant(variant).techniques
+    full, shallow = stage_table(t), stage_table(t, max_blocks_per_stage=3)
+    shape = lambda r: (r.cin, r.width, r.cout, r.stride, r.downsample)  # noqa: E731
+    assert {shape(r) for r in shallow.blocks} == {shape(r) for r in full.blocks}
+    assert set(shallow.blocks) <= set(full.blocks)
+    assert len(shallow.blocks) <= 12 and shallow.tail_conv == full.tail_conv

@@ -8,6 +8,7 @@ from tfopt._keras import keras, layers
 from tfopt.compress import pruning as P
 from tfopt.compress import qat
 from tfopt.compress import sparsity as S
+from zoo_models import FULL_DEPTH_CHECK, build_small
 
 
 def _block_model():
@@ -133,10 +134,11 @@ def _variants():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", _variants())
+@pytest.mark.parametrize("variant", _variants() + ["full_depth:" + FULL_DEPTH_CHECK])
 def test_qat_builds_on_every_zoo_variant(variant):
-    from tfopt.models import build_model
-    model = build_model(variant, num_classes=10, width_multiplier=0.125)
+    # ResNet-101 variants with three blocks per stage: see tests/zoo_models.py.
+    full_depth = variant.startswith("full_depth:")
+    model = build_small(variant.removeprefix("full_depth:"), full_depth=full_depth)
     q = qat.quantize(model)
     shape = model.input_shape[1:]
     assert q(_images(2, shape)).shape == (2, 10)

@@ -137,12 +137,18 @@ def _divisor(t: ResNetTechniques) -> int:
     return SHUFFLE_GROUPS if grouped else 1
 
 
-def stage_table(techniques: ResNetTechniques, width_multiplier: float = 1.0) -> Layout:
+def stage_table(techniques: ResNetTechniques, width_multiplier: float = 1.0,
+                max_blocks_per_stage: int | None = None) -> Layout:
     """Resolve a technique set into the block rows `resnet101` builds.
 
     Every channel count is scaled by `width_multiplier` and rounded with `make_divisible` so
     that grouped convs and shuffles divide evenly (the class count is never scaled).
+    `max_blocks_per_stage` (None = the paper's 3/4/23/3) keeps only each stage's first block and
+    its last `n - 1` blocks: every block kind, downsampling position and shape transition stays,
+    the identity-shaped repeats go (a shallow twin for CPU tests and smoke runs).
     """
+    if max_blocks_per_stage is not None and max_blocks_per_stage < 1:
+        raise ValueError(f"max_blocks_per_stage={max_blocks_per_stage!r}; expected None or >= 1")
     t, plan, d = techniques, PLANS[techniques.block], _divisor(techniques)
 
     def ch(v: int) -> int:
@@ -153,6 +159,8 @@ def stage_table(techniques: ResNetTechniques, width_multiplier: float = 1.0) -> 
     for s, st in enumerate(plan.stages, start=1):
         for b in range(1, st.blocks + 1):
             first, last = b == 1, b == st.blocks
+            if max_blocks_per_stage and not first and b <= st.blocks - max_blocks_per_stage + 1:
+                continue  # an identity-shaped repeat (cin == cout, stride 1)
             width = st.first_width if (first and st.first_width) else st.width
             if st.exit_out is not None:
                 cout, stride = (st.exit_out, st.stride) if last else (st.out, 1)
@@ -209,7 +217,8 @@ def _block(x, row: BlockSpec, t: ResNetTechniques):
 
 def resnet101(techniques: ResNetTechniques | None = None, *, num_classes: int,
               input_shape=(32, 32, 3), width_multiplier: float = 1.0,
-              batch_size: int | None = None, name: str = "resnet101"):
+              batch_size: int | None = None, name: str = "resnet101",
+              max_blocks_per_stage: int | None = None):
     """Build a ResNet-101 (CIFAR) from a technique set; outputs logits.
 
     Args:
@@ -219,12 +228,14 @@ def resnet101(techniques: ResNetTechniques | None = None, *, num_classes: int,
       width_multiplier: Scales every channel count (see `stage_table`).
       batch_size: None for a training graph; 1 for the fixed-batch deployment graph.
       name: Model name.
+      max_blocks_per_stage: None for the paper's depth; n keeps each stage's first and last
+        n - 1 blocks (see `stage_table`), for tests and smoke runs.
 
     Returns:
       A functional `tf_keras.Model`.
     """
     techniques = ResNetTechniques() if techniques is None else techniques
-    layout = stage_table(techniques, width_multiplier)
+    layout = stage_table(techniques, width_multiplier, max_blocks_per_stage)
     inputs = keras.Input(tuple(input_shape), batch_size=batch_size, name="input")
     x = _stem(inputs, techniques.stem, layout.stem)
     for row in layout.blocks:
