@@ -28,3 +28,17 @@ def test_ci_runs_exactly_readmes_test_command():
 
 def test_main_flagfile_exists():
     assert (ROOT / "experiments" / "fashion_mnist_quick.cfg").is_file()
+
+
+def test_readme_zoo_table_shows_the_reference_counts():
+    # The README table is CLI output; its integers must be the ones the exactness test asserts.
+    import json
+
+    reference = json.loads((ROOT / "tests" / "data" / "reference_figures.json").read_text())["models"]
+    rows = re.findall(r"^\| ((?:resnet101|vgg19)_v\d\d) \| [^|]+ \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|$",
+                      (ROOT / "README.md").read_text(), flags=re.M)
+    assert len(rows) == 28
+    for variant, params, flops, macs in rows:
+        want = reference[variant]["10"]
+        got = [int(v.replace(",", "")) for v in (params, flops, macs)]
+        assert got == [want["params"], want["flops"], want["macs"]], variant
