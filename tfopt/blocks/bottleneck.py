@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from tfopt._keras import layers
 from tfopt.blocks import dice
-from tfopt.blocks.conv import batch_norm, conv2d, conv_bn_act, depthwise_conv2d, factorized_conv
+from tfopt.blocks.conv import (
+    batch_norm,
+    conv2d,
+    conv_bn_act,
+    depthwise_conv2d,
+    factorized_conv,
+)
 from tfopt.blocks.dead import dead_depthwise_bn
+from tfopt.blocks.residual import add_shortcut, check_identity_shortcut
 from tfopt.blocks.se import squeeze_excite
 from tfopt.blocks.shuffle import channel_shuffle
 
 CONV_KINDS = ("standard", "factorized", "depthwise")
-
-
-def _shortcut(x, *, filters, stride, name):
-    s = conv2d(x, filters=filters, kernel_size=1, stride=stride, name=f"{name}_shortcut_conv")
-    return batch_norm(s, name=f"{name}_shortcut_bn")
 
 
 def bottleneck(x, *, width: int, stride: int = 1, downsample: bool = False,
@@ -45,9 +47,7 @@ def bottleneck(x, *, width: int, stride: int = 1, downsample: bool = False,
     cin, cout = x.shape[-1], width * expansion
     if conv not in CONV_KINDS:
         raise ValueError(f"{name}: conv={conv!r}; expected one of {CONV_KINDS}")
-    if not downsample and (stride != 1 or cin != cout):
-        raise ValueError(f"{name}: identity shortcut needs stride 1 and {cin} == {cout} "
-                         "channels; pass downsample=True")
+    check_identity_shortcut(x, filters=cout, stride=stride, downsample=downsample, name=name)
     shuffled = groups > 1
     g1 = 1 if cin <= 24 else groups  # ShuffleNet: no grouping on a narrow input
     y = conv2d(x, filters=width, kernel_size=1, groups=g1 if shuffled else 1,
@@ -71,8 +71,7 @@ def bottleneck(x, *, width: int, stride: int = 1, downsample: bool = False,
         y = channel_shuffle(y, groups=groups, name=f"{name}_shuffle3")
     if se:
         y = squeeze_excite(y, name=f"{name}_se")
-    shortcut = _shortcut(x, filters=cout, stride=stride, name=name) if downsample else x
-    y = layers.Add(name=f"{name}_add")([y, shortcut])
+    y = add_shortcut(y, x, filters=cout, stride=stride, downsample=downsample, name=name)
     return layers.ReLU(name=f"{name}_out_relu")(y)
 
 
@@ -88,10 +87,7 @@ def dice_bottleneck(x, *, expand: int, filters: int, stride: int = 1,
         FLOPs (a `DeadParameters` layer, `{name}_unused_dw`). The reference builds it in every
         downsampling block.
     """
-    cin = x.shape[-1]
-    if not downsample and (stride != 1 or cin != filters):
-        raise ValueError(f"{name}: identity shortcut needs stride 1 and {cin} == {filters} "
-                         "channels; pass downsample=True")
+    check_identity_shortcut(x, filters=filters, stride=stride, downsample=downsample, name=name)
     y = conv_bn_act(x, filters=expand, kernel_size=1, act="relu", name=f"{name}_expand")
     if dead_dw:
         y = dead_depthwise_bn(y, channels=expand, name=f"{name}_unused_dw")
@@ -99,7 +95,6 @@ def dice_bottleneck(x, *, expand: int, filters: int, stride: int = 1,
         y = dice.strided_dice_unit(y, filters=filters, name=f"{name}_sdice")
     else:
         y = dice.dice_unit(y, filters=filters, name=f"{name}_dice")
-    shortcut = _shortcut(x, filters=filters, stride=stride, name=name) if downsample else x
-    return layers.Add(name=f"{name}_add")([y, shortcut])
+    return add_shortcut(y, x, filters=filters, stride=stride, downsample=downsample, name=name)
 
 

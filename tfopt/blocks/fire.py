@@ -9,7 +9,8 @@ the main path and no activation after the add.
 from __future__ import annotations
 
 from tfopt._keras import layers
-from tfopt.blocks.conv import batch_norm, conv2d
+from tfopt.blocks.conv import conv2d
+from tfopt.blocks.residual import add_shortcut, check_identity_shortcut
 
 
 def fire_residual(x, *, squeeze: int, expand1x1: int, expand3x3: int, stride: int = 1,
@@ -19,10 +20,8 @@ def fire_residual(x, *, squeeze: int, expand1x1: int, expand3x3: int, stride: in
     Layers: `{name}_squeeze` (+`_relu`), `{name}_expand1x1` (+`_relu`), `{name}_expand3x3`
     (+`_relu`), `{name}_concat`, [`{name}_shortcut_conv`, `{name}_shortcut_bn`], `{name}_add`.
     """
-    cin, cout = x.shape[-1], expand1x1 + expand3x3
-    if not downsample and (stride != 1 or cin != cout):
-        raise ValueError(f"{name}: identity shortcut needs stride 1 and {cin} == {cout} "
-                         "channels; pass downsample=True")
+    cout = expand1x1 + expand3x3
+    check_identity_shortcut(x, filters=cout, stride=stride, downsample=downsample, name=name)
     s = conv2d(x, filters=squeeze, kernel_size=1, use_bias=True, name=f"{name}_squeeze")
     s = layers.ReLU(name=f"{name}_squeeze_relu")(s)
     a = conv2d(s, filters=expand1x1, kernel_size=1, stride=stride, use_bias=True,
@@ -32,9 +31,5 @@ def fire_residual(x, *, squeeze: int, expand1x1: int, expand3x3: int, stride: in
                name=f"{name}_expand3x3")
     b = layers.ReLU(name=f"{name}_expand3x3_relu")(b)
     y = layers.Concatenate(name=f"{name}_concat")([a, b])
-    shortcut = x
-    if downsample:
-        shortcut = conv2d(x, filters=cout, kernel_size=1, stride=stride, use_bias=True,
-                          name=f"{name}_shortcut_conv")
-        shortcut = batch_norm(shortcut, name=f"{name}_shortcut_bn")
-    return layers.Add(name=f"{name}_add")([y, shortcut])
+    return add_shortcut(y, x, filters=cout, stride=stride, downsample=downsample, use_bias=True,
+                        name=name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tfopt._keras import layers
 from tfopt.blocks.conv import activation, batch_norm, conv2d, depthwise_conv2d
+from tfopt.blocks.residual import add_shortcut, check_identity_shortcut
 from tfopt.blocks.se import squeeze_excite
 from tfopt.blocks.shuffle import channel_shuffle
 
@@ -45,12 +46,9 @@ def ghost_bottleneck(x, *, expand: int, filters: int, stride: int = 1,
         `downsample`; ResNet-13/14 only when stride > 1 (the caller decides).
       groups: Groups of both ghost modules' primary convs (then followed by a shuffle).
     """
-    cin = x.shape[-1]
     if stride != 1 and not downsample_dw:
         raise ValueError(f"{name}: stride={stride} needs downsample_dw=True")
-    if not downsample and (stride != 1 or cin != filters):
-        raise ValueError(f"{name}: identity shortcut needs stride 1 and {cin} == {filters} "
-                         "channels; pass downsample=True")
+    check_identity_shortcut(x, filters=filters, stride=stride, downsample=downsample, name=name)
     y = ghost_module(x, filters=expand, act="relu6", groups=groups, name=f"{name}_ghost1")
     if downsample_dw:
         y = depthwise_conv2d(y, kernel_size=3, stride=stride, name=f"{name}_dw")
@@ -58,9 +56,4 @@ def ghost_bottleneck(x, *, expand: int, filters: int, stride: int = 1,
     if se:
         y = squeeze_excite(y, name=f"{name}_se")
     y = ghost_module(y, filters=filters, act=None, groups=groups, name=f"{name}_ghost2")
-    shortcut = x
-    if downsample:
-        shortcut = conv2d(x, filters=filters, kernel_size=1, stride=stride,
-                          name=f"{name}_shortcut_conv")
-        shortcut = batch_norm(shortcut, name=f"{name}_shortcut_bn")
-    return layers.Add(name=f"{name}_add")([y, shortcut])
+    return add_shortcut(y, x, filters=filters, stride=stride, downsample=downsample, name=name)

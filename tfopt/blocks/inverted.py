@@ -6,8 +6,8 @@ ReLU6 -> 1x1 h->cout, BN -> + shortcut (identity, or 1x1 /s + BN when ds). No ac
 
 from __future__ import annotations
 
-from tfopt._keras import layers
-from tfopt.blocks.conv import batch_norm, conv2d, conv_bn_act, dw_bn_act
+from tfopt.blocks.conv import conv_bn_act, dw_bn_act
+from tfopt.blocks.residual import add_shortcut, check_identity_shortcut
 from tfopt.blocks.se import squeeze_excite
 
 
@@ -20,18 +20,10 @@ def inverted_residual(x, *, expand: int, filters: int, stride: int = 1,
     `se=True` adds squeeze-excitation on the expanded map after the dw conv (MobileNetV3
     placement, arXiv:1905.02244; not in the paper): `{name}_se_*`.
     """
-    cin = x.shape[-1]
-    if not downsample and (stride != 1 or cin != filters):
-        raise ValueError(f"{name}: identity shortcut needs stride 1 and {cin} == {filters} "
-                         "channels; pass downsample=True")
+    check_identity_shortcut(x, filters=filters, stride=stride, downsample=downsample, name=name)
     y = conv_bn_act(x, filters=expand, kernel_size=1, act="relu6", name=f"{name}_expand")
     y = dw_bn_act(y, kernel_size=3, stride=stride, act="relu6", name=f"{name}_dw")
     if se:
         y = squeeze_excite(y, name=f"{name}_se")
     y = conv_bn_act(y, filters=filters, kernel_size=1, act=None, name=f"{name}_project")
-    shortcut = x
-    if downsample:
-        shortcut = conv2d(x, filters=filters, kernel_size=1, stride=stride,
-                          name=f"{name}_shortcut_conv")
-        shortcut = batch_norm(shortcut, name=f"{name}_shortcut_bn")
-    return layers.Add(name=f"{name}_add")([y, shortcut])
+    return add_shortcut(y, x, filters=filters, stride=stride, downsample=downsample, name=name)
