@@ -9,20 +9,12 @@ import pytest
 from tfopt._keras import keras, layers
 from tfopt.compress import global_pruning as G
 from tfopt.compress import sparsity as S
+from small_models import conv_dw_grouped_dense
 
 REFERENCE = pathlib.Path(__file__).parent / "data" / "reference_figures.json"
 
 
-def _small_model():
-    """Conv 432 + depthwise 144 + grouped 1x1 128 = 704 conv weights; dense 320."""
-    i = keras.Input((8, 8, 3))
-    x = layers.Conv2D(16, 3, padding="same", name="c1")(i)
-    x = layers.BatchNormalization(name="bn1")(x)
-    x = layers.ReLU(name="r1")(x)
-    x = layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
-    x = layers.Conv2D(32, 1, groups=4, name="g")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(i, layers.Dense(10, name="fc")(x))
+_small_model = conv_dw_grouped_dense  # 704 conv weights, 320 dense
 
 
 def _paper_counts(conv, dense, total, steps):

@@ -6,18 +6,10 @@ import pytest
 from tfopt._keras import keras, layers
 from tfopt.compress import pruning as P
 from tfopt.compress import sparsity as S
+from small_models import conv_dw_grouped_dense
 
 
-def _small_model():
-    """Conv, depthwise, grouped 1x1, dense: 432 + 144 + 128 conv weights, 320 dense."""
-    i = keras.Input((8, 8, 3))
-    x = layers.Conv2D(16, 3, padding="same", name="c1")(i)
-    x = layers.BatchNormalization(name="bn1")(x)
-    x = layers.ReLU(name="r1")(x)
-    x = layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
-    x = layers.Conv2D(32, 1, groups=4, name="g")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(i, layers.Dense(10, name="fc")(x))
+_small_model = conv_dw_grouped_dense  # 704 conv weights, 320 dense
 
 
 def _dataset(n=90, batch=16):
