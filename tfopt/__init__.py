@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "build_model": "tfopt.models",
+    "build_from_spec": "tfopt.models",
     "list_variants": "tfopt.models",
     "get_variant": "tfopt.models",
     "convert_int8": "tfopt.tflite.convert",

@@ -2,6 +2,7 @@
 
     python -m tfopt.models list [--num_classes=10] [--format=table|json] [--match='resnet101_v*,vgg19_v*']
     python -m tfopt.models summary resnet101_v13 --num_classes=10 [--format=table|json]
+    python -m tfopt.models summary 'vgg19[unit=dws,se=True]'   (a technique combination)
 
 `list` builds every matching variant at full width (about 5-15 s each on one CPU core) and
 prints id, technique set, trainable params, FLOPs (fvcore convention) and MACs (conv + dense).
@@ -48,13 +49,14 @@ def block_of(layer_name: str) -> str:
 def _costs(variant_id: str, num_classes: int, width_multiplier: float) -> dict:
     from tfopt import metrics
     from tfopt._keras import keras
-    from tfopt.models import build_model, get_variant
+    from tfopt.models import build_from_spec, techniques_of
 
     keras.backend.clear_session()
-    model = build_model(variant_id, num_classes=num_classes, width_multiplier=width_multiplier)
+    model = build_from_spec(variant_id, num_classes=num_classes,
+                            width_multiplier=width_multiplier)
     costs = metrics.layer_costs(model)
     row = {"id": variant_id,
-           "techniques": describe_techniques(get_variant(variant_id).techniques),
+           "techniques": describe_techniques(techniques_of(variant_id)[1]),
            "params": metrics.count_params(model),
            "flops": sum(c.flops for c in costs),
            "macs": sum(c.macs for c in costs)}
@@ -118,7 +120,8 @@ def main(argv=None) -> int:
                         ("summary", "per-block breakdown of one variant")):
         p = sub.add_parser(name, help=help_)
         if name == "summary":
-            p.add_argument("variant", help="a variant id (see `list`)")
+            p.add_argument("variant", help="a variant id (see `list`) or a technique "
+                           "combination, e.g. 'vgg19[unit=dws,se=True]'")
         p.add_argument("--num_classes", type=int, default=10, help="classifier outputs")
         p.add_argument("--width_multiplier", type=float, default=1.0)
         p.add_argument("--format", choices=("table", "json"), default="table")

@@ -95,3 +95,60 @@ def build_model(variant: str, *, num_classes: int, input_shape=(32, 32, 3),
         raise ValueError(f"width_multiplier={width_multiplier!r}; expected a number > 0")
     return row.build(row, num_classes=num_classes, input_shape=tuple(input_shape),
                      width_multiplier=float(width_multiplier), batch_size=batch_size)
+
+
+# Technique-combination specs (grammar: tfopt.models.spec): base -> (family module, builder).
+_COMBINATION_BUILDERS = {
+    "resnet101": ("tfopt.models.resnet101", "resnet101"),
+    "vgg19": ("tfopt.models.vgg19", "vgg"),
+}
+
+
+def techniques_of(spec: str):
+    """(base, technique dataclass) of a zoo id or a combination spec such as
+    'resnet101[block=ghost,attention=se]' (techniques is None for tiny_cnn)."""
+    from tfopt.models import spec as _spec
+
+    if not _spec.is_combination(spec):
+        row = get_variant(spec)
+        return row.base, row.techniques
+    parsed = _spec.parse_spec(spec)
+    if parsed.base == "resnet101":
+        from tfopt.models.techniques import ResNetTechniques as cls
+    else:
+        from tfopt.models.vgg19 import VggTechniques as cls
+    return parsed.base, cls(**parsed.kwargs())
+
+
+def paper_variant(spec: str) -> str | None:
+    """The registered id with the same base and technique set as `spec` (None if none)."""
+    base, tech = techniques_of(spec)
+    for row in _registry().values():
+        if row.base == base and row.techniques == tech and tech is not None:
+            return row.id
+    return None
+
+
+def build_from_spec(spec: str, *, num_classes: int, input_shape=(32, 32, 3),
+                    width_multiplier: float = 1.0, batch_size: int | None = None):
+    """Build a zoo id or a technique combination (see tfopt.models.spec) as a `tf_keras.Model`.
+
+    `build_from_spec('resnet101[block=ghost,attention=se,head=optim_gap]', num_classes=10)`
+    builds `resnet101(ResNetTechniques(block='ghost', attention='se', head='optim_gap'), ...)`;
+    a zoo id is the same as `build_model(id, ...)`. The model is named by `spec_slug(spec)`.
+    """
+    from tfopt.models import spec as _spec
+
+    if not _spec.is_combination(spec):
+        return build_model(spec, num_classes=num_classes, input_shape=input_shape,
+                           width_multiplier=width_multiplier, batch_size=batch_size)
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r}; expected a positive int")
+    if not width_multiplier > 0:
+        raise ValueError(f"width_multiplier={width_multiplier!r}; expected a number > 0")
+    base, tech = techniques_of(spec)
+    module_name, builder = _COMBINATION_BUILDERS[base]
+    build = getattr(importlib.import_module(module_name), builder)
+    return build(tech, num_classes=num_classes, input_shape=tuple(input_shape),
+                 width_multiplier=float(width_multiplier), batch_size=batch_size,
+                 name=_spec.spec_slug(spec))
