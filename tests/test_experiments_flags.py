@@ -213,6 +213,8 @@ BAD = {
     "missing dataset": ("--dataset=folder:/no/such/data", "does not exist"),
     "unwritable workdir": ("--workdir=/proc/tfopt_cannot_write_here", "not writable"),
     "unknown flag": ("--trian_epochs=3", "trian_epochs"),
+    "bad technique field": ("--variants=resnet101[blok=ghost]", "unknown resnet101 field 'blok'"),
+    "bad technique value": ("--variants=vgg19[unit=dwz]", "unit='dwz' is not allowed"),
 }
 
 

@@ -4,7 +4,9 @@
 Everything here is TensorFlow-free on purpose: a bad flagfile must fail in well under 2 s,
 before TensorFlow (about 5 s to import) is loaded. Variant ids are therefore checked against
 `KNOWN_VARIANT_IDS` (the zoo's ids, kept in sync with `tfopt.models.list_variants()` by
-`tests/test_experiments_flags.py`).
+`tests/test_experiments_flags.py`); technique combinations such as
+`resnet101[block=ghost,attention=se]` are checked and canonicalised by the TensorFlow-free
+`tfopt.models.spec`.
 
 Recipe grammar (one recipe = steps joined by "+", applied left to right to a trained baseline):
 
@@ -35,6 +37,8 @@ import math
 import os
 import re
 from typing import Any
+
+from tfopt.models import spec as _spec  # TensorFlow-free: the variant-spec grammar
 
 # The zoo's ids (common brief, issue 3). A test keeps this equal to tfopt.models.list_variants().
 KNOWN_VARIANT_IDS: tuple[str, ...] = (
@@ -383,15 +387,16 @@ class ExperimentConfig:
             raise ValueError(
                 "variants is empty; give at least one zoo id, e.g. --variants=tiny_cnn"
             )
-        for v in self.variants:
-            check_variant_id(v, "variants")
+        set_("variants", tuple(check_variant_id(v, "variants") for v in self.variants))
         if len(set(self.variants)) != len(self.variants):
             raise ValueError(f"variants={list(self.variants)} lists an id twice")
         if self.compress_variants is not None:
-            set_("compress_variants", tuple(self.compress_variants))
+            set_(
+                "compress_variants",
+                tuple(check_variant_id(v, "compress_variants") for v in self.compress_variants),
+            )
             for v in self.compress_variants:
                 if v not in self.variants:
-                    check_variant_id(v, "compress_variants")
                     raise ValueError(
                         f"compress_variants: {v!r} is not in variants={list(self.variants)}"
                     )
@@ -451,7 +456,7 @@ class ExperimentConfig:
         if self.ray_gpus_per_trial is not None and self.ray_gpus_per_trial < 0:
             raise ValueError(f"ray_gpus_per_trial={self.ray_gpus_per_trial!r}; expected >= 0")
         if self.kd_teacher is not None:
-            check_variant_id(self.kd_teacher, "kd_teacher")
+            set_("kd_teacher", check_variant_id(self.kd_teacher, "kd_teacher"))
         standalone_kd = any(parse_recipe(r).steps[0].kind == "kd" for r in self.recipes)
         if standalone_kd and self.kd_teacher is None:
             raise ValueError(
@@ -459,7 +464,7 @@ class ExperimentConfig:
                 "trained baseline is the teacher)"
             )
         if self.reference_variant is not None:
-            check_variant_id(self.reference_variant, "reference_variant")
+            set_("reference_variant", check_variant_id(self.reference_variant, "reference_variant"))
             if self.reference_variant not in self.variants:
                 raise ValueError(
                     f"reference_variant={self.reference_variant!r} is not in "
@@ -510,14 +515,22 @@ def _nonneg_int(name: str, value) -> None:
         raise ValueError(f"{name}={value!r}; expected an integer >= 0")
 
 
-def check_variant_id(variant_id: str, flag: str = "variants") -> None:
-    """Raise a one-line ValueError for an id that is not in the zoo (TensorFlow-free)."""
+def check_variant_id(variant_id: str, flag: str = "variants") -> str:
+    """The canonical id of a zoo id or a technique combination (`resnet101[block=ghost,...]`,
+    grammar: tfopt.models.spec); a one-line ValueError otherwise (TensorFlow-free)."""
+    if _spec.is_combination(variant_id):
+        try:
+            return _spec.canonical_spec(variant_id)
+        except ValueError as err:
+            raise ValueError(f"{flag}: {err}") from None
     if variant_id not in KNOWN_VARIANT_IDS:
         near = difflib.get_close_matches(str(variant_id), KNOWN_VARIANT_IDS, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
         raise ValueError(
-            f"{flag}: unknown variant {variant_id!r}{hint} (list them: python -m tfopt.models list)"
+            f"{flag}: unknown variant {variant_id!r}{hint} (list them: python -m tfopt.models "
+            "list; or combine techniques, e.g. resnet101[block=ghost,attention=se])"
         )
+    return variant_id
 
 
 def check_dataset(source: str, data_dir: str | None = None) -> None:

@@ -17,11 +17,17 @@ import tempfile
 from absl import flags
 
 from tfopt.experiments import config as cfg
+from tfopt.models.spec import split_variant_list
 
 FLAGS = flags.FLAGS
 
 # ---- the grid -----------------------------------------------------------------------------
-flags.DEFINE_list("variants", None, "Zoo variant ids, e.g. resnet101_v01,resnet101_v13.")
+flags.DEFINE_list(
+    "variants",
+    None,
+    "Zoo variant ids or technique combinations, e.g. resnet101_v01,resnet101_v13,"
+    "resnet101[block=ghost,attention=se] (fields: tfopt.models.spec).",
+)
 flags.DEFINE_multi_string(
     "recipes",
     None,
@@ -175,10 +181,10 @@ def config_from_flags(flag_values=FLAGS) -> cfg.ExperimentConfig:
         if fv[required].value in (None, [], ""):
             raise ValueError(f"--{required} is required")
     kw = {name: fv[name].value for name in _FIELD_FLAGS}
-    kw["variants"] = tuple(v.strip() for v in kw["variants"] if v.strip())
+    kw["variants"] = tuple(split_variant_list(kw["variants"]))
     kw["recipes"] = tuple(cfg.split_recipe_list(kw["recipes"]))
     if kw["compress_variants"] is not None:
-        kw["compress_variants"] = tuple(v.strip() for v in kw["compress_variants"] if v.strip())
+        kw["compress_variants"] = tuple(split_variant_list(kw["compress_variants"]))
     kw["convert_modes"] = tuple(m.strip() for m in kw["convert_modes"] if m.strip())
     config = cfg.ExperimentConfig(**kw)
     workdir = check_workdir(config.workdir)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 
 from tfopt.experiments.config import NONE_RECIPE, ExperimentConfig, Recipe, parse_recipe
+from tfopt.models.spec import spec_slug
 
 
 def trial_id(variant: str, recipe: Recipe | str) -> str:
-    """'tiny_cnn__prune_global_0.2_0.36' (filesystem-safe, unique within a workdir)."""
+    """'tiny_cnn__prune_global_0.2_0.36' (filesystem-safe, unique within a workdir); a technique
+    combination contributes its slug: 'resnet101[block=ghost,attention=se]' + 'none' ->
+    'resnet101.block-ghost.attention-se__none'."""
     recipe = parse_recipe(recipe) if isinstance(recipe, str) else recipe
-    return f"{variant}__{recipe.id}"
+    return f"{spec_slug(variant)}__{recipe.id}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +28,7 @@ class Trial:
 
     Attributes:
       id: Unique id (`trial_id`), also the name of its folder under WORKDIR/trials/.
-      variant: Zoo id.
+      variant: Zoo id or canonical technique-combination spec (tfopt.models.spec).
       recipe: Canonical recipe spec (parseable by `parse_recipe`).
       parent: Trial whose output model this one starts from (None for a baseline).
       baseline: The variant's baseline trial (accuracy drop and Remaining Parameters Ratio are

@@ -195,6 +195,7 @@ def format_recommendation(rec: Recommendation) -> str:
     return "\n".join(
         [
             f"recommended: {b.trial_id} [{b.mode}]",
+            f"model: variant {b.variant}, recipe {b.recipe}",
             f"why: {rec.reason}",
             f"accuracy: {b.accuracy_pct:.2f}% (drop {b.drop_pp:+.2f} pp vs {rec.reference} "
             "baseline "

@@ -136,6 +136,7 @@ def run_trial(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
         "teacher_trial": trial.teacher,
         "reference_variant": config.reference,
         "techniques": _techniques(trial.variant),
+        "paper_variant": _paper_variant(trial.variant),
         "config": config.trial_settings(),
         "config_fingerprint": config.fingerprint(),
         "dataset": config.dataset,
@@ -355,9 +356,9 @@ def _train_config(config: ExperimentConfig, *, epochs: int, max_lr: float | None
 
 
 def _build(config, variant, data):
-    from tfopt.models import build_model
+    from tfopt.models import build_from_spec
 
-    return build_model(
+    return build_from_spec(
         variant,
         num_classes=data.info.num_classes,
         input_shape=tuple(data.info.image_shape),
@@ -445,15 +446,22 @@ def _sparsity_counts(model, recipe):
 def _techniques(variant: str) -> dict:
     """The variant's technique set as a flat dict (for the report's check-mark table)."""
     import dataclasses
-    from tfopt.models import get_variant
+    from tfopt.models import techniques_of
 
-    tech = get_variant(variant).techniques
+    tech = techniques_of(variant)[1]
     if dataclasses.is_dataclass(tech):
         return {
             k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
             for k, v in dataclasses.asdict(tech).items()
         }
     return {"techniques": str(tech)} if tech is not None else {}
+
+
+def _paper_variant(variant: str) -> str | None:
+    """The zoo id with the same technique set (a combination may equal a paper variant)."""
+    from tfopt.models import paper_variant
+
+    return paper_variant(variant)
 
 
 def _clone(model):
