@@ -43,31 +43,12 @@ def _ds(x, y, batch=128, shuffle_seed=None):
 
 def _tflite_int8_accuracy(model, x_cal, x_test, y_test) -> tuple[float, int, int]:
     """Accuracy (fraction), size and gzip size (bytes) of the full-integer int8 TFLite model."""
-    import gzip
+    from tfopt.tflite.convert import convert
+    from tfopt.tflite.evaluate import evaluate_tflite
 
-    import tensorflow as tf
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x_cal[i:i + 1]] for i in range(len(x_cal)))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    blob = converter.convert()
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover
-        Interpreter = tf.lite.Interpreter
-    interp = Interpreter(model_content=blob)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    scale, zero = inp["quantization"]
-    correct = 0
-    for i in range(len(x_test)):
-        q = np.clip(np.round(x_test[i:i + 1] / scale + zero), -128, 127).astype(np.int8)
-        interp.set_tensor(inp["index"], q)
-        interp.invoke()
-        correct += int(np.argmax(interp.get_tensor(out["index"])[0]) == y_test[i])
-    return correct / len(x_test), len(blob), len(gzip.compress(blob, 9, mtime=0))
+    result = convert(model, "int8", representative_data=x_cal)
+    report = evaluate_tflite(result.content, x_test, y_test, latency_runs=0)
+    return report.accuracy, report.size_bytes, report.gzip_bytes
 
 
 def main(argv=None) -> dict:
