@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -164,19 +163,9 @@ def test_fingerprint_ignores_execution_fields_and_grid_but_not_settings():
 
 
 def test_known_variant_ids_match_the_registry():
-    import importlib
-    from tfopt.models import list_variants, registry
+    from tfopt.models import list_variants
 
-    ids = set(list_variants())
-    assert ids <= set(cfg.KNOWN_VARIANT_IDS), sorted(ids - set(cfg.KNOWN_VARIANT_IDS))
-    missing_modules = []
-    for name in registry.FAMILY_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError:
-            missing_modules.append(name)
-    if not missing_modules:
-        assert ids == set(cfg.KNOWN_VARIANT_IDS)
+    assert set(list_variants()) == set(cfg.KNOWN_VARIANT_IDS)
 
 
 # ---- flags -> config ----------------------------------------------------------------------
@@ -226,20 +215,25 @@ def test_bad_flagfile_fails_fast_with_one_line(tmp_path, case):
         f"--variants=tiny_cnn\n--recipes=none\n--workdir={tmp_path / 'wd'}\n"
         f"--train_epochs=1\n{flag}\n"
     )
-    t0 = time.monotonic()
+    # Fast because nothing heavy is imported before validation: a `tensorflow` that fails to
+    # import turns any TensorFlow import on the error path into a traceback (no wall-time
+    # assert: it is flaky on a loaded machine).
+    no_tf = tmp_path / "no_tf" / "tensorflow"
+    no_tf.mkdir(parents=True)
+    (no_tf / "__init__.py").write_text("raise ImportError('tensorflow imported before validation')\n")
+    path = os.pathsep.join(p for p in (str(no_tf.parent), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, "-m", "tfopt.experiments.ablation", f"--flagfile={ff}"],
         capture_output=True,
         text=True,
         cwd=REPO,
         timeout=60,
+        env={**os.environ, "PYTHONPATH": path},
     )
-    elapsed = time.monotonic() - t0
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
     assert len(lines) == 1, lines
     assert expect in lines[0]
-    assert elapsed < 2.0, f"{case}: {elapsed:.2f} s"
     assert not os.path.exists(tmp_path / "wd" / "results.jsonl")
 
 

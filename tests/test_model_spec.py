@@ -109,22 +109,22 @@ def test_two_spellings_of_one_combination_are_one_variant():
 # ---- against the dataclasses and the builders (import TensorFlow) ---------------------------
 
 
-def test_field_descriptions_equal_the_technique_dataclasses():
-    from tfopt.models import techniques, vgg19
+def test_field_descriptions_are_read_from_the_technique_dataclasses():
+    from tfopt.core import techniques
 
     for cls, fields in ((techniques.ResNetTechniques, spec.RESNET_FIELDS),
-                        (vgg19.VggTechniques, spec.VGG_FIELDS)):
+                        (techniques.VggTechniques, spec.VGG_FIELDS)):
         dc_fields = dataclasses.fields(cls)
         assert [f.name for f in dc_fields] == list(fields)
         assert {f.name: f.default for f in dc_fields} == {k: d for k, (_, d) in fields.items()}
-    assert spec.VGG_FIELDS["unit"][0] == vgg19.UNIT_KINDS
-    assert spec.VGG_FIELDS["head"][0] == vgg19.HEAD_KINDS
+    assert spec.VGG_FIELDS["unit"][0] is techniques.VGG_UNITS
+    assert spec.VGG_FIELDS["head"][0] is techniques.VGG_HEADS
+    assert spec.RESNET_FIELDS["block"][0] is techniques.BLOCKS
 
 
 def test_techniques_of_and_paper_variant():
+    from tfopt.core.techniques import ResNetTechniques, VggTechniques
     from tfopt.models import paper_variant, techniques_of
-    from tfopt.models.techniques import ResNetTechniques
-    from tfopt.models.vgg19 import VggTechniques
 
     v12 = "resnet101[stem=separable,block=ghost,attention=se,head=optim_gap,early_channels=reduced]"
     assert techniques_of(v12) == ("resnet101", ResNetTechniques(
@@ -141,8 +141,9 @@ def _params(model):
 
 
 def test_build_from_spec_equals_the_family_builder():
+    from tfopt.core.techniques import VggTechniques
     from tfopt.models import build_from_spec, build_model
-    from tfopt.models.vgg19 import VggTechniques, vgg
+    from tfopt.models.vgg import vgg
 
     kw = {"num_classes": 10, "input_shape": (32, 32, 3), "width_multiplier": 0.125}
     m = build_from_spec("vgg19[unit=dws;se=True]", **kw)
@@ -155,13 +156,13 @@ def test_build_from_spec_equals_the_family_builder():
 
 
 def test_build_from_spec_resnet_combination_equals_the_dataclass():
+    from tfopt.core.techniques import ResNetTechniques
     from tfopt.models import build_from_spec
-    from tfopt.models.resnet101 import resnet101
-    from tfopt.models.techniques import ResNetTechniques
+    from tfopt.models.resnet import resnet
 
     kw = {"num_classes": 10, "input_shape": (32, 32, 3), "width_multiplier": 0.125}
     m = build_from_spec("resnet101[block=ghost;attention=se;head=optim_gap]", **kw)
-    ref = resnet101(ResNetTechniques(block="ghost", attention="se", head="optim_gap"), **kw)
+    ref = resnet(ResNetTechniques(block="ghost", attention="se", head="optim_gap"), **kw)
     assert m.name == "resnet101.block-ghost.attention-se.head-optim_gap"
     assert _params(m) == _params(ref) and len(m.layers) == len(ref.layers)
 

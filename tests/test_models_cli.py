@@ -1,12 +1,11 @@
 """Tests of `python -m tfopt.models` (list / summary), on the small tiny_cnn variant."""
 
-import dataclasses
 import json
 
 import pytest
 
+from tfopt.core.techniques import ResNetTechniques, VggTechniques
 from tfopt.models import __main__ as cli
-from tfopt.models.techniques import ResNetTechniques
 
 
 def test_list_json_has_id_params_flops_macs(capsys):
@@ -46,19 +45,13 @@ def test_unknown_id_is_a_usage_error(capsys):
 
 
 def test_block_of_groups_layers_by_block():
-    assert cli.block_of("stage3_block22_conv2") == "stage3_block22"
+    assert cli.block_of("s3_b22_conv2") == "s3_b22"
     assert cli.block_of("s5_b4_se_scale") == "s5_b4"
     assert cli.block_of("head_fc") == "head" and cli.block_of("stem_bn") == "stem"
 
 
-def test_describe_techniques_of_any_dataclass():
+def test_describe_techniques_lists_non_default_fields():
     assert cli.describe_techniques(ResNetTechniques(block="fire")) == "block=fire"
+    assert cli.describe_techniques(VggTechniques(unit="dws", se=True)) == "unit=dws, se=True"
+    assert cli.describe_techniques(ResNetTechniques()) == "baseline"
     assert cli.describe_techniques(None) == "-"
-
-    @dataclasses.dataclass(frozen=True)
-    class Base:  # no defaults (like the OCNNA bases' architecture rows)
-        family: str
-        stages: tuple
-        hidden: int = 0
-
-    assert cli.describe_techniques(Base("vgg", ((64, 2),), 512)) == "family=vgg, hidden=512"

@@ -11,12 +11,13 @@ import pytest
 
 from tfopt import metrics
 from tfopt.blocks.dead import DeadParameters
+from tfopt.core.techniques import ResNetTechniques
 from tfopt.models import build_model, get_variant, list_variants
-from tfopt.models.resnet101 import _torchvision_layer, make_divisible, resnet101, stage_table
-from tfopt.models.techniques import ResNetTechniques
+from tfopt.models.resnet import _torchvision_layer, resnet, stage_table
+from tfopt.models.sizing import scale_channels
 
-RESNET_IDS = [f"resnet101_v{i:02d}" for i in range(1, 16)]
-NAME = re.compile(r"^(input|stem_[a-z0-9_]+|stage[1-4]_block\d+_[a-z0-9_]+|head_[a-z0-9_]+)$")
+RESNET_IDS = [v for v in list_variants() if get_variant(v).base == "resnet101"]
+NAME = re.compile(r"^(input|stem_[a-z0-9_]+|s[1-4]_b\d+_[a-z0-9_]+|head_[a-z0-9_]+)$")
 
 
 @functools.cache
@@ -30,18 +31,12 @@ def _layout(variant_id, width=1.0):
 
 
 def test_registry_lists_the_15_resnet_variants_in_order():
-    assert [v for v in list_variants() if v.startswith("resnet101")] == RESNET_IDS
+    assert RESNET_IDS == [f"resnet101_v{i:02d}" for i in range(1, 16)]
     assert get_variant("resnet101_v01").techniques == ResNetTechniques()
 
 
-@pytest.mark.parametrize("variant", RESNET_IDS)
-def test_tiny_width_builds_runs_and_names_are_unique(variant):
-    m = _tiny(variant)
-    y = m(np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype("float32"))
-    assert y.shape == (2, 10) and np.all(np.isfinite(y.numpy()))
-    names = [layer.name for layer in m.layers]
-    assert len(names) == len(set(names))
-    assert [n for n in names if not NAME.match(n)] == []
+# Every registered variant (ResNet-101 ones included) is built and run at tiny width in
+# tests/test_models_zoo.py.
 
 
 def test_batch_size_1_builds_the_fixed_batch_graph():
@@ -61,11 +56,18 @@ def test_baseline_stage_table_is_torchvision_resnet101():
     assert not any(r.downsample for r in layout.blocks if r.index > 1)
 
 
+def test_resnet50_is_the_baseline_at_depth_3_4_6_3():
+    layout = stage_table(get_variant("resnet50").techniques, base="resnet50")
+    assert [sum(r.stage == s for r in layout.blocks) for s in (1, 2, 3, 4)] == [3, 4, 6, 3]
+    assert get_variant("resnet50").techniques == ResNetTechniques()
+    with pytest.raises(ValueError, match="base='resnet18'; expected one of"):
+        stage_table(ResNetTechniques(), base="resnet18")
+
+
 def test_inverted_plan_downsamples_at_the_end_of_each_stage():
     rows = _layout("resnet101_v06").blocks
     strided = [(r.name, r.cin, r.cout) for r in rows if r.stride == 2]
-    assert strided == [("stage1_block3", 10, 22), ("stage2_block4", 22, 42),
-                       ("stage3_block23", 42, 86)]
+    assert strided == [("s1_b3", 10, 22), ("s2_b4", 22, 42), ("s3_b23", 42, 86)]
     assert (rows[-1].cin, rows[-1].cout, rows[-1].downsample) == (86, 512, True)
 
 
@@ -89,10 +91,12 @@ def test_grouped_ghost_plan_rounds_widths_to_multiples_of_8():
     assert [r.width for r in layout.blocks if r.index == 1] == [64, 64, 128, 512]
 
 
-def test_make_divisible_keeps_exact_multiples():
+def test_scale_channels_keeps_exact_multiples():
     for v in (10, 22, 42, 86, 64, 128, 2048):
-        assert make_divisible(v, 2 if v % 2 == 0 else 1) == v
-    assert [make_divisible(v, 8) for v in (10, 22, 42, 86)] == [16, 24, 40, 88]
+        assert scale_channels(v, divisor=2 if v % 2 == 0 else 1) == v
+    assert [scale_channels(v, divisor=8) for v in (10, 22, 42, 86)] == [16, 24, 40, 88]
+    assert [scale_channels(v, 0.125, divisor=8, minimum=16) for v in (64, 128, 256, 512)] == [
+        16, 16, 32, 64]
 
 
 @pytest.mark.parametrize("variant, divisor", [("resnet101_v05", 4), ("resnet101_v13", 8)])
@@ -129,7 +133,7 @@ def test_techniques_are_present_only_when_on():
 def test_dice_variant_owns_the_reference_dead_parameters():
     m = _tiny("resnet101_v15")
     dead = [layer for layer in m.layers if isinstance(layer, DeadParameters)]
-    assert [d.name for d in dead] == [f"stage{s}_block1_unused_dw" for s in (1, 2, 3, 4)]
+    assert [d.name for d in dead] == [f"s{s}_b1_unused_dw" for s in (1, 2, 3, 4)]
     assert all(c.flops == 0 for c in metrics.layer_costs(m) if c.kind == "DeadParameters")
 
 
@@ -141,7 +145,7 @@ def test_dice_variant_owns_the_reference_dead_parameters():
     ResNetTechniques(block="fire", head="optim_gap"),
 ], ids=lambda t: t.describe())
 def test_combinations_not_in_the_paper_build(techniques):
-    m = resnet101(techniques, num_classes=7, width_multiplier=0.125)
+    m = resnet(techniques, num_classes=7, width_multiplier=0.125)
     assert m.output_shape == (None, 7)
     assert m(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 7)
 
@@ -173,23 +177,19 @@ def test_only_torchvision_own_convs_get_kaiming_init():
     class L:  # a stand-in with just a name
         def __init__(self, name):
             self.name = name
-    names = ["stem_conv", "stage1_block1_conv1", "stage1_block1_conv2", "stage4_block3_conv3",
-             "stage2_block1_shortcut_conv", "stage1_block1_conv2_nx1", "head_fc"]
+    names = ["stem_conv", "s1_b1_conv1", "s1_b1_conv2", "s4_b3_conv3",
+             "s2_b1_shortcut_conv", "s1_b1_conv2_nx1", "head_fc"]
     pick = {v: [n for n in names if _torchvision_layer(get_variant(v).techniques)(L(n))]
             for v in ("resnet101_v01", "resnet101_v03", "resnet101_v05", "resnet101_v10")}
     assert pick["resnet101_v01"] == names[1:5]  # the CIFAR stem and the FC are swapped in
-    assert pick["resnet101_v03"] == ["stage1_block1_conv1", "stage4_block3_conv3",
-                                     "stage2_block1_shortcut_conv"]
+    assert pick["resnet101_v03"] == ["s1_b1_conv1", "s4_b3_conv3", "s2_b1_shortcut_conv"]
     assert pick["resnet101_v05"] == [] and pick["resnet101_v10"] == []
 
 
-@pytest.mark.parametrize("variant", [f"resnet101_v{i:02d}" for i in range(1, 16)])
+@pytest.mark.parametrize("variant", RESNET_IDS)
 def test_shallow_twin_keeps_every_shape_transition(variant):
     # max_blocks_per_stage=3 keeps each stage's first and last two blocks: every distinct
     # (cin, width, cout, stride, downsample) row of the paper's 3/4/23/3 layout survives.
-    from tfopt.models import get_variant
-    from tfopt.models.resnet101 import stage_table
-
     t = get_variant(variant).techniques
     full, shallow = stage_table(t), stage_table(t, max_blocks_per_stage=3)
     shape = lambda r: (r.cin, r.width, r.cout, r.stride, r.downsample)  # noqa: E731

@@ -1,4 +1,4 @@
-"""VGG-19 variants 01-13 (tfopt.models.vgg19), their units and the DiCE unit.
+"""VGG-19 variants 01-13 (tfopt.models.vgg), their units and the DiCE unit.
 
 Exact params/FLOPs/MACs against the reference are asserted in tests/test_reference_counts.py;
 this file checks builds, names, units and the DiCE layout.
@@ -14,11 +14,13 @@ import pytest
 from tfopt import metrics
 from tfopt._keras import keras
 from tfopt.blocks.dice import dice_unit, strided_dice_unit
-from tfopt.models import build_model, list_variants
-from tfopt.models.vgg19 import VARIANTS, VggTechniques, scale_width, vgg
+from tfopt.core.techniques import VGG_UNITS, VggTechniques
+from tfopt.core.variants import VARIANTS
+from tfopt.models import build_model
+from tfopt.models.vgg import vgg
 
 DATA = pathlib.Path(__file__).parent / "data"
-VGG_IDS = [v.id for v in VARIANTS]
+VGG_IDS = [v.id for v in VARIANTS if v.base == "vgg19"]
 NAME_RE = re.compile(r"^(input|s[1-5]_(pool|b[1-4]_[a-z0-9_]+)|head_[a-z0-9_]+)$")
 
 
@@ -32,23 +34,34 @@ REFERENCE = _reference()
 
 def test_registry_lists_all_13_vgg19_variants():
     assert VGG_IDS == [f"vgg19_v{i:02d}" for i in range(1, 14)]
-    assert set(VGG_IDS) <= set(list_variants())
+
+
+def test_unit_kinds_are_the_unit_functions():
+    from tfopt.blocks import vgg_units
+
+    assert tuple(vgg_units.UNITS) == VGG_UNITS
 
 
 # Exact params/FLOPs/MACs of all 28 paper variants: tests/test_reference_counts.py.
+# Every registered variant is built and run at tiny width in tests/test_models_zoo.py.
 
 
-@pytest.mark.parametrize("variant", VGG_IDS)
-def test_tiny_width_builds_runs_and_names_are_unique(variant):
-    model = build_model(variant, num_classes=10, width_multiplier=0.125)
-    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
-    assert model(x, training=False).shape == (2, 10)
-    names = [layer.name for layer in model.layers]
-    assert len(names) == len(set(names))
-    bad = [n for n in names if not NAME_RE.match(n)]
-    assert not bad, f"layer names without stage/slot/op: {bad[:5]}"
+def test_logit_dropout_quirk_of_variants_02_to_06():
     # Reference quirk: VGG-02..06 apply Dropout(0.5) to the logits (identity at inference).
-    assert (names[-1] == "head_dropout") == (2 <= int(variant[-2:]) <= 6)
+    heads = {v.id: v.techniques.head for v in VARIANTS if v.base == "vgg19"}
+    assert [v for v, h in heads.items() if h == "gap_fc_dropout"] == [
+        f"vgg19_v{i:02d}" for i in range(2, 7)]
+    names = [layer.name for layer in build_model("vgg19_v04", num_classes=10,
+                                                 width_multiplier=0.125).layers]
+    assert names[-1] == "head_dropout" and all(NAME_RE.match(n) for n in names)
+
+
+def test_vgg16_is_table_d_with_the_fc_bn_head():
+    model = vgg(VggTechniques(unit="conv3x3", head="fc_bn", final_pool=True), num_classes=10,
+                base="vgg16", width_multiplier=0.125)
+    convs = [layer.name for layer in model.layers if layer.name.endswith("_conv")]
+    assert len(convs) == 13 and model.name == "vgg16"
+    assert model.get_layer("head_fc1").units == 64  # 512 at 1/8 width
 
 
 def test_batch_size_1_builds_fixed_batch_deployment_graph():
@@ -67,8 +80,6 @@ def test_dead_batch_norm_parameters_are_counted_but_cost_no_flops():
 
 
 def test_width_multiplier_scales_every_stage():
-    assert [scale_width(w, 0.125) for w in (64, 128, 256, 512)] == [16, 16, 32, 64]
-    assert scale_width(512, 1.0) == 512
     half = build_model("vgg19_v06", num_classes=10, width_multiplier=0.5)
     # v06 params are ~quadratic in width: 473,778 at 1.0 (reference); well under half at 0.5.
     assert metrics.count_params(half) < REFERENCE["vgg19_v06"]["10"]["params"] // 2
@@ -78,6 +89,7 @@ def test_width_multiplier_scales_every_stage():
 def test_combination_not_in_paper_builds():
     techniques = VggTechniques(unit="dws", head="conv", se=True)
     model = vgg(techniques, num_classes=7, width_multiplier=0.125, name="vgg19_custom")
+    assert model.name == "vgg19_custom"
     assert model.output.shape[-1] == 7
     assert model.get_layer("s3_b2_se_scale") is not None
 

@@ -259,8 +259,6 @@ ZOO = [("vgg16", {}), ("vgg19_v01", {}), ("resnet50", dict(prune_residual_groups
 @pytest.mark.parametrize("variant,kwargs", ZOO, ids=[z[0] for z in ZOO])
 def test_zoo_models_simplify_exactly(variant, kwargs):
     import tfopt
-    if variant not in tfopt.list_variants():
-        pytest.skip(f"{variant} not registered yet")
     model = tfopt.build_model(variant, num_classes=10, width_multiplier=0.125)
     x = _images(model.input_shape[1:], n=6, seed=4)
     _tame_logits(model, x)

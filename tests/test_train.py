@@ -126,7 +126,7 @@ def test_fit_fine_tunes_a_pruned_model_with_extra_callbacks():
     out = train.fit(pruned, ds, train.TrainConfig(epochs=1, optimizer="sgd", lr=0.01, verbose=0),
                     extra_callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     assert out["epochs"] == 1
-    kernel = tfmot.sparsity.keras.strip_pruning(pruned).get_layer("s1_conv").kernel.numpy()
+    kernel = tfmot.sparsity.keras.strip_pruning(pruned).get_layer("s1_b1_conv").kernel.numpy()
     assert np.mean(kernel == 0) == pytest.approx(0.5, abs=0.05)
 
 

@@ -11,7 +11,7 @@ deployment tests also run at the paper's full depth.
 """
 
 from tfopt.models import build_model, get_variant
-from tfopt.models.resnet101 import resnet101
+from tfopt.models.resnet import resnet
 
 FULL_DEPTH_CHECK = "resnet101_v13"
 
@@ -23,5 +23,5 @@ def build_small(variant_id: str, *, num_classes: int = 10, input_shape=(32, 32, 
     if row.base != "resnet101" or full_depth:
         return build_model(variant_id, num_classes=num_classes, input_shape=input_shape,
                            width_multiplier=0.125)
-    return resnet101(row.techniques, num_classes=num_classes, input_shape=input_shape,
-                     width_multiplier=0.125, name=variant_id, max_blocks_per_stage=3)
+    return resnet(row.techniques, num_classes=num_classes, input_shape=input_shape,
+                  width_multiplier=0.125, name=variant_id, max_blocks_per_stage=3)

@@ -6,42 +6,30 @@
 
 `list` builds every matching variant at full width (about 5-15 s each on one CPU core) and
 prints id, technique set, trainable params, FLOPs (fvcore convention) and MACs (conv + dense).
-`summary` prints the per-block breakdown (stem, stage{s}_block{b} / s{s}_b{b}, head, ...).
+`summary` prints the per-block breakdown (stem, s{stage}_b{block}, head, ...).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import fnmatch
 import json
 import re
 import sys
 
-_BLOCK = re.compile(r"^((?:stage|s)\d+_(?:block|b)\d+)(?:_|$)")
+_BLOCK = re.compile(r"^(s\d+_b\d+)(?:_|$)")
 _PART = re.compile(r"^([A-Za-z]+\d*)")
 
 
 def describe_techniques(techniques) -> str:
-    """The non-default fields of a technique dataclass, e.g. "block=ghost, head=optim_gap"."""
-    if hasattr(techniques, "describe"):
-        return techniques.describe()
-    if dataclasses.is_dataclass(techniques):
-        parts = []
-        for f in dataclasses.fields(techniques):
-            value = getattr(techniques, f.name)
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                if isinstance(value, (str, int, float, bool)):  # required scalar: always shown
-                    parts.append(f"{f.name}={value}")
-            elif value != (f.default if f.default is not dataclasses.MISSING
-                           else f.default_factory()):
-                parts.append(f"{f.name}={value}")
-        return ", ".join(parts) or "baseline"
-    return "-" if techniques is None else str(techniques)
+    """The non-default fields of a technique set, e.g. "block=ghost, head=optim_gap"."""
+    from tfopt.core.techniques import describe
+
+    return describe(techniques)
 
 
 def block_of(layer_name: str) -> str:
-    """The block a layer belongs to: `stage3_block22_conv2` -> `stage3_block22`, `head_fc` -> `head`."""
+    """The block a layer belongs to: `s3_b22_conv2` -> `s3_b22`, `head_fc` -> `head`."""
     m = _BLOCK.match(layer_name) or _PART.match(layer_name)
     return m.group(1) if m else layer_name
 

@@ -17,10 +17,8 @@ The canonical form (`canonical_spec`) lists only the non-default fields, in the 
 order, joined by ",", with booleans as True/False: it is the id used in results and reports.
 `spec_slug` turns it into a path/name-safe slug (`resnet101.block-ghost.attention-se`).
 
-The fields and allowed values: ResNet-101 from `tfopt.models.techniques` (TensorFlow-free,
-imported directly); VGG-19 from `VGG_FIELDS` below, a TensorFlow-free copy of
-`tfopt.models.vgg19.VggTechniques` (that module imports TensorFlow) kept equal to it by
-tests/test_model_spec.py.
+The fields, allowed values and defaults are read from the technique dataclasses of
+`tfopt.core.techniques` (TensorFlow-free), where each closed set is defined once.
 """
 
 from __future__ import annotations
@@ -30,37 +28,14 @@ import difflib
 import re
 from typing import Any
 
-from tfopt.models import techniques as _rt
+from tfopt.core.techniques import ResNetTechniques, VggTechniques, allowed_values
+
+TECHNIQUE_CLASSES = {"resnet101": ResNetTechniques, "vgg19": VggTechniques}
+"""Base with a combination grammar -> its technique dataclass."""
 
 # field -> (allowed values, default), in the dataclass's field order.
-RESNET_FIELDS: dict[str, tuple[tuple[Any, ...], Any]] = {
-    "stem": (_rt.STEMS, "conv3x3"),
-    "block": (_rt.BLOCKS, "bottleneck"),
-    "conv3x3": (_rt.CONV3X3, "standard"),
-    "pointwise": (_rt.POINTWISE, "dense"),
-    "attention": (_rt.ATTENTION, "none"),
-    "head": (_rt.HEADS, "fc"),
-    "early_channels": (_rt.EARLY_CHANNELS, "standard"),
-}
-VGG_FIELDS: dict[str, tuple[tuple[Any, ...], Any]] = {
-    "unit": (
-        (
-            "conv3x3",
-            "nx1",
-            "dws",
-            "fire",
-            "fire_dws",
-            "fire_gpw_shuffle",
-            "ghost_fire",
-            "ghost_fire_shuffle",
-            "dice_fire",
-        ),
-        "conv3x3",
-    ),
-    "head": (("fc3", "gap_fc_dropout", "conv_bn", "conv"), "gap_fc_dropout"),
-    "se": ((False, True), False),
-    "final_pool": ((False, True), False),
-}
+RESNET_FIELDS: dict[str, tuple[tuple[Any, ...], Any]] = allowed_values(ResNetTechniques)
+VGG_FIELDS: dict[str, tuple[tuple[Any, ...], Any]] = allowed_values(VggTechniques)
 FAMILIES: dict[str, dict[str, tuple[tuple[Any, ...], Any]]] = {
     "resnet101": RESNET_FIELDS,
     "vgg19": VGG_FIELDS,
@@ -155,11 +130,10 @@ def parse_spec(text: str) -> VariantSpec:
                     f"allowed: {', '.join(allowed)}"
                 )
             given[key] = val
-    if base == "resnet101":
-        try:  # the cross-field rules (e.g. conv3x3 only for bottleneck blocks); TF-free
-            _rt.ResNetTechniques(**given)
-        except ValueError as err:
-            raise ValueError(f"{text!r}: {err}") from None
+    try:  # the cross-field rules (e.g. conv3x3 only for bottleneck blocks); TF-free
+        TECHNIQUE_CLASSES[base](**given)
+    except ValueError as err:
+        raise ValueError(f"{text!r}: {err}") from None
     fields = tuple(
         (k, given[k]) for k, (_, default) in family.items() if k in given and given[k] != default
     )

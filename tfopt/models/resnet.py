@@ -1,16 +1,19 @@
-"""ResNet-101 (CIFAR) and the paper's 15 ResNet-101 variants as technique sets.
+"""The CIFAR ResNet builder: ResNet-101 (the paper's 15 variants) and ResNet-50 (OCNNA base).
 
 Paper: Sobolewski & Szyc, "Architecture Optimization Techniques for Convolutional Neural
 Networks", ResNet-101 tables, columns 1-15. Spec: reference-variants.md §1-2 (blocks, channel
 plans), §8 (FLOP rules). The network is the torchvision skeleton at 32x32 input: stem (no
 max-pool) -> four stages -> head. A `ResNetTechniques` picks the stem, the block and its channel
-plan, the pointwise / 3x3 / attention options and the head; `stage_table` turns it into one row
-per block, and `resnet101` builds the rows. The paper's variants are the rows of `VARIANTS`.
+plan, the pointwise / 3x3 / attention options and the head; the base picks the blocks per stage
+(`tfopt.core.variants.RESNET_DEPTHS`: 3/4/23/3 for ResNet-101, 3/4/6/3 for ResNet-50);
+`stage_table` turns both into one row per block, and `resnet` builds the rows. The variants are
+rows of `tfopt.core.variants`.
 
 Reproduced exactly at width 1 on 32x32x3 (trainable params and fvcore FLOPs of the authors'
-PyTorch code, tests/test_reference_counts.py): all 15 variants x {10, 100} classes.
+PyTorch code, tests/test_reference_counts.py): all 15 variants x {10, 100} classes; ResNet-50
+is the baseline technique set at depth 3/4/6/3 (23,520,842 trainable, tests/test_ocnna_bases.py).
 
-Layer names: `stem_*`, `stage{s}_block{b}_<op>` (s, b 1-based), `head_*`.
+Layer names (the zoo's one scheme): `stem_*`, `s{stage}_b{block}_<op>` (1-based), `head_*`.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from tfopt.blocks.fire import fire_residual
 from tfopt.blocks.ghost import ghost_bottleneck
 from tfopt.blocks.heads import conv_head, gap_fc_head
 from tfopt.blocks.inverted import inverted_residual
-from tfopt.models.registry import Variant
-from tfopt.models.techniques import ResNetTechniques
+from tfopt.core.techniques import ResNetTechniques
+from tfopt.core.variants import RESNET_DEPTHS
+from tfopt.models.sizing import scale_channels
 
 SHUFFLE_GROUPS = 4  # groups of the grouped 1x1 convs (ShuffleNet bottleneck, GM-shuffle)
 BOTTLENECK_EXPANSION = 4
@@ -44,7 +48,6 @@ class Stage:
     """One stage of a channel plan.
 
     Attributes:
-      blocks: Number of blocks.
       width: Hidden width of the blocks (bottleneck width, IR/ghost expansion, fire squeeze).
       out: Channels the blocks keep inside the stage (the residual width).
       stride: The stage's spatial stride (on its first block, or on its last for `exit_out`).
@@ -53,7 +56,6 @@ class Stage:
         (ResNet-06..09 downsample at the end of a stage).
     """
 
-    blocks: int
     width: int
     out: int
     stride: int
@@ -63,7 +65,8 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """The channel plan of a block family (reference-variants.md §2, width 1)."""
+    """The channel plan of a block family (reference-variants.md §2, width 1); the number of
+    blocks per stage comes from the base (RESNET_DEPTHS)."""
 
     stages: tuple[Stage, ...]
     stem: int  # stem output channels
@@ -73,16 +76,16 @@ class Plan:
 
 
 _BOTTLENECK_PLAN = Plan(
-    stages=(Stage(3, 64, 256, 1), Stage(4, 128, 512, 2), Stage(23, 256, 1024, 2),
-            Stage(3, 512, 2048, 2)),
+    stages=(Stage(64, 256, 1), Stage(128, 512, 2), Stage(256, 1024, 2),
+            Stage(512, 2048, 2)),
     stem=64, reduced_stem=16, neck=None, fc_bias=True)
 _INVERTED_PLAN = Plan(  # 06: IR(64,64,10,1,ds), IR(10,64,10), IR(10,64,22,2,ds); ...
-    stages=(Stage(3, 64, 10, 2, exit_out=22), Stage(4, 128, 22, 2, exit_out=42),
-            Stage(23, 256, 42, 2, exit_out=86), Stage(3, 512, 86, 1, exit_out=512)),
+    stages=(Stage(64, 10, 2, exit_out=22), Stage(128, 22, 2, exit_out=42),
+            Stage(256, 42, 2, exit_out=86), Stage(512, 86, 1, exit_out=512)),
     stem=64, reduced_stem=10, neck=2048, fc_bias=True)
 _GHOST_PLAN = Plan(  # 10: GB(64,64,10,1,ds), GB(10,64,10)x2; GB(10,64,22,2,ds), GB(22,128,22)x3
-    stages=(Stage(3, 64, 10, 1, first_width=64), Stage(4, 128, 22, 2, first_width=64),
-            Stage(23, 256, 42, 2, first_width=128), Stage(3, 512, 86, 2, first_width=512)),
+    stages=(Stage(64, 10, 1, first_width=64), Stage(128, 22, 2, first_width=64),
+            Stage(256, 42, 2, first_width=128), Stage(512, 86, 2, first_width=512)),
     stem=64, reduced_stem=16, neck=None, fc_bias=False)
 PLANS = {"bottleneck": _BOTTLENECK_PLAN, "fire": _BOTTLENECK_PLAN, "inverted": _INVERTED_PLAN,
          "ghost": _GHOST_PLAN, "dice": _GHOST_PLAN}
@@ -90,7 +93,7 @@ PLANS = {"bottleneck": _BOTTLENECK_PLAN, "fire": _BOTTLENECK_PLAN, "inverted": _
 
 @dataclasses.dataclass(frozen=True)
 class BlockSpec:
-    """One row of the stage table: a block `stage{stage}_block{index}`."""
+    """One row of the stage table: a block `s{stage}_b{index}`."""
 
     stage: int
     index: int
@@ -102,30 +105,18 @@ class BlockSpec:
 
     @property
     def name(self) -> str:
-        return f"stage{self.stage}_block{self.index}"
+        return f"s{self.stage}_b{self.index}"
 
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """Everything `resnet101` builds, resolved from techniques and width multiplier."""
+    """Everything `resnet` builds, resolved from techniques and width multiplier."""
 
     stem: int
     blocks: tuple[BlockSpec, ...]
     tail_conv: BlockSpec | None  # optim_gap: 1x1 conv replacing a dropped widening block
     neck: int | None
     fc_bias: bool
-
-
-def make_divisible(value: float, divisor: int) -> int:
-    """Round `value` to a multiple of `divisor`, >= divisor and >= 90% of value (MobileNet rule).
-
-    Exact multiples are unchanged. With divisor 8 this maps the ghost plan's 10/22/42/86 to the
-    16/24/40/88 of the grouped-shuffle variants 13/14.
-    """
-    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if new < 0.9 * value:
-        new += divisor
-    return new
 
 
 def _divisor(t: ResNetTechniques) -> int:
@@ -138,28 +129,31 @@ def _divisor(t: ResNetTechniques) -> int:
 
 
 def stage_table(techniques: ResNetTechniques, width_multiplier: float = 1.0,
-                max_blocks_per_stage: int | None = None) -> Layout:
-    """Resolve a technique set into the block rows `resnet101` builds.
+                max_blocks_per_stage: int | None = None, *, base: str = "resnet101") -> Layout:
+    """Resolve a technique set into the block rows `resnet` builds.
 
-    Every channel count is scaled by `width_multiplier` and rounded with `make_divisible` so
+    Every channel count is scaled by `width_multiplier` and rounded with `scale_channels` so
     that grouped convs and shuffles divide evenly (the class count is never scaled).
-    `max_blocks_per_stage` (None = the paper's 3/4/23/3) keeps only each stage's first block and
-    its last `n - 1` blocks: every block kind, downsampling position and shape transition stays,
-    the identity-shaped repeats go (a shallow twin for CPU tests and smoke runs).
+    `base` picks the blocks per stage (RESNET_DEPTHS). `max_blocks_per_stage` (None = all)
+    keeps only each stage's first block and its last `n - 1` blocks: every block kind,
+    downsampling position and shape transition stays, the identity-shaped repeats go (a shallow
+    twin for CPU tests and smoke runs).
     """
     if max_blocks_per_stage is not None and max_blocks_per_stage < 1:
         raise ValueError(f"max_blocks_per_stage={max_blocks_per_stage!r}; expected None or >= 1")
+    if base not in RESNET_DEPTHS:
+        raise ValueError(f"base={base!r}; expected one of {tuple(RESNET_DEPTHS)}")
     t, plan, d = techniques, PLANS[techniques.block], _divisor(techniques)
 
     def ch(v: int) -> int:
-        return make_divisible(v * width_multiplier, d)
+        return scale_channels(v, width_multiplier, divisor=d)
 
     stem = ch(plan.reduced_stem if t.early_channels == "reduced" else plan.stem)
     rows, cin = [], stem
-    for s, st in enumerate(plan.stages, start=1):
-        for b in range(1, st.blocks + 1):
-            first, last = b == 1, b == st.blocks
-            if max_blocks_per_stage and not first and b <= st.blocks - max_blocks_per_stage + 1:
+    for s, (st, n_blocks) in enumerate(zip(plan.stages, RESNET_DEPTHS[base]), start=1):
+        for b in range(1, n_blocks + 1):
+            first, last = b == 1, b == n_blocks
+            if max_blocks_per_stage and not first and b <= n_blocks - max_blocks_per_stage + 1:
                 continue  # an identity-shaped repeat (cin == cout, stride 1)
             width = st.first_width if (first and st.first_width) else st.width
             if st.exit_out is not None:
@@ -215,11 +209,11 @@ def _block(x, row: BlockSpec, t: ResNetTechniques):
                            **common)
 
 
-def resnet101(techniques: ResNetTechniques | None = None, *, num_classes: int,
-              input_shape=(32, 32, 3), width_multiplier: float = 1.0,
-              batch_size: int | None = None, name: str = "resnet101",
-              max_blocks_per_stage: int | None = None):
-    """Build a ResNet-101 (CIFAR) from a technique set; outputs logits.
+def resnet(techniques: ResNetTechniques | None = None, *, num_classes: int,
+           input_shape=(32, 32, 3), width_multiplier: float = 1.0,
+           batch_size: int | None = None, base: str = "resnet101", name: str | None = None,
+           max_blocks_per_stage: int | None = None):
+    """Build a CIFAR ResNet (101 or 50) from a technique set; outputs logits.
 
     Args:
       techniques: The technique set; None is the paper's baseline (variant 01).
@@ -227,7 +221,8 @@ def resnet101(techniques: ResNetTechniques | None = None, *, num_classes: int,
       input_shape: (H, W, C); the reference uses 32x32x3.
       width_multiplier: Scales every channel count (see `stage_table`).
       batch_size: None for a training graph; 1 for the fixed-batch deployment graph.
-      name: Model name.
+      base: "resnet101" or "resnet50" (blocks per stage, RESNET_DEPTHS).
+      name: Model name; None names it `base`.
       max_blocks_per_stage: None for the paper's depth; n keeps each stage's first and last
         n - 1 blocks (see `stage_table`), for tests and smoke runs.
 
@@ -235,7 +230,7 @@ def resnet101(techniques: ResNetTechniques | None = None, *, num_classes: int,
       A functional `tf_keras.Model`.
     """
     techniques = ResNetTechniques() if techniques is None else techniques
-    layout = stage_table(techniques, width_multiplier, max_blocks_per_stage)
+    layout = stage_table(techniques, width_multiplier, max_blocks_per_stage, base=base)
     inputs = keras.Input(tuple(input_shape), batch_size=batch_size, name="input")
     x = _stem(inputs, techniques.stem, layout.stem)
     for row in layout.blocks:
@@ -250,7 +245,7 @@ def resnet101(techniques: ResNetTechniques | None = None, *, num_classes: int,
     else:  # no FC: the classifier conv takes the neck's place
         outputs = conv_head(x, num_classes=num_classes, use_bias=False, bn=True, act="relu6",
                             name="head")
-    model = keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name or base)
     return pytorch_init(model, kaiming=_torchvision_layer(techniques))
 
 
@@ -264,45 +259,5 @@ def _torchvision_layer(t: ResNetTechniques):
     if t.block != "bottleneck" or t.pointwise != "dense":
         return lambda layer: False
     ops = "conv1|conv3|shortcut_conv" + ("|conv2" if t.conv3x3 == "standard" else "")
-    pattern = re.compile(rf"^stage\d+_block\d+_({ops})$")
+    pattern = re.compile(rf"^s\d+_b\d+_({ops})$")
     return lambda layer: bool(pattern.match(layer.name))
-
-
-def _build(variant: Variant, *, num_classes, input_shape, width_multiplier, batch_size):
-    return resnet101(variant.techniques, num_classes=num_classes, input_shape=input_shape,
-                     width_multiplier=width_multiplier, batch_size=batch_size, name=variant.id)
-
-
-_T = ResNetTechniques
-_SEP = {"stem": "separable"}
-_PAPER_ROWS = (  # (column, reference file, technique set); reference-variants.md §2
-    (1, "01_baseline", _T()),
-    (2, "02_fireModules", _T(block="fire")),
-    (3, "03_3x1_1x3_conv", _T(stem="factorized", conv3x3="factorized")),
-    (4, "04_DWSconv", _T(**_SEP, conv3x3="depthwise")),
-    (5, "05_GPointwise_shuffle", _T(**_SEP, conv3x3="depthwise", pointwise="grouped_shuffle")),
-    (6, "06_invResBottleneck", _T(**_SEP, block="inverted")),
-    (7, "07_invResB_noFC", _T(**_SEP, block="inverted", head="conv")),
-    (8, "08_invResB_optimGAP", _T(**_SEP, block="inverted", head="optim_gap")),
-    (9, "09_invResB_lessC", _T(**_SEP, block="inverted", head="optim_gap",
-                               early_channels="reduced")),
-    (10, "10_invResB_ghostBlocks", _T(**_SEP, block="ghost")),
-    (11, "11_invResB_ghostB_small", _T(**_SEP, block="ghost", head="optim_gap",
-                                       early_channels="reduced")),
-    (12, "12_invResB_ghostB_small_SE", _T(**_SEP, block="ghost", head="optim_gap",
-                                          early_channels="reduced", attention="se")),
-    (13, "13_invResB_ghostB_small_shuffle", _T(**_SEP, block="ghost", head="optim_gap",
-                                               early_channels="reduced",
-                                               pointwise="grouped_shuffle")),
-    (14, "14_invResB_ghostB_small_shuffle_SE", _T(**_SEP, block="ghost", head="optim_gap",
-                                                  early_channels="reduced",
-                                                  pointwise="grouped_shuffle", attention="se")),
-    (15, "15_invResB_DiCE", _T(**_SEP, block="dice")),
-)
-
-VARIANTS = tuple(
-    Variant(id=f"resnet101_v{col:02d}", base="resnet101", techniques=t,
-            paper_ref=f"Sobolewski & Szyc, ResNet-101 table column {col} "
-                      f"(reference ResNet/{ref}.py)",
-            build=_build)
-    for col, ref, t in _PAPER_ROWS)
