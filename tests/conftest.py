@@ -1,6 +1,12 @@
-"""Shared test set-up: a clean Keras session and fixed seeds for every test."""
+"""Shared test set-up: a clean Keras session and fixed seeds for every test that uses Keras.
+
+TensorFlow is not imported here: a TF-free test (the core data, the spec grammar, the flag
+parsers) runs without it. When TensorFlow is loaded (a test module imported it, or an earlier
+test did) every test starts from a cleared session seeded with 0 and clears it afterwards.
+"""
 
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -8,12 +14,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 
+def _keras_if_loaded():
+    """`tf_keras` if TensorFlow is already imported in this process, else None."""
+    if "tensorflow" not in sys.modules:
+        return None
+    from tfopt._keras import keras
+    return keras
+
+
 @pytest.fixture(autouse=True)
 def _clean_keras_session():
-    from tfopt._keras import keras
-    import tensorflow as tf
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
+    keras = _keras_if_loaded()
+    if keras is not None:
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
     yield
-    keras.backend.clear_session()
-    del tf
+    keras = _keras_if_loaded()
+    if keras is not None:
+        keras.backend.clear_session()

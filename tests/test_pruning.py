@@ -84,7 +84,8 @@ def test_scope_all_prunes_dense_and_one_shot_pruning():
 
 
 def test_prune_and_finetune_with_train_fit():
-    train = pytest.importorskip("tfopt.train")
+    from tfopt import train
+
     ds = _dataset()
     config = train.TrainConfig(epochs=2, batch_size=16, optimizer="adam")
     result = P.prune_and_finetune(_small_model(), ds, config, target_sparsity=0.6)
