@@ -220,7 +220,7 @@ def test_bad_flagfile_fails_fast_with_one_line(tmp_path, case):
     # assert: it is flaky on a loaded machine).
     no_tf = tmp_path / "no_tf" / "tensorflow"
     no_tf.mkdir(parents=True)
-    (no_tf / "__init__.py").write_text("raise ImportError('tensorflow imported before validation')\n")
+    (no_tf / "__init__.py").write_text("raise ImportError('tensorflow imported too early')\n")
     path = os.pathsep.join(p for p in (str(no_tf.parent), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, "-m", "tfopt.experiments.ablation", f"--flagfile={ff}"],

@@ -54,7 +54,6 @@ def test_series_counts_match_paper_rule_and_caller_untouched():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.slow  # three tfmot fits: ~25 s under load, ~10 s idle
 def test_pruner_masks_are_cumulative_through_finetuning():
     import tensorflow as tf
     rng = np.random.default_rng(0)

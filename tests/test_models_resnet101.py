@@ -3,9 +3,6 @@
 The exact parameter / FLOP counts against the reference are in test_reference_counts.py.
 """
 
-import functools
-import re
-
 import numpy as np
 import pytest
 
@@ -17,13 +14,6 @@ from tfopt.models.resnet import _torchvision_layer, resnet, stage_table
 from tfopt.models.sizing import scale_channels
 
 RESNET_IDS = [v for v in list_variants() if get_variant(v).base == "resnet101"]
-NAME = re.compile(r"^(input|stem_[a-z0-9_]+|s[1-4]_b\d+_[a-z0-9_]+|head_[a-z0-9_]+)$")
-
-
-@functools.cache
-def _tiny(variant_id):
-    """A width-0.125 build, shared by the tests below (each ResNet-101 has 350-1,500 layers)."""
-    return build_model(variant_id, num_classes=10, width_multiplier=0.125)
 
 
 def _layout(variant_id, width=1.0):
@@ -40,7 +30,8 @@ def test_registry_lists_the_15_resnet_variants_in_order():
 
 
 def test_batch_size_1_builds_the_fixed_batch_graph():
-    m = build_model("resnet101_v13", num_classes=10, width_multiplier=0.125, batch_size=1)
+    m = resnet(get_variant("resnet101_v13").techniques, num_classes=10, width_multiplier=0.125,
+               batch_size=1, max_blocks_per_stage=1)
     assert m.input_shape == (1, 32, 32, 3) and m.output_shape == (1, 10)
 
 
@@ -108,7 +99,8 @@ def test_odd_width_multipliers_keep_grouped_widths_divisible(variant, divisor, w
 
 
 def test_odd_width_multiplier_builds_grouped_convs():
-    m = build_model("resnet101_v14", num_classes=3, width_multiplier=0.3)
+    m = resnet(get_variant("resnet101_v14").techniques, num_classes=3, width_multiplier=0.3,
+               max_blocks_per_stage=2)
     grouped = [layer for layer in m.layers if getattr(layer, "groups", 1) > 1]
     assert grouped and all(layer.input_shape[-1] % layer.groups == 0
                            and layer.filters % layer.groups == 0 for layer in grouped)
@@ -122,16 +114,22 @@ def test_width_multiplier_shrinks_every_stage():
 
 
 def test_techniques_are_present_only_when_on():
-    def names(variant):
-        return [layer.name for layer in _tiny(variant).layers]
-    v12, v11 = names("resnet101_v12"), names("resnet101_v11")
-    # 12: SE in all 3 + 4 + 23 + 2 ghost blocks (the reference has 64 SE Linear layers)
-    assert sum(n.endswith("_se_scale") for n in v12) == 32 and not any("_se_" in n for n in v11)
-    assert not any("shuffle" in n for n in v11)
+    def shallow(variant):  # every block kind of the variant, at most 2 blocks per stage
+        m = resnet(get_variant(variant).techniques, num_classes=10, width_multiplier=0.125,
+                   max_blocks_per_stage=2)
+        return [layer.name for layer in m.layers]
+    v12, v11 = shallow("resnet101_v12"), shallow("resnet101_v11")
+    # 12: SE in all 3 + 4 + 23 + 2 ghost blocks (the reference has 64 SE Linear layers): the
+    # full layout has 32 blocks and every block that is built carries one SE.
+    assert len(_layout("resnet101_v12").blocks) == 32
+    n_blocks = len(stage_table(get_variant("resnet101_v12").techniques, 0.125, 2).blocks)
+    assert sum(n.endswith("_se_scale") for n in v12) == n_blocks
+    assert not any("_se_" in n for n in v11) and not any("shuffle" in n for n in v11)
 
 
 def test_dice_variant_owns_the_reference_dead_parameters():
-    m = _tiny("resnet101_v15")
+    m = resnet(get_variant("resnet101_v15").techniques, num_classes=10, width_multiplier=0.125,
+               max_blocks_per_stage=1)  # the first (downsampling) block of each stage
     dead = [layer for layer in m.layers if isinstance(layer, DeadParameters)]
     assert [d.name for d in dead] == [f"s{s}_b1_unused_dw" for s in (1, 2, 3, 4)]
     assert all(c.flops == 0 for c in metrics.layer_costs(m) if c.kind == "DeadParameters")
@@ -145,7 +143,7 @@ def test_dice_variant_owns_the_reference_dead_parameters():
     ResNetTechniques(block="fire", head="optim_gap"),
 ], ids=lambda t: t.describe())
 def test_combinations_not_in_the_paper_build(techniques):
-    m = resnet(techniques, num_classes=7, width_multiplier=0.125)
+    m = resnet(techniques, num_classes=7, width_multiplier=0.125, max_blocks_per_stage=2)
     assert m.output_shape == (None, 7)
     assert m(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 7)
 

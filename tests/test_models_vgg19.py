@@ -97,6 +97,8 @@ def test_combination_not_in_paper_builds():
 def test_unknown_unit_is_a_value_error_listing_kinds():
     with pytest.raises(ValueError, match="unit='firee'.*fire_dws"):
         VggTechniques(unit="firee")
+    with pytest.raises(ValueError, match=r"se='yes'; expected one of \(False, True\)"):
+        VggTechniques(se="yes")
 
 
 # ------------------------------------------------------------------------------- DiCE unit

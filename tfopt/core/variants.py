@@ -49,8 +49,10 @@ class VggBase:
 
 VGG_BASES: dict[str, VggBase] = {
     # Simonyan & Zisserman, Table 1: configuration "E" (19) and "D" (16)
-    "vgg19": VggBase(((64, 2), (128, 2), (256, 4), (512, 4), (512, 4)), fc_hidden=4096, min_width=16),
-    "vgg16": VggBase(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)), fc_hidden=512, min_width=8),
+    "vgg19": VggBase(((64, 2), (128, 2), (256, 4), (512, 4), (512, 4)), fc_hidden=4096,
+                     min_width=16),
+    "vgg16": VggBase(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)), fc_hidden=512,
+                     min_width=8),
 }
 
 Techniques = ResNetTechniques | VggTechniques | None
