@@ -2,7 +2,8 @@
 
 TensorFlow is not imported here: a TF-free test (the core data, the spec grammar, the flag
 parsers) runs without it. When TensorFlow is loaded (a test module imported it, or an earlier
-test did) every test starts from a cleared session seeded with 0 and clears it afterwards.
+test did) every test starts from a cleared session seeded with 0 and clears it afterwards;
+otherwise Python's and NumPy's global generators are seeded with 0.
 """
 
 import os
@@ -27,7 +28,13 @@ def _clean_keras_session():
     keras = _keras_if_loaded()
     if keras is not None:
         keras.backend.clear_session()
-        keras.utils.set_random_seed(0)
+        keras.utils.set_random_seed(0)  # Python, NumPy and TensorFlow
+    else:
+        import random
+
+        import numpy as np
+        random.seed(0)
+        np.random.seed(0)
     yield
     keras = _keras_if_loaded()
     if keras is not None:
