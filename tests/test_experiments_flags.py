@@ -201,7 +201,7 @@ def test_config_from_flags_reads_a_flagfile(tmp_path):
     finally:
         fv.unparse_flags()
     assert c.variants == ("tiny_cnn",)
-    assert c.recipes == ("none", "prune_global:0.2,0.36", "ocnna:k=30")
+    assert [r.spec() for r in c.recipes] == ["none", "prune_global:0.2,0.36", "ocnna:k=30"]
     assert c.train_epochs == 2 and c.convert_modes == ("float32", "int8")
     assert os.path.isdir(tmp_path / "wd")
 

@@ -4,7 +4,10 @@ Every other module does `from tfopt._keras import keras, layers`.
 """
 
 import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads)
-import tf_keras as keras
+from tfopt.core.env import import_tensorflow
+
+import_tensorflow()  # TensorFlow's pre-init C++ lines filtered (tfopt.core.env)
+import tf_keras as keras  # noqa: E402
 
 layers = keras.layers
 
