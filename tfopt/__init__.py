@@ -16,9 +16,10 @@ if _os.environ["TF_USE_LEGACY_KERAS"] != "1":
         "(Keras 2 via tf_keras, required by tensorflow-model-optimization)")
 
 # TensorFlow's C++ start-up noise off unless the user set TF_CPP_MIN_LOG_LEVEL (tfopt.core.env).
-from tfopt.core.env import quiet_tensorflow as _quiet_tensorflow  # noqa: E402
+from tfopt.core import env as _env  # noqa: E402
 
-_quiet_tensorflow()
+_env.quiet_tensorflow()
+_env.install_quiet_import()
 
 __version__ = "0.1.0"
 

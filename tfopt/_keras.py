@@ -4,10 +4,7 @@ Every other module does `from tfopt._keras import keras, layers`.
 """
 
 import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads)
-from tfopt.core.env import import_tensorflow
-
-import_tensorflow()  # TensorFlow's pre-init C++ lines filtered (tfopt.core.env)
-import tf_keras as keras  # noqa: E402
+import tf_keras as keras
 
 layers = keras.layers
 

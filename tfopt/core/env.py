@@ -1,13 +1,19 @@
 """Process environment defaults that must be set before TensorFlow is first imported.
 
-`tfopt/__init__.py` calls `quiet_tensorflow()` once, so every CLI (and every import of tfopt)
-starts without TensorFlow's C++ start-up noise on a CPU machine: the `failed call to cuInit`
-E-lines, the oneDNN notice and absl's pre-init warning. A value the user set wins; the ablation
-CLI's `--tf_log_level` sets it explicitly. TensorFlow-free.
+`tfopt/__init__.py` calls `quiet_tensorflow()` and `install_quiet_import()` once, so every CLI
+(and every program that imports tfopt before TensorFlow) starts without TensorFlow's C++ start-up
+noise on a CPU machine: the `failed call to cuInit` E-lines and CPU-feature notice (hidden by
+TF_CPP_MIN_LOG_LEVEL=3), and the absl pre-init banner with the oneDNN and CUDA-driver I-lines,
+which TensorFlow prints while it loads, before that level applies (filtered from fd 2 during
+`import tensorflow`). A TF_CPP_MIN_LOG_LEVEL the user set wins (0 shows everything again); the
+ablation CLI's `--tf_log_level` sets it explicitly. TensorFlow-free.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.util
 import os
 import re
 import sys
@@ -42,32 +48,73 @@ _PREINIT_NOISE = re.compile(
 )
 
 
+@contextlib.contextmanager
+def filtered_stderr():
+    """Hold fd 2 in a file while the block runs, then write back all but `_PREINIT_NOISE`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+            kept = [ln for ln in text.splitlines(True) if not _PREINIT_NOISE.match(ln)]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
+
 def import_tensorflow():
-    """`import tensorflow` (and device discovery, where cuInit runs) with TensorFlow's pre-init
-    C++ lines filtered out of stderr unless TF_CPP_MIN_LOG_LEVEL is 0. Other lines are kept."""
+    """`import tensorflow` with its pre-init C++ lines filtered out of stderr (unless
+    TF_CPP_MIN_LOG_LEVEL is 0). Other lines are kept."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     if quiet_tensorflow() == "0":
         import tensorflow as tf
 
         return tf
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [
-                line
-                for line in captured.read().decode("utf-8", "replace").splitlines(True)
-                if not _PREINIT_NOISE.match(line)
-            ]
-            sys.stderr.write("".join(kept))
-            sys.stderr.flush()
+    with filtered_stderr():
+        import tensorflow as tf
     return tf
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs TensorFlow's own loader inside `filtered_stderr`."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+            return self.inner.exec_module(module)
+        with filtered_stderr():
+            self.inner.exec_module(module)
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` once (the normal way) and wraps its loader in `_QuietLoader`."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)  # one use; the search below must not find us again
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def install_quiet_import() -> None:
+    """Make the first `import tensorflow` of the process (whoever does it) filter its pre-init
+    lines; called once by tfopt/__init__.py. No effect once TensorFlow is imported."""
+    if "tensorflow" in sys.modules:
+        return
+    if not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())
