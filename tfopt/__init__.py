@@ -17,6 +17,7 @@ if _os.environ["TF_USE_LEGACY_KERAS"] != "1":
 
 # TensorFlow's C++ start-up noise off unless the user set TF_CPP_MIN_LOG_LEVEL (tfopt.core.env).
 from tfopt.core import env as _env  # noqa: E402
+from tfopt.core.lazy import lazy_getattr as _lazy_getattr  # noqa: E402
 
 _env.quiet_tensorflow()
 _env.install_quiet_import()
@@ -34,9 +35,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-        module = importlib.import_module(_LAZY[name])
-        return module if _LAZY[name].endswith("." + name) else getattr(module, name)
-    raise AttributeError(f"module 'tfopt' has no attribute {name!r}")
+__getattr__ = _lazy_getattr("tfopt", _LAZY)

@@ -7,21 +7,18 @@ first attribute access.
 
 from __future__ import annotations
 
-import importlib
+from tfopt.core.lazy import lazy_getattr
 
 _LAZY = {
     "choices": "tfopt.core.choices",
     "recipe": "tfopt.core.recipe",
     "results": "tfopt.core.results",
     "env": "tfopt.core.env",
+    "lazy": "tfopt.core.lazy",
     "Recipe": "tfopt.core.recipe",
     "parse_recipe": "tfopt.core.recipe",
     "TrialResult": "tfopt.core.results",
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        return module if _LAZY[name].endswith("." + name) else getattr(module, name)
-    raise AttributeError(f"module 'tfopt.core' has no attribute {name!r}")
+__getattr__ = lazy_getattr("tfopt.core", _LAZY)

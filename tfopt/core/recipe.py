@@ -44,14 +44,20 @@ def _fmt_float(x: float) -> str:
     return f"{x:g}"
 
 
+class _BareStep:
+    """A step without arguments: its spec is its kind."""
+
+    kind: str
+
+    def spec(self) -> str:
+        return self.kind
+
+
 @dataclasses.dataclass(frozen=True)
-class BaselineStep:
+class BaselineStep(_BareStep):
     """`none`: the variant trained from scratch with the baseline recipe."""
 
     kind: str = "none"
-
-    def spec(self) -> str:
-        return "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,13 +101,10 @@ class PruneStep:
 
 
 @dataclasses.dataclass(frozen=True)
-class QatStep:
+class QatStep(_BareStep):
     """`qat`: quantization-aware training (always the last step)."""
 
     kind: str = "qat"
-
-    def spec(self) -> str:
-        return "qat"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -99,44 +99,38 @@ def write_plots(rows, outdir: str) -> dict[str, str]:
         paths["accuracy_vs_int8_bytes"] = _save(fig, plt, outdir, "accuracy_vs_int8_bytes.png")
     prune = pruning_table(rows)
     if prune:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for variant in dict.fromkeys(p["variant"] for p in prune):
-            pts = [p for p in prune if p["variant"] == variant]
-            ax.plot(
-                [p["conv_sparsity_pct"] for p in pts],
-                [p["accuracy_pct"] for p in pts],
-                "-o",
-                ms=4,
-                label=variant,
-            )
-        ax.set_xlabel("conv weight sparsity [%]")
-        ax.set_ylabel("accuracy [%]")
-        ax.set_title("Accuracy vs sparsity")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        paths["accuracy_vs_sparsity"] = _save(fig, plt, outdir, "accuracy_vs_sparsity.png")
+        series = {}
+        for p in prune:
+            series.setdefault(p["variant"], []).append((p["conv_sparsity_pct"], p["accuracy_pct"]))
+        paths["accuracy_vs_sparsity"] = _line_plot(
+            plt, outdir, "accuracy_vs_sparsity", series, "conv weight sparsity [%]",
+            "Accuracy vs sparsity",
+        )
     oc = [o for o in ocnna_table(rows) if "+" not in o["recipe"]]
     if oc:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for variant, crit in dict.fromkeys((o["variant"], o["criterion"]) for o in oc):
-            pts = sorted(
-                (o for o in oc if (o["variant"], o["criterion"]) == (variant, crit)),
-                key=lambda o: o["rpr_pct"] or 0,
+        series = {}
+        for o in sorted(oc, key=lambda o: o["rpr_pct"] or 0):
+            series.setdefault(f"{o['variant']} {o['criterion']}", []).append(
+                (o["rpr_pct"], o["accuracy_pct"])
             )
-            ax.plot(
-                [o["rpr_pct"] for o in pts],
-                [o["accuracy_pct"] for o in pts],
-                "-o",
-                ms=4,
-                label=f"{variant} {crit}",
-            )
-        ax.set_xlabel("Remaining Parameters Ratio [%]")
-        ax.set_ylabel("accuracy [%]")
-        ax.set_title("OCNNA vs L1 / random at equal RPR")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        paths["ocnna_vs_baselines"] = _save(fig, plt, outdir, "ocnna_vs_baselines.png")
+        paths["ocnna_vs_baselines"] = _line_plot(
+            plt, outdir, "ocnna_vs_baselines", series, "Remaining Parameters Ratio [%]",
+            "OCNNA vs L1 / random at equal RPR",
+        )
     return paths
+
+
+def _line_plot(plt, outdir, name, series: dict, xlabel: str, title: str) -> str:
+    """One line per label of `series` ({label: [(x, accuracy %), ...]}); returns the PNG path."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, pts in series.items():
+        ax.plot([x for x, _ in pts], [y for _, y in pts], "-o", ms=4, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy [%]")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, plt, outdir, f"{name}.png")
 
 
 def _save(fig, plt, outdir, name):
