@@ -273,3 +273,21 @@ def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
     assert res2.returncode == 0
     assert len(read_results(str(results))) == len(rows)
     assert "already done" in res2.stdout
+
+
+def test_the_config_is_validated_once_not_per_trial(tmp_path, monkeypatch):
+    from tfopt.experiments import config as cfg
+
+    c = _config(tmp_path)
+    calls = []
+    monkeypatch.setattr(cfg, "check_dataset", lambda *a: calls.append(a))
+    seen = []
+    inner = _fake_trial_fn()
+
+    def fn(config, trial, deps):
+        seen.append(config)
+        return inner(config, trial, deps)
+
+    assert ablation.run_grid(c, executor=LocalExecutor(fn), write_report=False) == 0
+    assert calls == [] and len(seen) == 4  # no trial rebuilt (re-validated) the config
+    assert all(s is c for s in seen)  # the driver hands the validated object itself

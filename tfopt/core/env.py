@@ -44,13 +44,20 @@ def quiet_tensorflow(level: str | int | None = None) -> str:
 _PREINIT_NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|[IW]\d{4} [0-9:. ]+\d+ \S+:\d+\]"
-    r"|To enable the following instructions: )"
+    r"|To enable the following instructions: "
+    # ... and what the TFLite converter and LiteRT print from C++ on every conversion
+    r"|fully_quantize: \d+, inference_type: "
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)"
 )
 
 
 @contextlib.contextmanager
 def filtered_stderr():
-    """Hold fd 2 in a file while the block runs, then write back all but `_PREINIT_NOISE`."""
+    """Hold fd 2 in a file while the block runs, then write back all but `_PREINIT_NOISE`
+    (everything when TF_CPP_MIN_LOG_LEVEL is 0)."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -91,8 +98,6 @@ class _QuietLoader(importlib.abc.Loader):
         return self.inner.create_module(spec)
 
     def exec_module(self, module):
-        if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
-            return self.inner.exec_module(module)
         with filtered_stderr():
             self.inner.exec_module(module)
 

@@ -15,6 +15,7 @@ import json
 import os
 from typing import Callable
 
+from tfopt.core import env
 from tfopt.core.results import MicroResult, TFLiteResult, failure_message
 from tfopt.experiments.config import ExperimentConfig
 from tfopt.experiments.grid import Trial
@@ -49,9 +50,10 @@ def write_artefacts(
         if trial.recipe.last.kind == "qat" and mode != "int8":
             continue  # a QAT model is meant for int8; float modes repeat its parent
         try:
-            conv = _convert(config, trial, model, data, mode)
-            path = os.path.join(trial_dir, f"{artefact_name(trial)}.{mode}.tflite")
-            results[mode] = _measure(config, data, conv, path)
+            with env.filtered_stderr():  # the converter's and LiteRT's C++ chatter
+                conv = _convert(config, trial, model, data, mode)
+                path = os.path.join(trial_dir, f"{artefact_name(trial)}.{mode}.tflite")
+                results[mode] = _measure(config, data, conv, path)
             if mode == "int8":
                 int8 = conv
             else:
