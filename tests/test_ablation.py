@@ -13,6 +13,7 @@ import pytest
 from tfopt.experiments import ablation
 from tfopt.experiments.config import ExperimentConfig
 from tfopt.experiments.executors import LocalExecutor
+from tfopt.core.results import TrialResult
 from tfopt.experiments.store import ResultsStore, read_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,21 +31,19 @@ def _config(tmp_path, **kw):
 
 
 def _fake_trial_fn(fail=(), calls=None):
-    def fn(config_dict, trial_dict, dep_rows):
+    def fn(config, trial, dep_rows):
+        assert isinstance(config, ExperimentConfig)  # the validated object itself
         if calls is not None:
-            calls.append(trial_dict["id"])
-        for d in (trial_dict["parent"], trial_dict["baseline"]):
-            if d and d != trial_dict["id"]:
-                assert dep_rows[d]["status"] == "ok"  # deps are passed in, finished
-        if trial_dict["id"] in fail:
-            return {"trial_id": trial_dict["id"], "status": "failed", "error": "boom"}
-        return {
-            "trial_id": trial_dict["id"],
-            "status": "ok",
-            "keras_accuracy_pct": 90.0,
-            "params": 100,
-            "flops": 1000,
-        }
+            calls.append(trial.id)
+        for d in (trial.parent, trial.baseline):
+            if d and d != trial.id:
+                assert dep_rows[d].ok  # deps are passed in, finished
+        if trial.id in fail:
+            return trial.failed("boom")
+        return TrialResult(
+            trial.id, trial.variant, str(trial.recipe), "ok",
+            keras_accuracy_pct=90.0, params=100, flops=1000,
+        )
 
     return fn
 
@@ -63,8 +62,8 @@ def test_grid_runs_every_trial_once_and_appends_one_line_each(tmp_path, capsys):
         "tiny_cnn__qat",
     ]
     rows = read_results(c.workdir)
-    assert [r["trial_id"] for r in rows] == calls
-    assert all(r["config_fingerprint"] == c.fingerprint() for r in rows)
+    assert [r.trial_id for r in rows] == calls
+    assert all(r.config_fingerprint == c.fingerprint() for r in rows)
     out = capsys.readouterr().out
     assert "[1/4] start  tiny_cnn__none" in out and "[4/4] ok" in out and "eta" in out
     cfgjson = json.load(open(os.path.join(c.workdir, "config.json")))
@@ -93,11 +92,11 @@ def test_failed_trial_is_recorded_blocks_its_children_and_is_retried(tmp_path):
         executor=LocalExecutor(_fake_trial_fn(fail={"tiny_cnn__prune_global_0.2"})),
         write_report=False,
     )
-    rows = {r["trial_id"]: r for r in read_results(c.workdir)}
+    rows = {r.trial_id: r for r in read_results(c.workdir)}
     assert n == 2  # the failing trial and the one built on it
-    assert rows["tiny_cnn__prune_global_0.2"]["error"] == "boom"
-    assert "depends on failed" in rows["tiny_cnn__prune_global_0.2_0.36"]["error"]
-    assert rows["tiny_cnn__qat"]["status"] == "ok"  # the run went on
+    assert rows["tiny_cnn__prune_global_0.2"].error == "boom"
+    assert "depends on failed" in rows["tiny_cnn__prune_global_0.2_0.36"].error
+    assert rows["tiny_cnn__qat"].status == "ok"  # the run went on
     calls = []
     assert (
         ablation.run_grid(
@@ -115,7 +114,7 @@ def test_a_raising_trial_function_becomes_a_failed_row(tmp_path):
     c = _config(tmp_path, recipes=("none",))
     assert ablation.run_grid(c, executor=LocalExecutor(boom), write_report=False) == 1
     (row,) = read_results(c.workdir)
-    assert row["status"] == "failed" and "kaput" in row["error"]
+    assert row.status == "failed" and "kaput" in row.error
 
 
 def test_different_config_is_refused_unless_overwrite(tmp_path):
@@ -136,12 +135,12 @@ def test_different_config_is_refused_unless_overwrite(tmp_path):
 
 def test_torn_last_line_is_ignored_and_repaired(tmp_path):
     store = ResultsStore(str(tmp_path))
-    store.append({"trial_id": "a", "status": "ok"})
+    store.append(TrialResult("a", "tiny_cnn", "none", "ok"))
     with open(store.path, "a") as f:
         f.write('{"trial_id": "b", "sta')  # a kill -9 mid-write
-    assert [r["trial_id"] for r in store.rows()] == ["a"]
-    store.append({"trial_id": "c", "status": "ok"})
-    assert [r["trial_id"] for r in store.rows()] == ["a", "c"]
+    assert [r.trial_id for r in store.rows()] == ["a"]
+    store.append(TrialResult("c", "tiny_cnn", "none", "ok"))
+    assert [r.trial_id for r in store.rows()] == ["a", "c"]
     assert set(store.finished()) == {"a", "c"}
 
 
@@ -232,11 +231,11 @@ def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
     if killed:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = [r["trial_id"] for r in read_results(str(results))] if results.exists() else []
+    before = [r.trial_id for r in read_results(str(results))] if results.exists() else []
     res = _run_driver(ff, wd)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     rows = read_results(str(results))
-    ids = [r["trial_id"] for r in rows]
+    ids = [r.trial_id for r in rows]
     expected = {
         "tiny_cnn__none",
         "tiny_cnn__prune_global_0.2",
@@ -247,20 +246,48 @@ def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
     assert set(ids) == expected
     assert len(ids) == len(set(ids)), "a trial was repeated"
     assert ids[: len(before)] == before
-    by = {r["trial_id"]: r for r in rows}
+    by = {r.trial_id: r for r in rows}
     base = by["tiny_cnn__none"]
-    assert base["status"] == "ok" and 10 < base["keras_accuracy_pct"] <= 100
-    assert base["tflite"]["int8"]["bytes"] > 1000 and base["micro"]["status"] == "ok"
-    assert base["micro"]["arena_bytes"] > 0
+    assert base.status == "ok" and 10 < base.keras_accuracy_pct <= 100
+    assert base.int8.bytes > 1000 and base.micro.status == "ok"
+    assert base.micro.arena_bytes > 0
     p36 = by["tiny_cnn__prune_global_0.2_0.36"]
-    assert abs(p36["conv_sparsity"] - 0.36) < 0.01
-    assert p36["nonzero_params"] < base["nonzero_params"]
-    assert by["tiny_cnn__ocnna_k_30"]["params"] < base["params"]
+    assert abs(p36.conv_sparsity - 0.36) < 0.01
+    assert p36.nonzero_params < base.nonzero_params
+    assert by["tiny_cnn__ocnna_k_30"].params < base.params
     for r in rows:
-        assert r["versions"]["tensorflow"] and r["wall_time_s"] > 0
+        assert r.versions["tensorflow"] and r.wall_time_s > 0
     assert os.path.exists(wd / "report.md")
+    # Each .tflite written once (int8: only the firmware export); its manifest holds what the
+    # row measured; models are saved as .keras (QAT: .h5, which tfmot can reload).
+    exp = wd / "tflite_models" / "tiny_cnn__none"
+    assert base.int8.path == str(exp / "tiny_cnn__none.tflite")
+    assert not (wd / "trials" / "tiny_cnn__none" / "tiny_cnn__none.int8.tflite").exists()
+    manifest = json.loads((exp / "tiny_cnn__none.json").read_text())
+    assert manifest["accuracy"] == pytest.approx(base.int8.accuracy_pct / 100)
+    assert manifest["arena_bytes"] == base.micro.arena_bytes
+    assert (wd / "trials" / "tiny_cnn__none" / "model.keras").exists()
+    assert (wd / "trials" / "tiny_cnn__qat" / "model.h5").exists()
     # The same command again: nothing to do, nothing appended.
     res2 = _run_driver(ff, wd)
     assert res2.returncode == 0
     assert len(read_results(str(results))) == len(rows)
     assert "already done" in res2.stdout
+
+
+def test_the_config_is_validated_once_not_per_trial(tmp_path, monkeypatch):
+    from tfopt.experiments import config as cfg
+
+    c = _config(tmp_path)
+    calls = []
+    monkeypatch.setattr(cfg, "check_dataset", lambda *a: calls.append(a))
+    seen = []
+    inner = _fake_trial_fn()
+
+    def fn(config, trial, deps):
+        seen.append(config)
+        return inner(config, trial, deps)
+
+    assert ablation.run_grid(c, executor=LocalExecutor(fn), write_report=False) == 0
+    assert calls == [] and len(seen) == 4  # no trial rebuilt (re-validated) the config
+    assert all(s is c for s in seen)  # the driver hands the validated object itself

@@ -188,7 +188,7 @@ def test_report_and_recommend_with_a_combination_id(tmp_path):
     results = tmp_path / "results.jsonl"
     results.write_text(text)
     rows = read_results(str(results))
-    assert {r["variant"] for r in rows} == {combo}
+    assert {r.variant for r in rows} == {combo}
     paths = report.write_report(str(results), str(tmp_path / "out"), tensorboard=False)
     with open(paths["markdown"]) as f:
         md = f.read()

@@ -6,6 +6,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from tfopt.core.results import TrialResult  # noqa: E402
 from tfopt.experiments import ablation  # noqa: E402
 from tfopt.experiments.config import ExperimentConfig  # noqa: E402
 from tfopt.experiments.executors import RayExecutor  # noqa: E402
@@ -26,26 +27,21 @@ def ray_cluster():
 
 @pytest.mark.slow
 def test_ray_runs_the_grid_in_dependency_order_one_task_per_trial(tmp_path, ray_cluster):
-    def trial_fn(config_dict, trial_dict, dep_rows):
+    def trial_fn(config, trial, dep_rows):
         # Runs in a Ray worker process: deps arrive finished, results go back to the driver.
         import os as _os
         import time as _time
 
-        for d in (trial_dict["parent"], trial_dict["baseline"]):
-            if d and d != trial_dict["id"]:
-                assert dep_rows[d]["status"] == "ok"
-                assert dep_rows[d]["finished"] <= _time.time()
-        if trial_dict["id"].endswith("prune_poly_0.5"):
+        for d in (trial.parent, trial.baseline):
+            if d and d != trial.id:
+                assert dep_rows[d].ok
+                assert dep_rows[d].timings["finished"] <= _time.time()
+        if trial.id.endswith("prune_poly_0.5"):
             raise RuntimeError("simulated failure")
-        return {
-            "trial_id": trial_dict["id"],
-            "status": "ok",
-            "pid": _os.getpid(),
-            "finished": _time.time(),
-            "keras_accuracy_pct": 50.0,
-            "params": 1,
-            "flops": 1,
-        }
+        return TrialResult(
+            trial.id, trial.variant, str(trial.recipe), "ok", host=str(_os.getpid()),
+            timings={"finished": _time.time()}, keras_accuracy_pct=50.0, params=1, flops=1,
+        )
 
     c = ExperimentConfig(
         variants=("tiny_cnn", "vgg16"),
@@ -58,23 +54,20 @@ def test_ray_runs_the_grid_in_dependency_order_one_task_per_trial(tmp_path, ray_
         c, executor=RayExecutor(trial_fn=trial_fn, gpus_per_trial=0), write_report=False
     )
     rows = read_results(c.workdir)
-    by = {r["trial_id"]: r for r in rows}
+    by = {r.trial_id: r for r in rows}
     assert len(rows) == 8 and failed == 2
-    assert by["vgg16__prune_poly_0.5"]["status"] == "failed"
-    assert "simulated failure" in by["vgg16__prune_poly_0.5"]["error"]
-    assert by["vgg16__prune_global_0.2_0.36"]["status"] == "ok"
-    assert all(by[t]["pid"] != os.getpid() for t in by if by[t]["status"] == "ok")
+    assert by["vgg16__prune_poly_0.5"].status == "failed"
+    assert "simulated failure" in by["vgg16__prune_poly_0.5"].error
+    assert by["vgg16__prune_global_0.2_0.36"].status == "ok"
+    assert all(by[t].host != str(os.getpid()) for t in by if by[t].ok)
     # resume through Ray: only the failed trials run again
     calls = []
 
-    def ok_fn(config_dict, trial_dict, dep_rows):
-        return {
-            "trial_id": trial_dict["id"],
-            "status": "ok",
-            "keras_accuracy_pct": 50.0,
-            "params": 1,
-            "flops": 1,
-        }
+    def ok_fn(config, trial, dep_rows):
+        return TrialResult(
+            trial.id, trial.variant, str(trial.recipe), "ok",
+            keras_accuracy_pct=50.0, params=1, flops=1,
+        )
 
     failed2 = ablation.run_grid(
         c, executor=RayExecutor(trial_fn=ok_fn, gpus_per_trial=0), write_report=False

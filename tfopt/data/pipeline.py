@@ -18,7 +18,9 @@ import tensorflow as tf
 from tfopt.data import folder, idx, preprocess, stats, synthetic, tfds_source
 from tfopt.data.info import FASHION_MNIST_CLASSES, NORMALISATION, DatasetInfo
 
-NAMED_SOURCES = ("fashion_mnist", "cifar10", "cifar100", "imagenet2012", "synthetic", "folder:PATH")
+from tfopt.core.choices import DATASETS  # noqa: E402  (defined once, TF-free)
+
+NAMED_SOURCES = (*DATASETS, "folder:PATH")
 _SPLITS = ("train", "test", "val", "validation")
 _SHUFFLE_BUFFER = 10_000          # examples; tfds sources (in-memory ones are fully permuted)
 _CACHE_LIMIT_BYTES = 2 * 1024**3  # decoded tfds splits larger than this are not cached in RAM

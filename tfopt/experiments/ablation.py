@@ -10,9 +10,12 @@ half-trained baseline continues from its checkpoint. Exit status 0 iff every tri
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
+from tfopt.core import env
+from tfopt.core.results import TrialResult
 from tfopt.experiments.config import ExperimentConfig
 from tfopt.experiments.grid import Trial, plan
 from tfopt.experiments.store import ResultsStore
@@ -46,17 +49,16 @@ class Progress:
             flush=True,
         )
 
-    def finish(self, trial: Trial, row: dict) -> None:
+    def finish(self, trial: Trial, row: TrialResult) -> None:
         self.done += 1
         self.ran += 1
-        status = row.get("status", "?")
-        if status != "ok":
+        if not row.ok:
             self.failed += 1
-        acc = row.get("keras_accuracy_pct")
+        acc = row.keras_accuracy_pct
         extra = f"  acc {acc:.2f}%" if isinstance(acc, (int, float)) else ""
-        err = f"  error: {row.get('error')}" if status != "ok" else ""
+        err = f"  error: {row.error}" if not row.ok else ""
         print(
-            f"[{self.done}/{self.total}] {status:<6} {trial.id}  ({row.get('wall_time_s', 0):.0f}"
+            f"[{self.done}/{self.total}] {row.status:<6} {trial.id}  ({row.wall_time_s or 0:.0f}"
             f" s){extra}  elapsed {_hms(time.monotonic() - self.t0)}  eta {self._eta()}{err}",
             file=self.out,
             flush=True,
@@ -96,18 +98,15 @@ def run_grid(
         progress = Progress(len(trials), len(trials) - len(todo), out)
         executor = executor or make_executor(config)
 
-        def on_finish(trial: Trial, row: dict) -> None:
-            row.setdefault("trial_id", trial.id)
-            row.setdefault("variant", trial.variant)
-            row.setdefault("recipe", trial.recipe)
-            row.setdefault("requested", trial.requested)
-            row.setdefault("config_fingerprint", config.fingerprint())
+        def on_finish(trial: Trial, row: TrialResult) -> None:
+            if row.config_fingerprint is None:
+                row = dataclasses.replace(row, config_fingerprint=config.fingerprint())
             store.append(row)
             progress.finish(trial, row)
 
         executor.run(
             trials,
-            config.to_dict(),
+            config,
             {t.id: done[t.id] for t in trials if t.id in done},
             progress.start,
             on_finish,
@@ -116,7 +115,7 @@ def run_grid(
         failed = [t.id for t in trials if t.id not in latest]
         if write_report:
             try:
-                from tfopt import report
+                from tfopt.experiments import report
 
                 paths = report.write_report(config.workdir)
                 print(f"report: {paths['markdown']}", file=out, flush=True)
@@ -145,10 +144,9 @@ def main(argv) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    import os
     from absl import logging
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads in a trial
+    env.quiet_tensorflow(tf_flags.FLAGS.tf_log_level)  # before TensorFlow loads in a trial
     logging.set_verbosity(logging.WARNING)
     try:
         failed = run_grid(config, flags_text=tf_flags.FLAGS.flags_into_string())

@@ -15,39 +15,31 @@ address a local cluster is started. `ray` is imported only in this module, only 
 from __future__ import annotations
 
 import os
-import traceback
 from typing import Callable
 
+from tfopt.core.results import TrialResult, failure_message
+from tfopt.experiments.config import ExperimentConfig
 from tfopt.experiments.grid import Trial
 
-TrialFn = Callable[[dict, dict, dict], dict]  # (config dict, trial dict, dep rows) -> row
+# (config, trial, finished dependency rows by trial id) -> the trial's row. The config arrives
+# validated (built once by the driver); Ray pickles it without running its checks again.
+TrialFn = Callable[[ExperimentConfig, Trial, dict], TrialResult]
 OnStart = Callable[[Trial], None]
-OnFinish = Callable[[Trial, dict], None]
+OnFinish = Callable[[Trial, TrialResult], None]
 
 
-def default_trial_fn(config_dict: dict, trial_dict: dict, dep_rows: dict) -> dict:
-    """Run one real trial (imports TensorFlow); never raises: failures become rows."""
-    from tfopt.experiments import trial as trial_lib
+def default_trial_fn() -> TrialFn:
+    """A real trial runner (imports TensorFlow when a trial runs); never raises."""
+    from tfopt.experiments.runner import TrialRunner
 
-    return trial_lib.run_trial_safe(config_dict, trial_dict, dep_rows)
-
-
-def _failed_dep_row(trial: Trial, dep: str) -> dict:
-    return {
-        "trial_id": trial.id,
-        "variant": trial.variant,
-        "recipe": trial.recipe,
-        "status": "failed",
-        "error": f"not run: trial {dep!r} it depends on failed",
-        "wall_time_s": 0.0,
-    }
+    return TrialRunner().run_safe
 
 
 class _Graph:
     """Bookkeeping shared by the executors: which trial may start, which can never start."""
 
-    def __init__(self, trials: list[Trial], done: dict[str, dict]):
-        self.ok = {tid for tid, row in done.items() if row.get("status") == "ok"}
+    def __init__(self, trials: list[Trial], done: dict[str, TrialResult]):
+        self.ok = {tid for tid, row in done.items() if row.ok}
         self.failed: set[str] = set()
         self.pending = [t for t in trials if t.id not in self.ok]
         self.order = {t.id: i for i, t in enumerate(trials)}
@@ -69,9 +61,9 @@ class _Graph:
         self.pending = keep
         return ready, blocked
 
-    def finish(self, trial: Trial, row: dict) -> None:
+    def finish(self, trial: Trial, row: TrialResult) -> None:
         self.rows[trial.id] = row
-        (self.ok if row.get("status") == "ok" else self.failed).add(trial.id)
+        (self.ok if row.ok else self.failed).add(trial.id)
 
     def dep_rows(self, trial: Trial) -> dict:
         return {d: self.rows[d] for d in trial.deps}
@@ -82,24 +74,23 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, trial_fn: TrialFn = default_trial_fn):
+    def __init__(self, trial_fn: TrialFn | None = None):
         self.trial_fn = trial_fn
 
     def run(
         self,
         trials: list[Trial],
-        config_dict: dict,
-        done: dict[str, dict],
+        config: ExperimentConfig,
+        done: dict[str, TrialResult],
         on_start: OnStart,
         on_finish: OnFinish,
     ) -> None:
         graph = _Graph(trials, done)
+        trial_fn = self.trial_fn or default_trial_fn()
         while graph.pending:
             ready, blocked = graph.take_ready()
             for t, dep in blocked:
-                row = _failed_dep_row(t, dep)
-                graph.finish(t, row)
-                on_finish(t, row)
+                _finish_blocked(graph, t, dep, on_finish)
             if not ready:
                 if graph.pending and not blocked:
                     raise AssertionError(f"dependency cycle among {[t.id for t in graph.pending]}")
@@ -108,16 +99,9 @@ class LocalExecutor:
             graph.put_back(ready[1:])
             on_start(t)
             try:
-                row = self.trial_fn(config_dict, t.to_dict(), graph.dep_rows(t))
+                row = trial_fn(config, t, graph.dep_rows(t))
             except Exception as err:  # a trial function must not take the grid down
-                row = {
-                    "trial_id": t.id,
-                    "variant": t.variant,
-                    "recipe": t.recipe,
-                    "status": "failed",
-                    "error": f"{type(err).__name__}: {err}",
-                    "traceback": traceback.format_exc(),
-                }
+                row = t.failed(failure_message(err))
             graph.finish(t, row)
             on_finish(t, row)
 
@@ -132,7 +116,7 @@ class RayExecutor:
         address: str | None = None,
         gpus_per_trial: float | None = None,
         cpus_per_trial: float = 1.0,
-        trial_fn: TrialFn = default_trial_fn,
+        trial_fn: TrialFn | None = None,
         init_kwargs: dict | None = None,
     ):
         self.address = address
@@ -172,8 +156,8 @@ class RayExecutor:
     def run(
         self,
         trials: list[Trial],
-        config_dict: dict,
-        done: dict[str, dict],
+        config: ExperimentConfig,
+        done: dict[str, TrialResult],
         on_start: OnStart,
         on_finish: OnFinish,
     ) -> None:
@@ -185,18 +169,16 @@ class RayExecutor:
         if gpus is None:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=gpus, max_retries=0)(
-            self.trial_fn
+            self.trial_fn or default_trial_fn()
         )
         in_flight: dict = {}
         while graph.pending or in_flight:
             ready, blocked = graph.take_ready()
             for t, dep in blocked:
-                row = _failed_dep_row(t, dep)
-                graph.finish(t, row)
-                on_finish(t, row)
+                _finish_blocked(graph, t, dep, on_finish)
             for t in ready:
                 on_start(t)
-                in_flight[remote.remote(config_dict, t.to_dict(), graph.dep_rows(t))] = t
+                in_flight[remote.remote(config, t, graph.dep_rows(t))] = t
             if not in_flight:
                 if graph.pending and not blocked:
                     raise AssertionError(f"dependency cycle among {[t.id for t in graph.pending]}")
@@ -209,16 +191,17 @@ class RayExecutor:
                 except Exception as err:  # worker crash (OOM, killed node): record, go on
                     cause = getattr(err, "cause", None) or err
                     lines = [ln for ln in str(cause).splitlines() if ln.strip()]
-                    row = {
-                        "trial_id": t.id,
-                        "variant": t.variant,
-                        "recipe": t.recipe,
-                        "status": "failed",
-                        "error": f"ray task failed: "
-                        f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:500],
-                    }
+                    row = t.failed(
+                        f"ray task failed: {type(cause).__name__}: {lines[-1] if lines else ''}"
+                    )
                 graph.finish(t, row)
                 on_finish(t, row)
+
+
+def _finish_blocked(graph: _Graph, trial: Trial, dep: str, on_finish: OnFinish) -> None:
+    row = trial.failed(f"not run: trial {dep!r} it depends on failed")
+    graph.finish(trial, row)
+    on_finish(trial, row)
 
 
 def make_executor(config) -> LocalExecutor | RayExecutor:

@@ -16,6 +16,7 @@ import tempfile
 
 from absl import flags
 
+from tfopt.core.env import TF_LOG_LEVELS
 from tfopt.experiments import config as cfg
 from tfopt.models.spec import split_variant_list
 
@@ -115,6 +116,13 @@ flags.DEFINE_bool(
 flags.DEFINE_integer(
     "verbose", 1, "Keras verbosity inside trials (0 silent, 1 progress bars, 2 lines)."
 )
+flags.DEFINE_enum(
+    "tf_log_level",
+    None,
+    list(TF_LOG_LEVELS),
+    "TensorFlow C++ log level (TF_CPP_MIN_LOG_LEVEL): 0 all, 1 no INFO, 2 no WARNING, 3 no "
+    "ERROR; default: $TF_CPP_MIN_LOG_LEVEL, else 3 (quiet).",
+)
 
 flags.DEFINE_alias("force", "overwrite")
 
@@ -186,9 +194,8 @@ def config_from_flags(flag_values=FLAGS) -> cfg.ExperimentConfig:
     if kw["compress_variants"] is not None:
         kw["compress_variants"] = tuple(split_variant_list(kw["compress_variants"]))
     kw["convert_modes"] = tuple(m.strip() for m in kw["convert_modes"] if m.strip())
-    config = cfg.ExperimentConfig(**kw)
-    workdir = check_workdir(config.workdir)
-    return cfg.ExperimentConfig(**{**kw, "workdir": workdir})
+    kw["workdir"] = check_workdir(kw["workdir"])
+    return cfg.ExperimentConfig(**kw)  # validated once, here
 
 
 def parse_argv(argv: list[str], flag_values=FLAGS) -> list[str]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from tfopt.experiments.config import NONE_RECIPE, ExperimentConfig, Recipe, parse_recipe
+from tfopt.core.results import TrialResult
+from tfopt.core.recipe import NONE_RECIPE, Recipe, parse_recipe
+from tfopt.experiments.config import ExperimentConfig
 from tfopt.models.spec import spec_slug
 
 
@@ -18,8 +20,7 @@ def trial_id(variant: str, recipe: Recipe | str) -> str:
     """'tiny_cnn__prune_global_0.2_0.36' (filesystem-safe, unique within a workdir); a technique
     combination contributes its slug: 'resnet101[block=ghost,attention=se]' + 'none' ->
     'resnet101.block-ghost.attention-se__none'."""
-    recipe = parse_recipe(recipe) if isinstance(recipe, str) else recipe
-    return f"{spec_slug(variant)}__{recipe.id}"
+    return f"{spec_slug(variant)}__{parse_recipe(recipe).id}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Trial:
     Attributes:
       id: Unique id (`trial_id`), also the name of its folder under WORKDIR/trials/.
       variant: Zoo id or canonical technique-combination spec (tfopt.models.spec).
-      recipe: Canonical recipe spec (parseable by `parse_recipe`).
+      recipe: The recipe (parsed once; `str(recipe)` is its canonical spec).
       parent: Trial whose output model this one starts from (None for a baseline).
       baseline: The variant's baseline trial (accuracy drop and Remaining Parameters Ratio are
         measured against it); equals `id` for a baseline.
@@ -39,7 +40,7 @@ class Trial:
 
     id: str
     variant: str
-    recipe: str
+    recipe: Recipe
     parent: str | None
     baseline: str
     teacher: str | None = None
@@ -53,14 +54,21 @@ class Trial:
             )
         )
 
+    def failed(self, error: str, **fields) -> TrialResult:
+        """This trial's failed row (the one shape: `TrialResult.failed`)."""
+        return TrialResult.failed(
+            self.id, self.variant, self.recipe.spec(), error, requested=self.requested, **fields
+        )
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain JSON types (the recipe as its spec)."""
+        return {**dataclasses.asdict(self), "recipe": self.recipe.spec()}
 
 
 def plan(config: ExperimentConfig) -> list[Trial]:
     """All trials of `config`, each after the trials it depends on."""
     trials: dict[str, Trial] = {}
-    requested = [parse_recipe(r) for r in config.recipes]
+    requested = config.recipes
 
     def add(variant: str, recipe: Recipe, is_requested: bool) -> str:
         tid = trial_id(variant, recipe)
@@ -70,7 +78,7 @@ def plan(config: ExperimentConfig) -> list[Trial]:
             return tid
         base_id = trial_id(variant, NONE_RECIPE)
         if recipe.is_baseline:
-            trials[tid] = Trial(tid, variant, recipe.spec(), None, tid, None, is_requested)
+            trials[tid] = Trial(tid, variant, recipe, None, tid, None, is_requested)
             return tid
         add(variant, NONE_RECIPE, False)
         parent = recipe.parent()
@@ -84,12 +92,12 @@ def plan(config: ExperimentConfig) -> list[Trial]:
                 teacher = parent_id
         else:
             parent_id = add(variant, parent, False)
-        trials[tid] = Trial(tid, variant, recipe.spec(), parent_id, base_id, teacher, is_requested)
+        trials[tid] = Trial(tid, variant, recipe, parent_id, base_id, teacher, is_requested)
         return tid
 
     for variant in config.variants:
         for recipe in requested:
-            if variant not in config.variants_for(recipe.spec()):
+            if variant not in config.variants_for(recipe):
                 continue
             for prefix in recipe.expand()[:-1]:
                 add(variant, prefix, False)

@@ -19,8 +19,8 @@ import dataclasses
 import json
 import sys
 
-from tfopt.experiments.config import METRICS, _unknown
-from tfopt.experiments.store import latest_rows, read_results
+from tfopt.core.choices import METRICS, unknown
+from tfopt.core.results import TrialResult, as_results, latest, read_results
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,65 +65,68 @@ class Recommendation:
         return d
 
 
-def reference_of(rows: list[dict]) -> str | None:
+def reference_of(rows: list[TrialResult]) -> str | None:
     """The reference variant recorded in the rows (or the first variant seen)."""
     for r in rows:
-        if r.get("reference_variant"):
-            return r["reference_variant"]
-    return rows[0].get("variant") if rows else None
+        if r.reference_variant:
+            return r.reference_variant
+    return rows[0].variant if rows else None
 
 
-def reference_accuracy(rows: list[dict], reference: str | None) -> float | None:
-    for r in rows:
-        if r.get("variant") == reference and r.get("recipe") == "none" and r.get("status") == "ok":
-            return float(r["keras_accuracy_pct"])
-    return None
+def reference_row(rows: list[TrialResult], reference: str | None) -> TrialResult | None:
+    """The reference variant's ok baseline row."""
+    return next(
+        (r for r in rows if r.variant == reference and r.recipe == "none" and r.ok), None
+    )
+
+
+def reference_accuracy(rows: list[TrialResult], reference: str | None) -> float | None:
+    ref = reference_row(rows, reference)
+    return None if ref is None else float(ref.keras_accuracy_pct)
 
 
 def candidates(
-    rows: list[dict], reference: str | None = None
+    rows: list, reference: str | None = None
 ) -> tuple[list[Candidate], str, float | None]:
-    """Every ok (trial, mode) with its accuracy drop vs the reference baseline."""
-    rows = [r for r in latest_rows(rows) if r.get("status") == "ok"]
+    """Every ok (trial, mode) with its accuracy drop vs the reference baseline (rows:
+    TrialResults, or row dicts of any schema version)."""
+    rows = [r for r in latest(as_results(rows)) if r.ok]
     reference = reference or reference_of(rows)
     ref_acc = reference_accuracy(rows, reference)
     out = []
     for r in rows:
-        base = ref_acc if ref_acc is not None else r.get("baseline_accuracy_pct")
-        micro = r.get("micro") or {}
-        for mode, t in sorted((r.get("tflite") or {}).items()):
-            if t.get("status") != "ok" or "bytes" not in t:
+        base = ref_acc if ref_acc is not None else r.baseline_accuracy_pct
+        for mode, t in sorted(r.tflite.items()):
+            if not t.ok or t.bytes is None:
                 continue
-            acc = t.get("accuracy_pct", r.get("keras_accuracy_pct"))
+            acc = t.accuracy_pct if t.accuracy_pct is not None else r.keras_accuracy_pct
             if acc is None or base is None:
                 continue
             out.append(
                 Candidate(
-                    trial_id=r["trial_id"],
-                    variant=r["variant"],
-                    recipe=r["recipe"],
+                    trial_id=r.trial_id,
+                    variant=r.variant,
+                    recipe=r.recipe,
                     mode=mode,
                     accuracy_pct=float(acc),
                     drop_pp=round(float(base) - float(acc), 4),
-                    params=int(r.get("params", 0)),
-                    nonzero_params=int(r.get("nonzero_params", r.get("params", 0))),
-                    flops=int(r.get("flops", 0)),
-                    bytes=int(t["bytes"]),
-                    gzip_bytes=t.get("gzip_bytes"),
-                    latency_ms=t.get("latency_1t_median_ms"),
+                    params=int(r.params),
+                    nonzero_params=int(r.nonzero),
+                    flops=int(r.flops),
+                    bytes=int(t.bytes),
+                    gzip_bytes=t.gzip_bytes,
+                    latency_ms=t.latency_1t_median_ms,
                     arena_bytes=(
-                        micro.get("arena_bytes")
-                        if mode == "int8" and micro.get("status") == "ok"
-                        else None
+                        r.micro.arena_bytes if mode == "int8" and r.micro.status == "ok" else None
                     ),
-                    path=t.get("path"),
+                    path=t.path,
                 )
             )
     return out, reference, ref_acc
 
 
 def recommend(
-    rows: list[dict],
+    rows: list,
     *,
     max_accuracy_drop: float,
     max_flash_kb: float | None = None,
@@ -133,7 +136,7 @@ def recommend(
 ) -> Recommendation:
     """The smallest candidate (by `metric`) whose drop is at most `max_accuracy_drop` pp."""
     if metric not in METRICS:
-        raise _unknown("metric", metric, METRICS)
+        raise unknown("metric", metric, METRICS)
     if max_accuracy_drop is None or max_accuracy_drop < 0:
         raise ValueError(f"max_accuracy_drop={max_accuracy_drop!r}; expected >= 0 (pp)")
     cands, reference, ref_acc = candidates(rows, reference)

@@ -3,8 +3,8 @@
 Layout:
   WORKDIR/config.json        the run's ExperimentConfig and its fingerprint
   WORKDIR/flags.txt          the flags as parsed (for humans; the config is the truth)
-  WORKDIR/results.jsonl      one JSON object per finished trial, appended the moment it ends
-  WORKDIR/trials/<id>/       per-trial artefacts: model.h5, checkpoints, TensorBoard, .tflite
+  WORKDIR/results.jsonl      one TrialResult JSON line per finished trial, appended the moment it ends
+  WORKDIR/trials/<id>/       per-trial artefacts: model.keras, checkpoints, TensorBoard, .tflite
   WORKDIR/tflite_models/     firmware export per trial
   WORKDIR/.lock              pid of the driver using the workdir
 
@@ -20,37 +20,13 @@ import json
 import os
 import shutil
 
+from tfopt.core.results import RESULTS_FILE, TrialResult, latest, read_results
 from tfopt.experiments.config import ExperimentConfig
 
-RESULTS = "results.jsonl"
+RESULTS = RESULTS_FILE
 CONFIG = "config.json"
-
-
-def read_results(path: str) -> list[dict]:
-    """All complete rows of a results.jsonl (a WORKDIR or the file itself), in file order."""
-    if os.path.isdir(path):
-        path = os.path.join(path, RESULTS)
-    if not os.path.exists(path):
-        raise ValueError(f"results file {path!r} does not exist")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn last line after a kill
-    return rows
-
-
-def latest_rows(rows: list[dict]) -> list[dict]:
-    """One row per trial id: the last one written."""
-    latest: dict[str, dict] = {}
-    for row in rows:
-        latest[row.get("trial_id")] = row
-    return list(latest.values())
+# The readers live in tfopt.core.results (the report and the recommender use them too).
+latest_rows = latest
 
 
 class ResultsStore:
@@ -143,16 +119,16 @@ class ResultsStore:
             pass
 
     # ---- results -----------------------------------------------------------------------
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[TrialResult]:
         return read_results(self.path) if os.path.exists(self.path) else []
 
-    def finished(self) -> dict[str, dict]:
+    def finished(self) -> dict[str, TrialResult]:
         """Trial id -> its latest row, for trials whose latest row has status 'ok'."""
-        return {r["trial_id"]: r for r in latest_rows(self.rows()) if r.get("status") == "ok"}
+        return {r.trial_id: r for r in latest(self.rows()) if r.ok}
 
-    def append(self, row: dict) -> None:
+    def append(self, row: TrialResult) -> None:
         """Append one row durably (write + flush + fsync), repairing a torn last line first."""
-        line = json.dumps(row, sort_keys=True, default=_json_default)
+        line = row.to_json()
         if "\n" in line:
             raise AssertionError("json.dumps produced a newline")
         prefix = ""
@@ -168,21 +144,6 @@ class ResultsStore:
 
     def trial_dir(self, trial_id: str) -> str:
         return os.path.join(self.workdir, "trials", trial_id)
-
-
-def _json_default(obj):
-    try:
-        import numpy as np
-
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)
 
 
 def _diff(old: dict, new: dict) -> str:

@@ -27,7 +27,8 @@ import numpy as np
 
 from tfopt.tflite.model_info import ModelInfo, inspect_model, with_metadata
 
-MODES = ("float32", "float16", "dynamic", "int8")
+from tfopt.core.choices import CONVERT_MODES as MODES  # noqa: E402  (defined once)
+
 METADATA_FORMAT = "tfopt-tflite/1"
 # How a device turns a raw image into the int8 input tensor (stored in the metadata).
 QUANTIZE_FORMULA = "q = clip(round(x / input_scale) + input_zero_point, -128, 127)"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-OPTIMIZERS = ("sgd_onecycle", "sgd_plateau", "adam", "sgd")
+from tfopt.core.choices import OPTIMIZERS  # noqa: E402  (defined once, TF-free)
+
 # Learning rate when `lr` is None (sgd_onecycle uses `max_lr` instead). sgd_plateau's 0.01 and
 # its momentum 0.9 are the reference's unused alternative path (reference-variants.md §5).
 DEFAULT_LR = {"sgd_plateau": 0.01, "adam": 1e-3, "sgd": 0.01}

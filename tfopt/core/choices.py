@@ -1,0 +1,50 @@
+"""Every closed set of allowed values of the experiments side, defined once.
+
+Flag checks, configs, the trial runner, the report and the recommender import these tuples;
+nothing re-declares them. TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable
+
+# Data sources with a name (plus "folder:PATH", "synthetic:...", prepared TFDS names).
+DATASETS: tuple[str, ...] = ("fashion_mnist", "cifar10", "cifar100", "imagenet2012", "synthetic")
+# Training recipes of tfopt.train (TrainConfig.optimizer).
+OPTIMIZERS: tuple[str, ...] = ("sgd_onecycle", "sgd_plateau", "adam", "sgd")
+# TFLite conversion modes of tfopt.tflite.convert.
+CONVERT_MODES: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
+# How the trials of a grid run.
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+# What "smallest" means for the recommender.
+METRICS: tuple[str, ...] = ("params", "flops", "bytes", "latency")
+
+# Recipe step kinds (grammar: tfopt.core.recipe).
+PRUNE_SERIES_KINDS: tuple[str, ...] = ("prune_global", "prune_layer")
+PRUNE_SCHEDULE_KINDS: tuple[str, ...] = ("prune_poly", "prune_const")
+PRUNE_KINDS: tuple[str, ...] = (*PRUNE_SERIES_KINDS, *PRUNE_SCHEDULE_KINDS)
+OCNNA_KINDS: tuple[str, ...] = ("ocnna", "ocnna_l1", "ocnna_random")
+OCNNA_CRITERIA: dict[str, str] = {"ocnna": "ocnna", "ocnna_l1": "l1", "ocnna_random": "random"}
+OCNNA_SCOPES: tuple[str, ...] = ("layer", "global")
+RECIPE_STEP_KINDS: tuple[str, ...] = ("none", *PRUNE_KINDS, "qat", *OCNNA_KINDS, "kd")
+
+# Outcome of a trial, a conversion, a TFLite Micro run.
+TRIAL_STATUSES: tuple[str, ...] = ("ok", "failed")
+MICRO_STATUSES: tuple[str, ...] = ("ok", "failed", "skipped", "unavailable")
+
+
+def unknown(what: str, value: Any, allowed: Iterable) -> ValueError:
+    """A one-line ValueError naming the bad value, close matches and every allowed value."""
+    allowed = [str(a) for a in allowed]
+    near = difflib.get_close_matches(str(value), allowed, n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(near)}?)" if near else ""
+    return ValueError(f"{what}={value!r} is unknown{hint}; allowed: {', '.join(allowed)}")
+
+
+def check(what: str, value: Any, allowed: Iterable) -> Any:
+    """`value` if it is in `allowed`, else the `unknown` error."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise unknown(what, value, allowed)
+    return value

@@ -1,0 +1,108 @@
+"""The data a trial runs on, and the explicit cache that shares it between trials.
+
+`TrialData` loads the train/test pipelines and test arrays of an `ExperimentConfig` once; the
+OCNNA scoring images and int8 calibration images are drawn from a seeded training sample on
+first use. `DataCache` keeps the `TrialData` of the last config a runner saw (one runner per
+process: the local executor's, or one per Ray task). Imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfopt import data as tfdata
+from tfopt.compress.ocnna import balanced_subset
+from tfopt.experiments.config import ExperimentConfig
+
+# The config fields that change what TrialData holds.
+DATA_FIELDS = (
+    "dataset",
+    "data_dir",
+    "image_size",
+    "to_rgb",
+    "train_limit",
+    "test_limit",
+    "train_batch_size",
+    "train_augment",
+    "seed",
+    "ocnna_images",
+    "calibration_samples",
+)
+
+
+class TrialData:
+    """Train/test pipelines, test arrays (x_test, y_test), dataset info and sample images."""
+
+    def __init__(self, config: ExperimentConfig):
+        self.config = config
+        pre = {
+            "image_size": (config.image_size, config.image_size) if config.image_size else None,
+            "to_rgb": config.to_rgb,
+            "data_dir": config.data_dir,
+        }
+        self.pre = {k: v for k, v in pre.items() if v not in (None, False)}
+        common = dict(batch_size=config.train_batch_size, seed=config.seed, **self.pre)
+        self.train_ds, self.info = tfdata.load(
+            config.dataset,
+            "train",
+            augment=config.train_augment,
+            shuffle=True,
+            limit=config.train_limit,
+            **common,
+        )
+        self.x_test, self.y_test, _ = tfdata.load_arrays(
+            config.dataset, "test", limit=config.test_limit, seed=config.seed, **self.pre
+        )
+        self.test_ds, _ = tfdata.load(
+            config.dataset, "test", augment=False, shuffle=False, limit=config.test_limit, **common
+        )
+        self.train_examples = int(
+            min(config.train_limit or self.info.num_examples, self.info.num_examples)
+        )
+        self._x_score = None
+        self._x_calib = None
+        self._train_xy = None
+
+    def _train_arrays(self):
+        """A seeded sample of training images as arrays (OCNNA scoring, int8 calibration)."""
+        if self._train_xy is None:
+            pool = max(self.config.ocnna_images, self.config.calibration_samples) * 5
+            limit = min(self.train_examples, max(pool, 1000))
+            x, y, _ = tfdata.load_arrays(
+                self.config.dataset, "train", limit=limit, seed=self.config.seed, **self.pre
+            )
+            self._train_xy = (x, y)
+        return self._train_xy
+
+    def scoring_images(self):
+        """`ocnna_images` seeded, class-balanced training images (OCNNA's default scoring set)."""
+        if self._x_score is None:
+            x, y = self._train_arrays()
+            n = min(self.config.ocnna_images, len(y))
+            self._x_score, _ = balanced_subset(x, y, n, seed=self.config.seed)
+        return self._x_score
+
+    def representative(self):
+        """`calibration_samples` seeded training images for int8 calibration (loaded once)."""
+        if self._x_calib is None:
+            x, _ = self._train_arrays()
+            rng = np.random.default_rng(self.config.seed)
+            n = min(self.config.calibration_samples, len(x))
+            self._x_calib = np.asarray(x[rng.choice(len(x), n, replace=False)], np.float32)
+        return self._x_calib
+
+
+class DataCache:
+    """Holds the TrialData of the last config (a new data config replaces it)."""
+
+    def __init__(self):
+        self._key = None
+        self._data: TrialData | None = None
+
+    def get(self, config: ExperimentConfig) -> TrialData:
+        key = tuple(getattr(config, f) for f in DATA_FIELDS)
+        if self._data is None or key != self._key:
+            self._data = None  # free the old arrays before loading new ones
+            self._data = TrialData(config)
+            self._key = key
+        return self._data
