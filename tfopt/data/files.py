@@ -58,7 +58,8 @@ def channel_stats(paths: list[str], decode) -> tuple[list[float], list[float]]:
     files that fail to decode are left out."""
     def sums(img):
         x = tf.cast(img, tf.float64)
-        return tf.reduce_sum(x, [0, 1]), tf.reduce_sum(x * x, [0, 1]), tf.shape(x)[0] * tf.shape(x)[1]
+        pixels = tf.shape(x)[0] * tf.shape(x)[1]
+        return tf.reduce_sum(x, [0, 1]), tf.reduce_sum(x * x, [0, 1]), pixels
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths))
     ds = ds.map(lambda p: sums(decode(p)), num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=False).ignore_errors()
