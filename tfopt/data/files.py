@@ -7,6 +7,7 @@ Formats: what `tf.io.decode_image` reads (JPEG, PNG, GIF's first frame, BMP, Web
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 _CHECK_BATCH = 4096   # file indices per element of the decode-check pass
@@ -38,10 +39,10 @@ def undecodable(paths: list[str], decode) -> list[int]:
     ds = ds.map(lambda i, p: (i, tf.reduce_min(decode(p))), num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=False)
     ds = ds.ignore_errors().map(lambda i, _: i)
-    good = set()
+    good = np.zeros(len(paths), bool)
     for batch in ds.batch(_CHECK_BATCH).as_numpy_iterator():
-        good.update(int(i) for i in batch)
-    return [i for i in range(len(paths)) if i not in good]
+        good[batch] = True
+    return np.flatnonzero(~good).tolist()
 
 
 def decode_error(path: str, decode) -> str:

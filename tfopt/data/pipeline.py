@@ -185,8 +185,7 @@ def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, se
         return keyed.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     if raw.paths is not None:
-        return _file_epoch_fn(raw, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                              finish=finish)
+        return _file_epoch_fn(raw, batch_size=batch_size, shuffle=shuffle, seed=seed, finish=finish)
 
     if raw.images is not None:
         images = tf.constant(raw.images)
