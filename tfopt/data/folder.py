@@ -16,6 +16,7 @@ as "test" when there is no test/ folder); "train" is then the rest.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import hashlib
 import logging
@@ -47,8 +48,8 @@ class Listing:
     def digest(self, *extra) -> str:
         """A hash of the names, sizes and mtimes (and `extra`): keys the caches."""
         h = hashlib.sha1(repr(extra).encode())
-        for path, stamp in zip(self.paths, self.stamps.tolist()):
-            h.update(f"{path}|{stamp[0]}|{stamp[1]}\n".encode())
+        h.update("\n".join(self.paths).encode("utf-8", "surrogateescape"))
+        h.update(self.stamps.tobytes())
         h.update(self.labels.tobytes())
         return h.hexdigest()[:16]
 
@@ -105,7 +106,7 @@ def list_files(root: str, directory: str, names: tuple[str, ...], *, is_train: b
     if extra:
         raise ValueError(f"folder source: {directory} has class folders {extra} that train/ "
                          f"lacks; train classes are {list(names)}")
-    paths, labels, stamps = [], [], []
+    paths, labels, stamps = [], array.array("i"), array.array("q")   # no object per number
     for label, name in enumerate(names):
         class_dir = os.path.join(directory, name)
         if not os.path.isdir(class_dir):
@@ -119,10 +120,11 @@ def list_files(root: str, directory: str, names: tuple[str, ...], *, is_train: b
             st = entry.stat()
             paths.append(entry.path)
             labels.append(label)
-            stamps.append((st.st_size, st.st_mtime_ns))
+            stamps.extend((st.st_size, st.st_mtime_ns))
     if not paths:
         raise ValueError(f"folder source: no images under {directory}; {_LAYOUT}")
-    return Listing(paths, np.asarray(labels, np.int32), np.asarray(stamps, np.int64))
+    return Listing(paths, np.frombuffer(labels, np.int32).copy(),
+                   np.frombuffer(stamps, np.int64).reshape(-1, 2).copy())
 
 
 def _probe(train: Listing, num_classes: int, image_size) -> tuple[int, tuple[int, int]]:
