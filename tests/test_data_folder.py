@@ -175,3 +175,13 @@ def test_train_cli_corrupt_image_is_one_line_naming_the_file_and_the_flag(tmp_pa
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "test/c0/bad.jpg: not a decodable image" in last and "--skip_bad_files" in last
+
+
+def test_representative_dataset_from_a_folder_is_repeatable(tmp_path):
+    source = _make(tmp_path, [4, 4])
+    rep = data.representative_dataset(source, num_samples=3, val_fraction=0.25)
+    first, second = [s[0] for s in rep()], [s[0] for s in rep()]
+    assert len(first) == 3 and first[0].shape == (1, 8, 8, 3)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert rep.info.num_examples == 6                     # the train part only
