@@ -111,13 +111,42 @@ def test_fashion_mnist_missing_everywhere_is_one_line_naming_places_and_apt(tmp_
         raise ConnectionError("no network")
     monkeypatch.setattr(pipeline, "_open_tfds", no_network)
     with pytest.raises(FileNotFoundError) as err:
-        data.load("fashion_mnist", "train", data_dir=str(tmp_path / "mine"))
+        data.load("fashion_mnist", "train")
     msg = str(err.value)
     assert "\n" not in msg
-    for place in (str(tmp_path / "mine"), str(tmp_path / "nodebian"),
+    for place in (str(tmp_path / "nodebian"),
                   os.path.join(str(tmp_path / "home"), ".keras", "datasets", "fashion-mnist"),
                   "dataset-fashion-mnist", "no network"):
         assert place in msg
+
+
+def test_fashion_mnist_data_dir_never_falls_back_to_the_system_copy(tmp_path, monkeypatch):
+    system = tmp_path / "debian"
+    _write_fashion_dir(str(system))                 # a complete system copy exists ...
+    monkeypatch.setattr(idx, "DEBIAN_DIR", str(system))
+    with pytest.raises(FileNotFoundError, match=r"nonexistent' does not exist") as err:
+        data.load("fashion_mnist", "train", data_dir=str(tmp_path / "nonexistent"))
+    assert "\n" not in str(err.value)
+    partial = tmp_path / "partial"
+    _write_fashion_dir(str(partial))
+    os.remove(partial / "t10k-labels-idx1-ubyte.gz")  # ... but data_dir has 3 of the 4 files
+    with pytest.raises(FileNotFoundError,
+                       match=r"has 3 of the 4 .*missing t10k-labels-idx1-ubyte\[\.gz\]"):
+        data.load("fashion_mnist", "train", data_dir=str(partial))
+
+
+def test_truncated_idx_under_load_is_one_line_naming_the_file(tmp_path):
+    _write_fashion_dir(str(tmp_path / "fm"))
+    path = tmp_path / "fm" / "train-images-idx3-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    with gzip.open(path, "wb") as f:
+        f.write(raw[:len(raw) - 100])               # a cut-short body
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz: IDX body has") as err:
+        data.load("fashion_mnist", "train", data_dir=str(tmp_path / "fm"))
+    assert "\n" not in str(err.value)
+    path.write_bytes(path.read_bytes()[:40])        # a cut-short gzip stream
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz: cannot read IDX"):
+        data.load("fashion_mnist", "train", data_dir=str(tmp_path / "fm"))
 
 
 @needs_fashion_mnist

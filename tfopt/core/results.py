@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from typing import Any, Iterable, Mapping
 
@@ -280,17 +281,21 @@ def read_results(path: str) -> list[TrialResult]:
         path = os.path.join(path, RESULTS_FILE)
     if not os.path.exists(path):
         raise ValueError(f"results file {path!r} does not exist")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
+    rows, bad = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, raw in enumerate(f, 1):
+            line = raw.strip()
             if not line:
                 continue
             try:
                 d = json.loads(line)
             except json.JSONDecodeError:
-                continue  # a torn last line after a kill
+                if raw.endswith("\n"):
+                    bad.append(n)  # a line torn by an older tfopt, then terminated
+                continue  # else: an unterminated last line (a writer died or is mid-write)
             rows.append(TrialResult.from_dict(d, where=f"{path} line {n}"))
+    if bad:
+        logging.warning("%s: skipped unparsable line(s) %s", path, bad[:10])
     return rows
 
 

@@ -3,6 +3,7 @@
     ds, info = tfopt.data.load("fashion_mnist", "train", image_size=32, to_rgb=True, augment=True)
     x, y, info = tfopt.data.load_arrays("fashion_mnist", "test", limit=2000)
     rep = tfopt.data.representative_dataset("fashion_mnist", num_samples=200)
+    batches, info = tfopt.data.stream_arrays("folder:/data/x", "test")   # numpy, from disk
 
 Sources: "fashion_mnist" (IDX files: data_dir, /usr/share/datasets/fashion-mnist/ from the apt
 package `dataset-fashion-mnist`, ~/.keras/datasets/fashion-mnist/, then tensorflow-datasets),
@@ -12,7 +13,7 @@ package `dataset-fashion-mnist`, ~/.keras/datasets/fashion-mnist/, then tensorfl
 
 from tfopt.data.info import DatasetInfo
 from tfopt.data.pipeline import (NAMED_SOURCES, epoch_stream, load, load_arrays,
-                                 representative_dataset)
+                                 representative_dataset, stream_arrays)
 
 __all__ = ["DatasetInfo", "NAMED_SOURCES", "epoch_stream", "load", "load_arrays",
-           "representative_dataset"]
+           "representative_dataset", "stream_arrays"]

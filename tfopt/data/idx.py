@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -35,8 +36,8 @@ def read_idx(path: str) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: cannot read IDX file ({err})") from err
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"{path}: cannot read IDX file ({type(err).__name__}: {err})") from err
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
         raise ValueError(f"{path}: not an IDX file (bad magic {data[:4].hex()!r}; "
                          f"expected 00 00 <dtype in {sorted(_DTYPES)}> <ndim>)")
@@ -61,11 +62,26 @@ def _find_file(directory: str, stem: str) -> str | None:
 
 
 def search_dirs(data_dir: str | None) -> list[str]:
-    """Where Fashion-MNIST IDX files are looked for, in order."""
-    dirs = [] if data_dir is None else [data_dir, os.path.join(data_dir, "fashion-mnist")]
+    """Where Fashion-MNIST IDX files are looked for, in order: only `data_dir` (and
+    `data_dir/fashion-mnist`) when it is given, else the system copies."""
+    if data_dir is not None:
+        return [data_dir, os.path.join(data_dir, "fashion-mnist")]
     keras_cache = os.path.join(os.path.expanduser("~"), ".keras", "datasets", "fashion-mnist")
-    dirs += [DEBIAN_DIR, keras_cache]
-    return dirs
+    return [DEBIAN_DIR, keras_cache]
+
+
+def missing_message(data_dir: str) -> str:
+    """One line: why `data_dir` does not hold Fashion-MNIST (absent, or which files lack)."""
+    if not os.path.isdir(data_dir):
+        return (f"data_dir={data_dir!r} does not exist; expected a directory holding "
+                "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]")
+    stems = [stem for pair in _FILES.values() for stem in pair]
+    best = max(search_dirs(data_dir),
+               key=lambda d: sum(_find_file(d, stem) is not None for stem in stems))
+    missing = [stem + "[.gz]" for stem in stems if _find_file(best, stem) is None]
+    return (f"data_dir={data_dir!r}: {best} has {4 - len(missing)} of the 4 Fashion-MNIST IDX "
+            f"files; missing {', '.join(missing)} (the system copy is not used when data_dir "
+            "is given)")
 
 
 def find_fashion_mnist(data_dir: str | None = None) -> str | None:

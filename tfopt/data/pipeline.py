@@ -39,6 +39,8 @@ class _Raw:
     labels: np.ndarray | None = None
     dataset: Any = None                # tfds sources: (image, label) elements
     num_skipped: int = 0
+    paths: list | None = None          # folder sources: file names (decoded in tf.data)
+    decode: Any = None                 # folder sources: path -> float32 [H, W, C] in [0, 1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,12 +85,15 @@ def _is_tfds(source: str) -> bool:
 
 
 def _open(source: str, split: str, *, data_dir, limit, image_size, skip_bad_files,
-          manual_dir) -> _Raw:
+          manual_dir, val_fraction=None, cache_dir=None) -> _Raw:
     if not isinstance(source, str) or not source:
         raise ValueError(f"source={source!r}; expected one of {NAMED_SOURCES} "
                          "or a tensorflow-datasets name")
     split = _check_split(source, split, _is_tfds(source))
     plain = "test" if split in ("val", "validation") else split
+    if val_fraction is not None and not source.startswith("folder:"):
+        raise ValueError(f"val_fraction={val_fraction!r} is for folder:PATH sources only "
+                         f"(source {source!r} has its own test split)")
 
     if source == "synthetic" or source.startswith("synthetic:"):
         x, y = synthetic.make_arrays(source, plain)
@@ -103,21 +108,18 @@ def _open(source: str, split: str, *, data_dir, limit, image_size, skip_bad_file
         root = source[len("folder:"):]
         if not root:
             raise ValueError(f"source={source!r}; expected 'folder:PATH' with a directory PATH")
-        x, y, skipped = folder.load_arrays(root, split, image_size=image_size, limit=limit,
-                                           skip_bad_files=skip_bad_files)
-        names = folder.class_names(root)
-
-        def compute():
-            if split == "train" and limit is None:
-                return stats.channel_stats([x])
-            xt, _, _ = folder.load_arrays(root, "train", image_size=image_size,
-                                          skip_bad_files=True, limit=stats.MAX_EXAMPLES)
-            return stats.channel_stats([xt])
-        mean, std = stats.cached_stats(f"folder-{folder.fingerprint(root)}-c{x.shape[-1]}", compute)
-        return _Raw(source, names, mean, std, x.shape[1:], len(y), x, y, num_skipped=skipped)
-
+        fs = folder.open_split(root, split, image_size=image_size, limit=limit,
+                               val_fraction=val_fraction, skip_bad_files=skip_bad_files,
+                               cache_dir=cache_dir)
+        return _Raw(source, fs.class_names, fs.mean, fs.std, fs.shape, len(fs.paths),
+                    labels=fs.labels, num_skipped=fs.num_skipped, paths=fs.paths,
+                    decode=fs.decode)
     if source == "fashion_mnist":
         directory = idx.find_fashion_mnist(data_dir)
+        if directory is None and data_dir is not None:
+            if not tfds_source.prepared(source, data_dir):   # never fall back past data_dir
+                raise FileNotFoundError(idx.missing_message(data_dir))
+            return _open_tfds(source, plain, data_dir=data_dir, limit=limit, manual_dir=None)
         if directory is not None:
             x, y = idx.load_fashion_mnist(directory, plain)
             if limit is not None:
@@ -134,10 +136,11 @@ def _open(source: str, split: str, *, data_dir, limit, image_size, skip_bad_file
                 f"({type(err).__name__}: {reason}); install the Debian package "
                 f"`{idx.APT_PACKAGE}` or pass data_dir=DIR holding the IDX files") from err
 
-    return _open_tfds(source, split, data_dir=data_dir, limit=limit, manual_dir=manual_dir)
+    return _open_tfds(source, split, data_dir=data_dir, limit=limit, manual_dir=manual_dir,
+                      cache_dir=cache_dir)
 
 
-def _open_tfds(source, split, *, data_dir, limit, manual_dir) -> _Raw:
+def _open_tfds(source, split, *, data_dir, limit, manual_dir, cache_dir=None) -> _Raw:
     ds, b, resolved, num = tfds_source.load(source, split, data_dir=data_dir, limit=limit,
                                             manual_dir=manual_dir)
     names = tfds_source.class_names(b)
@@ -149,7 +152,7 @@ def _open_tfds(source, split, *, data_dir, limit, manual_dir) -> _Raw:
             train, _, _, _ = tfds_source.load(source, "train", data_dir=data_dir,
                                               limit=stats.MAX_EXAMPLES, manual_dir=manual_dir)
             return stats.channel_stats(img.numpy()[None] for img, _ in train)
-        mean, std = stats.cached_stats(f"tfds-{source}-{b.info.version}", compute)
+        mean, std = stats.cached_stats(f"tfds-{source}-{b.info.version}", compute, cache_dir)
     return _Raw(source, names, tuple(mean), tuple(std), shape, num, dataset=ds)
 
 
@@ -182,6 +185,9 @@ def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, se
                                             augment_seed=batch_key if augment else None)
             return x, tf.cast(labels, tf.int32)
         return keyed.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    if raw.paths is not None:
+        return _file_epoch_fn(raw, batch_size=batch_size, shuffle=shuffle, seed=seed, finish=finish)
 
     if raw.images is not None:
         images = tf.constant(raw.images)
@@ -239,10 +245,31 @@ def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, se
     return fn
 
 
+def _file_epoch_fn(raw: _Raw, *, batch_size, shuffle, seed, finish):
+    """epoch -> batches decoded from the file list (folder sources): a seeded permutation of
+    the file indices, parallel decode, batch, then the shared batch pre-processing."""
+    paths = tf.constant(raw.paths)
+    labels = tf.constant(raw.labels, tf.int32)
+    n = raw.num_examples
+
+    def fn(epoch):
+        key = _epoch_key(seed, epoch)
+        order = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=key)
+        ds = tf.data.Dataset.from_tensor_slices(order).map(
+            lambda i: (raw.decode(paths[i]), labels[i]),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return finish(ds.batch(batch_size), key)
+    fn.tensor_epoch = True
+    return fn
+
+
 def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None = None,
          image_size=None, to_rgb: bool = False, augment: bool = False,
          shuffle: bool | None = None, limit: int | None = None, seed: int = 0,
-         skip_bad_files: bool = False, manual_dir: str | None = None
+         skip_bad_files: bool = False, manual_dir: str | None = None,
+         val_fraction: float | None = None, cache_dir: str | None = None
          ) -> tuple[tf.data.Dataset, DatasetInfo]:
     """A batched `tf.data.Dataset` of (float32 normalised NHWC images, int32 labels) + its info.
 
@@ -256,10 +283,16 @@ def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None
       to_rgb: Repeat grey images to 3 channels.
       augment: The paper's augmentation: pad 4 zeros, random crop, random horizontal flip.
       shuffle: Shuffle each epoch; default True for "train", False otherwise.
-      limit: Keep only the first `limit` examples of the split (in file order).
+      limit: Keep `limit` examples of the split: folder sources a deterministic class-
+        stratified subset (every class within one of limit / classes), other sources the
+        first `limit` in file order.
       seed: Seeds the shuffle order and augmentation.
       skip_bad_files: folder sources: skip and count undecodable files instead of failing.
       manual_dir: tfds manual-download dir (ImageNet tar files).
+      val_fraction: folder sources: hold out this stratified fraction of train/ as the
+        "validation" split (also "test" when PATH has no test/ folder); "train" is the rest.
+      cache_dir: Where computed statistics and the folder decode check are cached (default
+        $TFOPT_CACHE_DIR or ~/.cache/tfopt; every new file is announced in the log).
 
     Returns:
       (dataset, DatasetInfo). Each pass over the dataset is a new seeded epoch.
@@ -274,7 +307,8 @@ def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None
         raise ValueError(f"seed={seed!r}; expected an int")
     size = _image_size(image_size)
     raw = _open(source, split, data_dir=data_dir, limit=limit, image_size=size,
-                skip_bad_files=skip_bad_files, manual_dir=manual_dir)
+                skip_bad_files=skip_bad_files, manual_dir=manual_dir,
+                val_fraction=val_fraction, cache_dir=cache_dir)
     if shuffle is None:
         shuffle = split.split("[")[0] == "train"
     channels = raw.shape[2]
@@ -326,24 +360,53 @@ def epoch_stream(ds: tf.data.Dataset, initial_epoch: int, epochs: int
 
 def load_arrays(source: str, split: str, *, limit: int | None = None, seed: int = 0,
                 image_size=None, to_rgb: bool = False, data_dir: str | None = None,
-                skip_bad_files: bool = False, manual_dir: str | None = None
+                skip_bad_files: bool = False, manual_dir: str | None = None,
+                val_fraction: float | None = None, cache_dir: str | None = None
                 ) -> tuple[np.ndarray, np.ndarray, DatasetInfo]:
     """The whole split in memory: (x float32 normalised NHWC, y int32, DatasetInfo).
 
     Same pre-processing as `load` without shuffling or augmentation, in file order; `seed` is
-    accepted for symmetry with `load` and changes nothing here.
+    accepted for symmetry with `load` and changes nothing here. Memory grows with the split
+    (4 bytes per pixel and channel): for large splits use `stream_arrays`.
     """
-    ds, info = load(source, split, batch_size=1024, data_dir=data_dir, image_size=image_size,
-                    to_rgb=to_rgb, augment=False, shuffle=False, limit=limit, seed=seed,
-                    skip_bad_files=skip_bad_files, manual_dir=manual_dir)
+    batches, info = stream_arrays(source, split, batch_size=1024, data_dir=data_dir,
+                                  image_size=image_size, to_rgb=to_rgb, limit=limit,
+                                  skip_bad_files=skip_bad_files, manual_dir=manual_dir,
+                                  val_fraction=val_fraction, cache_dir=cache_dir)
     xs, ys = [], []
-    for x, y in ds.as_numpy_iterator():
+    for x, y in batches:
         xs.append(x)
         ys.append(y)
     return np.concatenate(xs), np.concatenate(ys), info
 
 
-_PREPROCESSING_KEYS = ("data_dir", "image_size", "to_rgb", "limit", "skip_bad_files", "manual_dir")
+class _Batches:
+    """Re-iterable numpy (x, y) batches of an unshuffled, unaugmented `load`ed dataset."""
+
+    def __init__(self, ds: tf.data.Dataset):
+        self.dataset = ds
+
+    def __iter__(self):
+        return self.dataset.as_numpy_iterator()
+
+    def __len__(self) -> int:
+        return self.dataset._tfopt_steps
+
+
+def stream_arrays(source: str, split: str, *, batch_size: int = 256, **kwargs
+                  ) -> tuple[_Batches, DatasetInfo]:
+    """The split as numpy batches, read from disk as they are iterated (memory: one batch).
+
+    `(batches, info)`: iterating `batches` (any number of times) yields (x float32 NHWC, y int32)
+    in file order, with `load_arrays`'s pre-processing; `len(batches)` is the number of batches.
+    `kwargs` are `load`'s (augment and shuffle are off).
+    """
+    ds, info = load(source, split, batch_size=batch_size, augment=False, shuffle=False, **kwargs)
+    return _Batches(ds), info
+
+
+_PREPROCESSING_KEYS = ("data_dir", "image_size", "to_rgb", "limit", "skip_bad_files", "manual_dir",
+                       "val_fraction", "cache_dir")
 
 
 def representative_dataset(source: str, *, num_samples: int = 200, seed: int = 0,
@@ -372,4 +435,4 @@ def representative_dataset(source: str, *, num_samples: int = 200, seed: int = 0
 
 
 __all__ = ["DatasetInfo", "NAMED_SOURCES", "epoch_stream", "load", "load_arrays",
-           "representative_dataset"]
+           "representative_dataset", "stream_arrays"]

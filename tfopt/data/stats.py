@@ -1,15 +1,20 @@
 """Per-channel mean/std of a train split, computed once and cached on disk.
 
 Used for sources without published constants (`folder:PATH`, tfds names other than the ones in
-`info.NORMALISATION`). Cache: `$TFOPT_CACHE_DIR` (default `~/.cache/tfopt`) / stats/<key>.json.
+`info.NORMALISATION`); folder sources also cache which files failed to decode. Cache directory:
+the `cache_dir` argument of `tfopt.data.load` (the CLIs pass WORKDIR/data_cache), else
+`$TFOPT_CACHE_DIR`, else `~/.cache/tfopt`; files are `<dir>/stats/<key>.json`, where the key
+hashes the data (file names, sizes, mtimes), so a changed folder is never served stale values.
+Every new cache file is announced with one log line naming it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -18,9 +23,10 @@ import numpy as np
 MAX_EXAMPLES = 20_000
 
 
-def cache_dir() -> str:
+def cache_dir(explicit: str | None = None) -> str:
+    """<explicit or $TFOPT_CACHE_DIR or ~/.cache/tfopt>/stats."""
     default = os.path.join(os.path.expanduser("~"), ".cache", "tfopt")
-    root = os.environ.get("TFOPT_CACHE_DIR") or default
+    root = explicit or os.environ.get("TFOPT_CACHE_DIR") or default
     return os.path.join(root, "stats")
 
 
@@ -48,20 +54,31 @@ def channel_stats(batches: Iterable[np.ndarray]) -> tuple[tuple[float, ...], tup
     return tuple(float(round(v, 6)) for v in mean), tuple(float(round(v, 6)) for v in std)
 
 
-def cached_stats(key: str, compute: Callable[[], tuple[tuple[float, ...], tuple[float, ...]]]
-                 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """`compute()` the first time for `key`, then read from the cache file."""
-    path = os.path.join(cache_dir(), re.sub(r"[^A-Za-z0-9_.-]+", "_", key) + ".json")
+def cached_json(key: str, compute: Callable[[], Any], what: str,
+                directory: str | None = None) -> Any:
+    """`compute()` (a JSON-able value) the first time for `key`, then read from the cache file."""
+    path = os.path.join(cache_dir(directory), re.sub(r"[^A-Za-z0-9_.-]+", "_", key) + ".json")
     try:
-        with open(path) as f:
-            data = json.load(f)
-        return tuple(data["mean"]), tuple(data["std"])
-    except (OSError, ValueError, KeyError):
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)["value"]
+    except (OSError, ValueError, KeyError, TypeError):
         pass
-    mean, std = compute()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump({"key": key, "mean": mean, "std": std}, f)
-    os.replace(tmp, path)
-    return mean, std
+    value = compute()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"key": key, "value": value}, f)
+        os.replace(tmp, path)
+    except OSError as err:   # a read-only cache dir costs a recomputation, nothing else
+        logging.warning("tfopt.data: could not cache %s in %s (%s)", what, path, err)
+    else:
+        logging.warning("tfopt.data: cached %s in %s", what, path)
+    return value
+
+
+def cached_stats(key: str, compute: Callable[[], tuple[tuple[float, ...], tuple[float, ...]]],
+                 directory: str | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """`compute()` -> (mean, std) the first time for `key`, then read from the cache file."""
+    mean, std = cached_json(key, lambda: list(compute()), "mean/std", directory)
+    return tuple(mean), tuple(std)

@@ -26,6 +26,12 @@ def builder(name: str, data_dir: str | None = None):
             "imagenet2012, synthetic, folder:PATH or a tensorflow-datasets name)") from err
 
 
+def prepared(name: str, data_dir: str) -> bool:
+    """Whether tfds has `name` prepared under `data_dir` (no download needed)."""
+    import os
+    return os.path.isdir(os.path.join(data_dir, name))
+
+
 def resolve_split(b, split: str) -> str:
     """Map "val" -> "validation" and "test" -> "validation" where a data set has no test split."""
     split = SPLIT_ALIASES.get(split, split)

@@ -83,9 +83,9 @@ def run_grid(
     out = out or sys.stdout
 
     store = ResultsStore(config.workdir)
-    store.prepare(config, flags_text)
-    store.lock()
+    store.lock()  # before prepare(): --overwrite must never archive a live run's workdir
     try:
+        store.prepare(config, flags_text)
         trials = plan(config)
         done = store.finished()
         todo = [t for t in trials if t.id not in done]

@@ -2,7 +2,9 @@
 
 Trains `--model` on the train split of `--dataset` with the paper's recipe, validating on the
 test split after every epoch, then evaluates on the test split and writes to --workdir:
-model.keras, metrics.json, history.json, config.json, flags.txt, checkpoints/, logs/ (TensorBoard).
+model.keras, metrics.json, history.json, config.json, flags.txt, checkpoints/, logs/ (TensorBoard),
+data_cache/ (computed mean/std, folder decode check). A folder: dataset without a test/ folder
+takes `--val_fraction` of train/ (class-stratified) as its test split.
 Re-running the same command after a crash resumes from the last completed epoch.
 Every flag is checked before any work; a bad one is a one-line error (exit status 2).
 `--flagfile=FILE` reads flags from FILE (one per line, '#' comments).
@@ -41,8 +43,14 @@ def define_flags() -> None:
     flags.DEFINE_boolean("to_rgb", False, "Repeat grey images to 3 channels.")
     flags.DEFINE_boolean("augment", True, "Paper augmentation: pad 4 + random crop + flip.")
     flags.DEFINE_float("width_multiplier", 1.0, "Scale every layer's channels (> 0).")
-    flags.DEFINE_integer("limit", None, "Use only the first N train images (>= 1).")
-    flags.DEFINE_integer("test_limit", None, "Use only the first N test images (>= 1).")
+    flags.DEFINE_integer("limit", None, "Use only N train images (>= 1; folder: datasets: a "
+                         "class-stratified subset, others: the first N).")
+    flags.DEFINE_integer("test_limit", None, "Use only N test images (>= 1; as --limit).")
+    flags.DEFINE_float("val_fraction", None, "folder: datasets: hold out this class-stratified "
+                       "fraction of train/ (in (0, 1)) to validate and test on when PATH has no "
+                       "test/ folder; training uses the rest.")
+    flags.DEFINE_boolean("skip_bad_files", False, "folder: datasets: skip (and count) image "
+                         "files that do not decode instead of stopping.")
     flags.DEFINE_boolean("eval_every_epoch", True, "Evaluate on the test split after each epoch.")
     flags.DEFINE_integer("verbose", 1, "0 silent, 1 progress bars, 2 one line per epoch.")
     flags.DEFINE_string("mixed_precision", "auto", "auto (on iff a GPU is present) | on | off.")
@@ -63,13 +71,15 @@ class RunSettings:
     limit: int | None
     test_limit: int | None
     eval_every_epoch: bool
+    val_fraction: float | None = None
+    skip_bad_files: bool = False
 
 
 def _bad(flag: str, value, allowed: str) -> ValueError:
     return ValueError(f"--{flag}={value}: expected {allowed}")
 
 
-def check_dataset(name: str, data_dir: str | None) -> None:
+def check_dataset(name: str, data_dir: str | None, val_fraction: float | None = None) -> None:
     """Raise a one-line ValueError if --dataset cannot name a source (without loading it)."""
     from tfopt.data import folder, synthetic, tfds_source
     try:
@@ -80,7 +90,10 @@ def check_dataset(name: str, data_dir: str | None) -> None:
         elif name.startswith("folder:"):
             root = name[len("folder:"):]
             folder.split_dir(root, "train")
-            folder.split_dir(root, "test")
+            if val_fraction is None:
+                folder.split_dir(root, "test")
+        elif val_fraction is not None:
+            raise ValueError("--val_fraction is for folder:PATH datasets only")
         else:
             tfds_source.builder(name, data_dir)
     except ValueError as err:
@@ -126,12 +139,15 @@ def settings_from_flags():
         raise _bad("mixed_precision", f.mixed_precision, "auto, on or off")
     if f.data_dir is not None and not os.path.isdir(f.data_dir):
         raise _bad("data_dir", f.data_dir, "an existing directory")
-    check_dataset(f.dataset, f.data_dir)
+    if f.val_fraction is not None and not 0 < f.val_fraction < 1:
+        raise _bad("val_fraction", f.val_fraction, "a number in (0, 1) (or leave it unset)")
+    check_dataset(f.dataset, f.data_dir, f.val_fraction)
     settings = RunSettings(model=f.model, dataset=f.dataset, workdir=f.workdir,
                            data_dir=f.data_dir, image_size=f.image_size, to_rgb=f.to_rgb,
                            augment=f.augment, width_multiplier=f.width_multiplier,
                            limit=f.limit, test_limit=f.test_limit,
-                           eval_every_epoch=f.eval_every_epoch)
+                           eval_every_epoch=f.eval_every_epoch, val_fraction=f.val_fraction,
+                           skip_bad_files=f.skip_bad_files)
     config = TrainConfig(epochs=f.epochs, batch_size=f.batch_size, optimizer=f.optimizer,
                          max_lr=f.max_lr, lr=f.lr, weight_decay=f.weight_decay, seed=f.seed,
                          verbose=f.verbose, mixed_precision=f.mixed_precision)
@@ -141,18 +157,39 @@ def settings_from_flags():
         with open(saved) as fh:
             before = json.load(fh).get("run", {})
         now = dataclasses.asdict(settings)
-        for key in sorted(now):
-            if key != "eval_every_epoch" and before.get(key) != now[key]:
+        defaults = {fld.name: fld.default for fld in dataclasses.fields(RunSettings)}
+        for key in sorted(now):   # a key an older run lacks had its default value
+            if key != "eval_every_epoch" and before.get(key, defaults[key]) != now[key]:
                 raise _bad(key, now[key], f"{before.get(key)!r}, as in the run already in "
                            f"{f.workdir} (or use a new --workdir)")
     return settings, config
+
+
+def _load_data(settings: RunSettings, config):
+    """(train_ds, info, test_ds); a bad file or folder is a one-line error (exit status 2).
+    Computed statistics and the folder decode check are cached in WORKDIR/data_cache."""
+    import tfopt.data
+
+    data_kw = dict(data_dir=settings.data_dir, image_size=settings.image_size,
+                   to_rgb=settings.to_rgb, cache_dir=os.path.join(settings.workdir, "data_cache"))
+    if settings.dataset.startswith("folder:"):
+        data_kw.update(val_fraction=settings.val_fraction, skip_bad_files=settings.skip_bad_files)
+    try:
+        train_ds, info = tfopt.data.load(settings.dataset, "train", batch_size=config.batch_size,
+                                         augment=settings.augment, limit=settings.limit,
+                                         seed=config.seed, **data_kw)
+        test_ds, _ = tfopt.data.load(settings.dataset, "test", batch_size=config.batch_size,
+                                     limit=settings.test_limit, **data_kw)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: --dataset={settings.dataset}: {err}", file=sys.stderr)
+        sys.exit(2)
+    return train_ds, info, test_ds
 
 
 def run(settings: RunSettings, config) -> dict:
     """Train, evaluate on the test split, write the outputs; returns metrics.json's content."""
     import tensorflow as tf
 
-    import tfopt.data
     from tfopt._keras import keras
     from tfopt.models import build_model
     from tfopt.train.callbacks import write_json
@@ -164,13 +201,7 @@ def run(settings: RunSettings, config) -> dict:
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(config.seed)
 
-    data_kw = dict(data_dir=settings.data_dir, image_size=settings.image_size,
-                   to_rgb=settings.to_rgb)
-    train_ds, info = tfopt.data.load(settings.dataset, "train", batch_size=config.batch_size,
-                                     augment=settings.augment, limit=settings.limit,
-                                     seed=config.seed, **data_kw)
-    test_ds, test_info = tfopt.data.load(settings.dataset, "test", batch_size=config.batch_size,
-                                         limit=settings.test_limit, **data_kw)
+    train_ds, info, test_ds = _load_data(settings, config)
     os.makedirs(settings.workdir, exist_ok=True)
     write_json(os.path.join(settings.workdir, "config.json"),
                {"run": dataclasses.asdict(settings), "train": dataclasses.asdict(config),
