@@ -2,6 +2,9 @@
 
 Trains `--model` on the train split of `--dataset` with the paper's recipe, validating on the
 test split after every epoch, then evaluates on the test split and writes to --workdir:
+(With `--val_fraction=F` the last F of the train split is held out instead: it is validated on
+after every epoch, early stopping (`--early_stopping_patience`) watches its accuracy and the
+best epoch's weights are kept; the test split is then evaluated once, at the end.)
 model.keras, metrics.json, history.json, config.json, flags.txt, checkpoints/, logs/ (TensorBoard).
 Re-running the same command after a crash resumes from the last completed epoch.
 Every flag is checked before any work; a bad one is a one-line error (exit status 2).
@@ -43,7 +46,13 @@ def define_flags() -> None:
     flags.DEFINE_float("width_multiplier", 1.0, "Scale every layer's channels (> 0).")
     flags.DEFINE_integer("limit", None, "Use only the first N train images (>= 1).")
     flags.DEFINE_integer("test_limit", None, "Use only the first N test images (>= 1).")
-    flags.DEFINE_boolean("eval_every_epoch", True, "Evaluate on the test split after each epoch.")
+    flags.DEFINE_boolean("eval_every_epoch", True, "Evaluate on the test split after each epoch "
+                         "(ignored with --val_fraction: the held-out split is evaluated instead).")
+    flags.DEFINE_float("val_fraction", 0.0, "Hold out this fraction of the train split (after "
+                       "--limit) for per-epoch validation and early stopping; 0: none.")
+    flags.DEFINE_integer("early_stopping_patience", None, "Stop after this many epochs without "
+                         "a better held-out accuracy and keep the best epoch (needs "
+                         "--val_fraction; default: sgd_plateau 10 on the train loss, else off).")
     flags.DEFINE_integer("verbose", 1, "0 silent, 1 progress bars, 2 one line per epoch.")
     flags.DEFINE_string("mixed_precision", "auto", "auto (on iff a GPU is present) | on | off.")
     flags.mark_flags_as_required(["model", "dataset", "epochs", "workdir"])
@@ -63,6 +72,11 @@ class RunSettings:
     limit: int | None
     test_limit: int | None
     eval_every_epoch: bool
+    val_fraction: float = 0.0
+
+
+# Run settings added later: a saved config.json without them had these values.
+_SETTING_DEFAULTS = {"val_fraction": 0.0}
 
 
 def _bad(flag: str, value, allowed: str) -> ValueError:
@@ -120,6 +134,15 @@ def settings_from_flags():
         raise _bad("weight_decay", f.weight_decay, "a number >= 0")
     if not f.width_multiplier > 0:
         raise _bad("width_multiplier", f.width_multiplier, "a number > 0")
+    if not 0 <= f.val_fraction < 1:
+        raise _bad("val_fraction", f.val_fraction, "a number in [0, 1) (0: no held-out split)")
+    if f.early_stopping_patience is not None:
+        if f.early_stopping_patience < 0:
+            raise _bad("early_stopping_patience", f.early_stopping_patience, "an int >= 0")
+        if f.val_fraction == 0:
+            raise _bad("early_stopping_patience", f.early_stopping_patience,
+                       "to come with --val_fraction > 0 (early stopping watches a held-out "
+                       "split, never the test split)")
     if f.verbose not in (0, 1, 2):
         raise _bad("verbose", f.verbose, "0, 1 or 2")
     if f.mixed_precision not in ("auto", "on", "off"):
@@ -131,10 +154,13 @@ def settings_from_flags():
                            data_dir=f.data_dir, image_size=f.image_size, to_rgb=f.to_rgb,
                            augment=f.augment, width_multiplier=f.width_multiplier,
                            limit=f.limit, test_limit=f.test_limit,
-                           eval_every_epoch=f.eval_every_epoch)
+                           eval_every_epoch=f.eval_every_epoch, val_fraction=f.val_fraction)
+    held_out = f.val_fraction > 0
     config = TrainConfig(epochs=f.epochs, batch_size=f.batch_size, optimizer=f.optimizer,
                          max_lr=f.max_lr, lr=f.lr, weight_decay=f.weight_decay, seed=f.seed,
-                         verbose=f.verbose, mixed_precision=f.mixed_precision)
+                         verbose=f.verbose, mixed_precision=f.mixed_precision,
+                         early_stopping_patience=f.early_stopping_patience,
+                         monitor="val_accuracy" if held_out else "loss")
     check_workdir(f.workdir, config)
     saved = os.path.join(f.workdir, "config.json")
     if os.path.exists(saved):
@@ -142,8 +168,9 @@ def settings_from_flags():
             before = json.load(fh).get("run", {})
         now = dataclasses.asdict(settings)
         for key in sorted(now):
-            if key != "eval_every_epoch" and before.get(key) != now[key]:
-                raise _bad(key, now[key], f"{before.get(key)!r}, as in the run already in "
+            was = before.get(key, _SETTING_DEFAULTS.get(key))
+            if key != "eval_every_epoch" and was != now[key]:
+                raise _bad(key, now[key], f"{was!r}, as in the run already in "
                            f"{f.workdir} (or use a new --workdir)")
     return settings, config
 
@@ -155,7 +182,9 @@ def run(settings: RunSettings, config) -> dict:
     import tfopt.data
     from tfopt._keras import keras
     from tfopt.models import build_model
+    from tfopt.stats import convergence
     from tfopt.train.callbacks import write_json
+    from tfopt.train.holdout import holdout_split
     from tfopt.train.trainer import evaluate, fit
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -166,9 +195,13 @@ def run(settings: RunSettings, config) -> dict:
 
     data_kw = dict(data_dir=settings.data_dir, image_size=settings.image_size,
                    to_rgb=settings.to_rgb)
-    train_ds, info = tfopt.data.load(settings.dataset, "train", batch_size=config.batch_size,
-                                     augment=settings.augment, limit=settings.limit,
-                                     seed=config.seed, **data_kw)
+    train_kw = dict(batch_size=config.batch_size, augment=settings.augment,
+                    limit=settings.limit, seed=config.seed, **data_kw)
+    if settings.val_fraction > 0:
+        train_ds, val_ds, info = holdout_split(settings.dataset,
+                                               val_fraction=settings.val_fraction, **train_kw)
+    else:
+        train_ds, info = tfopt.data.load(settings.dataset, "train", **train_kw)
     test_ds, test_info = tfopt.data.load(settings.dataset, "test", batch_size=config.batch_size,
                                          limit=settings.test_limit, **data_kw)
     os.makedirs(settings.workdir, exist_ok=True)
@@ -182,9 +215,9 @@ def run(settings: RunSettings, config) -> dict:
         model = build_model(settings.model, num_classes=info.num_classes,
                             input_shape=info.image_shape,
                             width_multiplier=settings.width_multiplier)
-    result = fit(model, train_ds, config,
-                 val_ds=test_ds if settings.eval_every_epoch else None,
-                 workdir=settings.workdir)
+    if settings.val_fraction == 0:
+        val_ds = test_ds if settings.eval_every_epoch else None
+    result = fit(model, train_ds, config, val_ds=val_ds, workdir=settings.workdir)
     start = time.perf_counter()
     test = evaluate(model, test_ds)
     # Saved uncompiled (no optimizer state, no custom loss), so plain
@@ -208,9 +241,16 @@ def run(settings: RunSettings, config) -> dict:
                    else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"),
         "mixed_precision": keras.mixed_precision.global_policy().name,
     }
+    if settings.val_fraction > 0:   # what the stop rule saw (the held-out split, not test)
+        converged, gain = convergence(result, k=3)
+        val = result["history"]["val_accuracy"]
+        metrics.update(best_epoch=result["best_epoch"], val_examples=val_ds._tfopt_num_examples,
+                       best_val_accuracy=max(val), converged=converged,
+                       gain_last_3_epochs_pp=round(gain, 3))
     write_json(os.path.join(settings.workdir, "metrics.json"), metrics)
+    best = f" (best epoch {metrics['best_epoch']} kept)" if metrics.get("best_epoch") else ""
     print(f"test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f} after "
-          f"{metrics['epochs']} epochs; wrote {settings.workdir}/metrics.json")
+          f"{metrics['epochs']} epochs{best}; wrote {settings.workdir}/metrics.json")
     return metrics
 
 
