@@ -163,3 +163,41 @@ def test_convergence_flags_a_run_still_improving():
     assert train.convergence({"accuracy": [0.8, 0.9]}) == (False, pytest.approx(10.0))
     with pytest.raises(ValueError, match=r"key='loss'; expected an accuracy"):
         train.convergence({"loss": [1.0, 0.5]}, key="loss")
+
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "tfopt.train", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_cli_refuses_early_stopping_without_a_held_out_split(tmp_path):
+    proc = _cli("--model=tiny_cnn", "--dataset=synthetic", "--epochs=2",
+                "--early_stopping_patience=2", f"--workdir={tmp_path}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: --early_stopping_patience=2: expected to come with --val_fraction > 0 (early "
+        "stopping watches a held-out split, never the test split)")
+
+
+@pytest.mark.slow
+def test_cli_with_a_held_out_split_writes_the_stop_rule_outcome(tmp_path):
+    workdir = tmp_path / "run"
+    proc = _cli("--model=tiny_cnn", "--dataset=synthetic", "--epochs=2", "--val_fraction=1",
+                f"--workdir={workdir}")
+    assert proc.returncode == 2 and "--val_fraction=1.0: expected a number in [0, 1)" in (
+        proc.stderr)
+    proc = _cli("--model=tiny_cnn", "--dataset=synthetic:8x8x3:4:96", "--width_multiplier=0.25",
+                "--batch_size=16", "--verbose=0", "--epochs=4", "--val_fraction=0.25",
+                "--early_stopping_patience=1", f"--workdir={workdir}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["train_examples"] == 72 and metrics["val_examples"] == 24
+    assert 1 <= metrics["best_epoch"] <= metrics["epochs"] <= 4
+    assert metrics["convergence_k"] == 1 and isinstance(metrics["converged"], bool)
+    history = json.loads((workdir / "history.json").read_text())
+    assert metrics["best_val_accuracy"] == pytest.approx(max(history["val_accuracy"]))
+    assert (workdir / "best").is_dir()

@@ -101,3 +101,15 @@ def test_errorbar_plots_write_pngs(tmp_path):
     assert (tmp_path / "bytes.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="no points"):
         plots_stats.errorbar_plot([], str(tmp_path / "x.png"), xlabel="x", ylabel="y")
+
+
+def test_drop_significance_uses_the_drops_own_spread():
+    # paired drops 1, 2, 0: mean 1, std 1 -> |1| > 1 is false: not significant
+    d = stats.matched_drop({0: 90.0, 1: 92.0, 2: 91.0}, {0: 89.0, 1: 90.0, 2: 91.0})
+    assert stats.drop_significant(d) is False
+    # paired drops 2, 2.5, 3: mean 2.5, std 0.5 -> significant, although the two groups'
+    # own spreads (std 1 each, combined 1.41) are large: pairing removes the shared seed effect
+    d = stats.matched_drop({0: 90.0, 1: 91.0, 2: 92.0}, {0: 88.0, 1: 88.5, 2: 89.0})
+    assert (d.mean, d.std) == (pytest.approx(2.5), pytest.approx(0.5))
+    assert stats.drop_significant(d) is True
+    assert stats.drop_significant(stats.Drop(3.0, None, 1, True)) is None

@@ -13,7 +13,8 @@ The rules, chosen for 2–3 seeds (a t-test has almost no power there, and a 95 
   with one seed on either side significance is unknown (None).
 - matched-control drop: drop = control − compressed. Paired per seed when both sides have the
   same seeds (mean and std of the per-seed drops: the seed's shared init/data order cancels);
-  otherwise mean(control) − mean(compressed) with the combined spread as its std.
+  otherwise mean(control) − mean(compressed) with the combined spread as its std. A drop
+  whose |mean| is not larger than its std is not significant (`drop_significant`).
 - bounds for `recommend`: accuracy lower bound = mean − std, drop upper bound = mean + std (a
   one-std pessimistic bound; with one seed the bound is the mean itself, flagged by n = 1).
 """
@@ -124,6 +125,12 @@ def matched_drop(control: Mapping[int, float], compressed: Mapping[int, float]) 
     return Drop(c.mean - x.mean, combined_spread(c, x), min(c.n, x.n), False)
 
 
+def drop_significant(drop: Drop) -> bool | None:
+    """|mean drop| > its std (paired: std of the per-seed drops; unpaired: the combined
+    spread); None without a spread (one seed)."""
+    return None if drop.std is None else abs(drop.mean) > drop.std
+
+
 def lower_bound(accuracy) -> float:
     """Pessimistic accuracy for `recommend`: mean − std (the mean itself for one seed)."""
     s = _as_summary(accuracy)
@@ -142,7 +149,9 @@ def convergence(history, k: int = 3, tolerance_pp: float = 0.5, key: str | None 
     gain_last_k_pp = 100 × (best of the last k epochs − best before them), in percentage
     points of `key` (default "val_accuracy" if present, else "accuracy"; fractions in [0, 1]).
     converged: the run had more than k epochs and gained at most `tolerance_pp` in its last k,
-    so the report can say "not converged: +x pp in the last k epochs" otherwise.
+    so the report can say "not converged: +x pp in the last k epochs" otherwise. Choose
+    k <= the early-stopping patience p: a run stopped by patience gained nothing in its last p
+    epochs, so it then counts as converged by construction.
 
     Args:
       history: `fit`'s result (its "history" is used), a per-epoch dict, or a list of values.
@@ -179,5 +188,5 @@ def _history_values(history, key):
 
 
 __all__ = ["Comparison", "Drop", "Summary", "combined_spread", "compare", "convergence",
-           "drop_upper_bound", "group_summaries", "indistinguishable", "lower_bound",
+           "drop_significant", "drop_upper_bound", "group_summaries", "indistinguishable", "lower_bound",
            "matched_drop", "summarize"]

@@ -242,11 +242,13 @@ def run(settings: RunSettings, config) -> dict:
         "mixed_precision": keras.mixed_precision.global_policy().name,
     }
     if settings.val_fraction > 0:   # what the stop rule saw (the held-out split, not test)
-        converged, gain = convergence(result, k=3)
+        patience = config.stopping_patience
+        k = min(3, patience) if patience else 3   # k <= patience: see tfopt.stats.convergence
+        converged, gain = convergence(result, k=k)
         val = result["history"]["val_accuracy"]
         metrics.update(best_epoch=result["best_epoch"], val_examples=val_ds._tfopt_num_examples,
-                       best_val_accuracy=max(val), converged=converged,
-                       gain_last_3_epochs_pp=round(gain, 3))
+                       best_val_accuracy=max(val), converged=converged, convergence_k=k,
+                       gain_last_k_pp=round(gain, 3))
     write_json(os.path.join(settings.workdir, "metrics.json"), metrics)
     best = f" (best epoch {metrics['best_epoch']} kept)" if metrics.get("best_epoch") else ""
     print(f"test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f} after "
