@@ -11,6 +11,7 @@ import tfopt.data as data
 import tfopt.train as train
 from tfopt._keras import keras, layers
 from tfopt.train.holdout import holdout_size
+from tests.test_train import _Interrupt
 
 K = 4
 
@@ -95,16 +96,6 @@ def test_plateau_finetune_is_the_papers_recipe_and_drops_the_lr():
     assert lrs[0] == pytest.approx(0.05)
     assert min(lrs) == pytest.approx(0.005)   # one plateau (patience 1) -> 0.05 * 0.1
     assert out["stopped_early"] and out["epochs"] < 10
-
-
-class _Interrupt(keras.callbacks.Callback):
-    def __init__(self, at_epoch):
-        super().__init__()
-        self.at_epoch = at_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at_epoch:
-            raise KeyboardInterrupt(f"killed before epoch {epoch}")
 
 
 def test_resume_keeps_the_best_epoch_and_the_stop_counters(tmp_path):

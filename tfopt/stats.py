@@ -188,5 +188,5 @@ def _history_values(history, key):
 
 
 __all__ = ["Comparison", "Drop", "Summary", "combined_spread", "compare", "convergence",
-           "drop_significant", "drop_upper_bound", "group_summaries", "indistinguishable", "lower_bound",
-           "matched_drop", "summarize"]
+           "drop_significant", "drop_upper_bound", "group_summaries", "indistinguishable",
+           "lower_bound", "matched_drop", "summarize"]
