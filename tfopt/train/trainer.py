@@ -117,6 +117,9 @@ def fit(model, train_ds, config: TrainConfig, *, val_ds=None, workdir: str | Non
     Early stopping (config.stopping_patience) watches config.monitor; with a val_* monitor,
     `val_ds` must be a held-out split (e.g. from `tfopt.train.holdout_split`), never the test
     split, or the test accuracy selects the model.
+
+    Long because it is one linear sequence (compile, restore a resumed run, callbacks, fit,
+    restore the best epoch, summarise) whose steps share the resume state.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config={config!r}; expected a tfopt.train.TrainConfig")
