@@ -146,22 +146,22 @@ def _train_cli(*args):
                           timeout=300)
 
 
-def test_train_cli_folder_without_test_needs_a_valid_val_fraction(tmp_path):
+def test_train_cli_folder_without_test_needs_a_valid_test_fraction(tmp_path):
     source = _make(tmp_path / "d", [2, 2])
     proc = _train_cli(f"--dataset={source}", f"--workdir={tmp_path / 'w'}")
-    assert proc.returncode == 2 and "--val_fraction" in proc.stderr.strip().splitlines()[-1]
-    proc = _train_cli(f"--dataset={source}", f"--workdir={tmp_path / 'w'}", "--val_fraction=2")
+    assert proc.returncode == 2 and "--test_fraction" in proc.stderr.strip().splitlines()[-1]
+    proc = _train_cli(f"--dataset={source}", f"--workdir={tmp_path / 'w'}", "--test_fraction=2")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: --val_fraction=2.0: expected a number in (0, 1) (or leave it unset)")
+        "error: --test_fraction=2.0: expected a number in (0, 1) (or leave it unset)")
 
 
 @pytest.mark.slow
-def test_train_cli_val_fraction_trains_on_a_folder_without_test(tmp_path):
+def test_train_cli_test_fraction_trains_on_a_folder_without_test(tmp_path):
     import json
     source = _make(tmp_path / "d", [8, 8])
     proc = _train_cli(f"--dataset={source}", f"--workdir={tmp_path / 'w'}",
-                      "--val_fraction=0.25")
+                      "--test_fraction=0.25")
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
     assert metrics["test_examples"] == 4 and metrics["train_examples"] == 12

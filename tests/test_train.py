@@ -224,3 +224,14 @@ def test_cli_trains_evaluates_and_writes_outputs(tmp_path):
         os.listdir(workdir))
     reloaded = keras.models.load_model(workdir / "model.keras")
     assert reloaded.output_shape == (None, 4)
+
+
+def test_resume_accepts_a_run_saved_before_the_stop_rule_fields(tmp_path):
+    import dataclasses
+    config = train.TrainConfig(epochs=2, verbose=0)
+    old = {k: v for k, v in dataclasses.asdict(config).items()
+           if k not in ("monitor", "restore_best_weights", "early_stopping_patience")}
+    (tmp_path / "train_config.json").write_text(json.dumps(old))
+    train.check_workdir(str(tmp_path), config)            # missing fields count as defaults
+    with pytest.raises(ValueError, match=r"different config \(monitor: 'loss' there"):
+        train.check_workdir(str(tmp_path), dataclasses.replace(config, monitor="val_loss"))

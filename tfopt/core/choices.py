@@ -13,6 +13,9 @@ from typing import Any, Iterable
 DATASETS: tuple[str, ...] = ("fashion_mnist", "cifar10", "cifar100", "imagenet2012", "synthetic")
 # Training recipes of tfopt.train (TrainConfig.optimizer).
 OPTIMIZERS: tuple[str, ...] = ("sgd_onecycle", "sgd_plateau", "adam", "sgd")
+# What the plateau and early-stopping callbacks watch: the train loss (the paper's choice) or a
+# metric of the validation data passed to `fit` (never the test split).
+MONITORS: tuple[str, ...] = ("loss", "val_accuracy", "val_loss")
 # TFLite conversion modes of tfopt.tflite.convert.
 CONVERT_MODES: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
 # How the trials of a grid run.

@@ -29,7 +29,7 @@ from tfopt.data import stats, subsets
 _SPLIT_DIRS = {"train": ("train",), "test": ("test", "val"), "val": ("val", "test"),
                "validation": ("val", "test")}
 _LAYOUT = "expected PATH/train/<class>/<image> and PATH/test/<class>/<image> (or val/)"
-_HOLDOUT_HINT = ("or pass val_fraction=F (tfopt.train: --val_fraction=F) to hold out a "
+_HOLDOUT_HINT = ("or pass val_fraction=F (tfopt.train: --test_fraction=F) to hold out a "
                  "stratified part of train/")
 _PROBE = 256     # files whose headers fix the channel count and size (stratified, >= 1/class)
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")

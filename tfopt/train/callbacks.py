@@ -1,5 +1,5 @@
 """Keras callbacks of the trainer: per-epoch checkpoints, LR/momentum logging, resumable
-plateau/early-stopping state, epoch timing."""
+plateau/early-stopping state, best-epoch weights, epoch timing."""
 
 from __future__ import annotations
 
@@ -100,3 +100,48 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.epoch_var.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
         write_json(self.history_path, self.history)   # after the checkpoint: never ahead of it
+
+
+def improved(monitor: str, value: float, best: float | None) -> bool:
+    """Whether `value` of `monitor` beats `best` (accuracies go up, losses down; ties do not)."""
+    if best is None:
+        return True
+    return value > best if "acc" in monitor else value < best
+
+
+class BestWeights(_Resumable, keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by `monitor`; `restore()` puts them back.
+
+    In memory, and also in `manager` (a CheckpointManager of the model alone) when given, so a
+    resumed run restores the same best epoch as an uninterrupted one. State: best, best_epoch
+    (0-based; -1 before the first epoch).
+    """
+
+    STATE = ("best", "best_epoch")
+
+    def __init__(self, monitor: str, manager: tf.train.CheckpointManager | None = None):
+        super().__init__()
+        self.monitor, self.manager = monitor, manager
+        self.best, self.best_epoch, self.weights = None, -1, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise ValueError(f"monitor={self.monitor!r} is not in the epoch logs "
+                             f"({sorted(logs or {})}); pass val_ds to fit for val_* monitors")
+        if improved(self.monitor, float(value), self.best):
+            self.best, self.best_epoch = float(value), int(epoch)
+            self.weights = self.model.get_weights()
+            if self.manager is not None:
+                self.manager.save(checkpoint_number=epoch + 1)
+
+    def restore(self) -> bool:
+        """Set the model to the best epoch's weights; False if there is no best epoch yet."""
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+            return True
+        if self.manager is not None and self.manager.latest_checkpoint:
+            tf.train.Checkpoint(model=self.model).restore(
+                self.manager.latest_checkpoint).expect_partial()
+            return True
+        return False

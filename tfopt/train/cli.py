@@ -4,7 +4,10 @@ Trains `--model` on the train split of `--dataset` with the paper's recipe, vali
 test split after every epoch, then evaluates on the test split and writes to --workdir:
 model.keras, metrics.json, history.json, config.json, flags.txt, checkpoints/, logs/ (TensorBoard),
 data_cache/ (computed mean/std, folder decode check). A folder: dataset without a test/ folder
-takes `--val_fraction` of train/ (class-stratified) as its test split.
+takes `--test_fraction` of train/ (class-stratified) as its test split.
+(With `--val_fraction=F` the last F of the train split is held out as well: it is validated on
+after every epoch, early stopping (`--early_stopping_patience`) watches its accuracy and the
+best epoch's weights are kept; the test split is then evaluated once, at the end.)
 Re-running the same command after a crash resumes from the last completed epoch.
 Every flag is checked before any work; a bad one is a one-line error (exit status 2).
 `--flagfile=FILE` reads flags from FILE (one per line, '#' comments).
@@ -46,12 +49,18 @@ def define_flags() -> None:
     flags.DEFINE_integer("limit", None, "Use only N train images (>= 1; folder: datasets: a "
                          "class-stratified subset, others: the first N).")
     flags.DEFINE_integer("test_limit", None, "Use only N test images (>= 1; as --limit).")
-    flags.DEFINE_float("val_fraction", None, "folder: datasets: hold out this class-stratified "
-                       "fraction of train/ (in (0, 1)) to validate and test on when PATH has no "
-                       "test/ folder; training uses the rest.")
+    flags.DEFINE_float("test_fraction", None, "folder: datasets: hold out this class-stratified "
+                       "fraction of train/ (in (0, 1)) as the test split when PATH has no test/ "
+                       "folder; training uses the rest.")
     flags.DEFINE_boolean("skip_bad_files", False, "folder: datasets: skip (and count) image "
                          "files that do not decode instead of stopping.")
-    flags.DEFINE_boolean("eval_every_epoch", True, "Evaluate on the test split after each epoch.")
+    flags.DEFINE_boolean("eval_every_epoch", True, "Evaluate on the test split after each epoch "
+                         "(ignored with --val_fraction: the held-out split is evaluated instead).")
+    flags.DEFINE_float("val_fraction", 0.0, "Hold out this fraction of the train split (after "
+                       "--limit) for per-epoch validation and early stopping; 0: none.")
+    flags.DEFINE_integer("early_stopping_patience", None, "Stop after this many epochs without "
+                         "a better held-out accuracy and keep the best epoch (needs "
+                         "--val_fraction; default: sgd_plateau 10 on the train loss, else off).")
     flags.DEFINE_integer("verbose", 1, "0 silent, 1 progress bars, 2 one line per epoch.")
     flags.DEFINE_string("mixed_precision", "auto", "auto (on iff a GPU is present) | on | off.")
     flags.mark_flags_as_required(["model", "dataset", "epochs", "workdir"])
@@ -71,7 +80,8 @@ class RunSettings:
     limit: int | None
     test_limit: int | None
     eval_every_epoch: bool
-    val_fraction: float | None = None
+    val_fraction: float = 0.0
+    test_fraction: float | None = None
     skip_bad_files: bool = False
 
 
@@ -79,7 +89,7 @@ def _bad(flag: str, value, allowed: str) -> ValueError:
     return ValueError(f"--{flag}={value}: expected {allowed}")
 
 
-def check_dataset(name: str, data_dir: str | None, val_fraction: float | None = None) -> None:
+def check_dataset(name: str, data_dir: str | None, test_fraction: float | None = None) -> None:
     """Raise a one-line ValueError if --dataset cannot name a source (without loading it)."""
     from tfopt.data import folder, synthetic, tfds_source
     try:
@@ -90,10 +100,10 @@ def check_dataset(name: str, data_dir: str | None, val_fraction: float | None = 
         elif name.startswith("folder:"):
             root = name[len("folder:"):]
             folder.split_dir(root, "train")
-            if val_fraction is None:
+            if test_fraction is None:
                 folder.split_dir(root, "test")
-        elif val_fraction is not None:
-            raise ValueError("--val_fraction is for folder:PATH datasets only")
+        elif test_fraction is not None:
+            raise ValueError("--test_fraction is for folder:PATH datasets only")
         else:
             tfds_source.builder(name, data_dir)
     except ValueError as err:
@@ -133,24 +143,36 @@ def settings_from_flags():
         raise _bad("weight_decay", f.weight_decay, "a number >= 0")
     if not f.width_multiplier > 0:
         raise _bad("width_multiplier", f.width_multiplier, "a number > 0")
+    if not 0 <= f.val_fraction < 1:
+        raise _bad("val_fraction", f.val_fraction, "a number in [0, 1) (0: no held-out split)")
+    if f.early_stopping_patience is not None:
+        if f.early_stopping_patience < 0:
+            raise _bad("early_stopping_patience", f.early_stopping_patience, "an int >= 0")
+        if f.val_fraction == 0:
+            raise _bad("early_stopping_patience", f.early_stopping_patience,
+                       "to come with --val_fraction > 0 (early stopping watches a held-out "
+                       "split, never the test split)")
     if f.verbose not in (0, 1, 2):
         raise _bad("verbose", f.verbose, "0, 1 or 2")
     if f.mixed_precision not in ("auto", "on", "off"):
         raise _bad("mixed_precision", f.mixed_precision, "auto, on or off")
     if f.data_dir is not None and not os.path.isdir(f.data_dir):
         raise _bad("data_dir", f.data_dir, "an existing directory")
-    if f.val_fraction is not None and not 0 < f.val_fraction < 1:
-        raise _bad("val_fraction", f.val_fraction, "a number in (0, 1) (or leave it unset)")
-    check_dataset(f.dataset, f.data_dir, f.val_fraction)
+    if f.test_fraction is not None and not 0 < f.test_fraction < 1:
+        raise _bad("test_fraction", f.test_fraction, "a number in (0, 1) (or leave it unset)")
+    check_dataset(f.dataset, f.data_dir, f.test_fraction)
     settings = RunSettings(model=f.model, dataset=f.dataset, workdir=f.workdir,
                            data_dir=f.data_dir, image_size=f.image_size, to_rgb=f.to_rgb,
                            augment=f.augment, width_multiplier=f.width_multiplier,
                            limit=f.limit, test_limit=f.test_limit,
                            eval_every_epoch=f.eval_every_epoch, val_fraction=f.val_fraction,
-                           skip_bad_files=f.skip_bad_files)
+                           test_fraction=f.test_fraction, skip_bad_files=f.skip_bad_files)
+    held_out = f.val_fraction > 0
     config = TrainConfig(epochs=f.epochs, batch_size=f.batch_size, optimizer=f.optimizer,
                          max_lr=f.max_lr, lr=f.lr, weight_decay=f.weight_decay, seed=f.seed,
-                         verbose=f.verbose, mixed_precision=f.mixed_precision)
+                         verbose=f.verbose, mixed_precision=f.mixed_precision,
+                         early_stopping_patience=f.early_stopping_patience,
+                         monitor="val_accuracy" if held_out else "loss")
     check_workdir(f.workdir, config)
     saved = os.path.join(f.workdir, "config.json")
     if os.path.exists(saved):
@@ -166,24 +188,31 @@ def settings_from_flags():
 
 
 def _load_data(settings: RunSettings, config):
-    """(train_ds, info, test_ds); a bad file or folder is a one-line error (exit status 2).
+    """(train_ds, val_ds, info, test_ds), val_ds None without --val_fraction; a bad file or folder is a one-line error (exit status 2).
     Computed statistics and the folder decode check are cached in WORKDIR/data_cache."""
     import tfopt.data
 
     data_kw = dict(data_dir=settings.data_dir, image_size=settings.image_size,
                    to_rgb=settings.to_rgb, cache_dir=os.path.join(settings.workdir, "data_cache"))
     if settings.dataset.startswith("folder:"):
-        data_kw.update(val_fraction=settings.val_fraction, skip_bad_files=settings.skip_bad_files)
+        data_kw.update(val_fraction=settings.test_fraction, skip_bad_files=settings.skip_bad_files)
+    from tfopt.train.holdout import holdout_split
+
+    train_kw = dict(batch_size=config.batch_size, augment=settings.augment, limit=settings.limit,
+                    seed=config.seed, **data_kw)
+    val_ds = None
     try:
-        train_ds, info = tfopt.data.load(settings.dataset, "train", batch_size=config.batch_size,
-                                         augment=settings.augment, limit=settings.limit,
-                                         seed=config.seed, **data_kw)
+        if settings.val_fraction > 0:
+            train_ds, val_ds, info = holdout_split(settings.dataset,
+                                                   val_fraction=settings.val_fraction, **train_kw)
+        else:
+            train_ds, info = tfopt.data.load(settings.dataset, "train", **train_kw)
         test_ds, _ = tfopt.data.load(settings.dataset, "test", batch_size=config.batch_size,
                                      limit=settings.test_limit, **data_kw)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: --dataset={settings.dataset}: {err}", file=sys.stderr)
         sys.exit(2)
-    return train_ds, info, test_ds
+    return train_ds, val_ds, info, test_ds
 
 
 def run(settings: RunSettings, config) -> dict:
@@ -192,6 +221,7 @@ def run(settings: RunSettings, config) -> dict:
 
     from tfopt._keras import keras
     from tfopt.models import build_model
+    from tfopt.stats import convergence
     from tfopt.train.callbacks import write_json
     from tfopt.train.trainer import evaluate, fit
 
@@ -201,7 +231,7 @@ def run(settings: RunSettings, config) -> dict:
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(config.seed)
 
-    train_ds, info, test_ds = _load_data(settings, config)
+    train_ds, val_ds, info, test_ds = _load_data(settings, config)
     os.makedirs(settings.workdir, exist_ok=True)
     write_json(os.path.join(settings.workdir, "config.json"),
                {"run": dataclasses.asdict(settings), "train": dataclasses.asdict(config),
@@ -213,9 +243,9 @@ def run(settings: RunSettings, config) -> dict:
         model = build_model(settings.model, num_classes=info.num_classes,
                             input_shape=info.image_shape,
                             width_multiplier=settings.width_multiplier)
-    result = fit(model, train_ds, config,
-                 val_ds=test_ds if settings.eval_every_epoch else None,
-                 workdir=settings.workdir)
+    if settings.val_fraction == 0:
+        val_ds = test_ds if settings.eval_every_epoch else None
+    result = fit(model, train_ds, config, val_ds=val_ds, workdir=settings.workdir)
     start = time.perf_counter()
     test = evaluate(model, test_ds)
     # Saved uncompiled (no optimizer state, no custom loss), so plain
@@ -239,9 +269,18 @@ def run(settings: RunSettings, config) -> dict:
                    else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"),
         "mixed_precision": keras.mixed_precision.global_policy().name,
     }
+    if settings.val_fraction > 0:   # what the stop rule saw (the held-out split, not test)
+        patience = config.stopping_patience
+        k = min(3, patience) if patience else 3   # k <= patience: see tfopt.stats.convergence
+        converged, gain = convergence(result, k=k)
+        val = result["history"]["val_accuracy"]
+        metrics.update(best_epoch=result["best_epoch"], val_examples=val_ds._tfopt_num_examples,
+                       best_val_accuracy=max(val), converged=converged, convergence_k=k,
+                       gain_last_k_pp=round(gain, 3))
     write_json(os.path.join(settings.workdir, "metrics.json"), metrics)
+    best = f" (best epoch {metrics['best_epoch']} kept)" if metrics.get("best_epoch") else ""
     print(f"test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f} after "
-          f"{metrics['epochs']} epochs; wrote {settings.workdir}/metrics.json")
+          f"{metrics['epochs']} epochs{best}; wrote {settings.workdir}/metrics.json")
     return metrics
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tfopt.core.choices import OPTIMIZERS  # noqa: E402  (defined once, TF-free)
+from tfopt.core.choices import MONITORS, OPTIMIZERS  # noqa: E402  (defined once, TF-free)
 
 # Learning rate when `lr` is None (sgd_onecycle uses `max_lr` instead). sgd_plateau's 0.01 and
 # its momentum 0.9 are the reference's unused alternative path (reference-variants.md §5).
@@ -26,7 +26,15 @@ class TrainConfig:
       weight_decay: Coupled L2 coefficient (PyTorch style: wd*w added to every gradient).
       momentum: SGD momentum for sgd / sgd_plateau (sgd_onecycle cycles it instead).
       pct_start, div_factor, final_div_factor, base_momentum, max_momentum: one-cycle shape.
-      plateau_factor, plateau_patience, min_lr, early_stopping_patience: sgd_plateau (epochs).
+      plateau_factor, plateau_patience, min_lr: sgd_plateau's ReduceLROnPlateau (patience in
+        epochs).
+      early_stopping_patience: Stop after this many epochs without improvement of `monitor`.
+        None: sgd_plateau stops with patience 10, the other optimizers never stop early.
+        An int: every optimizer stops early (0 stops at the first epoch that does not improve).
+      monitor: What plateau and early stopping watch: "loss" (train loss, the paper's choice),
+        "val_accuracy" or "val_loss" (need `val_ds` in `fit`: a held-out split, never test).
+      restore_best_weights: With early stopping on: when training ends (stopped or at the
+        epoch cap) the model gets the weights of its best epoch by `monitor`.
       seed: Seed the CLI sets before building the model and passes to `tfopt.data.load`
         (`fit` itself never touches global seeds).
       steps_per_epoch: Needed only when the dataset's length is unknown.
@@ -50,7 +58,9 @@ class TrainConfig:
     plateau_factor: float = 0.1
     plateau_patience: int = 5
     min_lr: float = 1e-5
-    early_stopping_patience: int = 10
+    early_stopping_patience: int | None = None
+    monitor: str = "loss"
+    restore_best_weights: bool = True
     seed: int = 0
     steps_per_epoch: int | None = None
     verbose: int = 1
@@ -83,7 +93,13 @@ class TrainConfig:
         need("plateau_factor", lambda v: is_num(v) and 0 < v < 1, "a number in (0, 1)")
         need("plateau_patience", lambda v: is_int(v) and v >= 0, "an int >= 0")
         need("min_lr", lambda v: is_num(v) and v >= 0, "a number >= 0")
-        need("early_stopping_patience", lambda v: is_int(v) and v >= 0, "an int >= 0")
+        need("early_stopping_patience", lambda v: v is None or (is_int(v) and v >= 0),
+             "None or an int >= 0")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor={self.monitor!r}; expected one of {MONITORS}")
+        if not isinstance(self.restore_best_weights, bool):
+            raise ValueError(f"restore_best_weights={self.restore_best_weights!r}; "
+                             "expected True or False")
         need("seed", is_int, "an int")
         need("steps_per_epoch", lambda v: v is None or (is_int(v) and v >= 1),
              "None or an int >= 1")
@@ -93,8 +109,45 @@ class TrainConfig:
                              "expected 'auto', 'on' or 'off'")
 
     @property
+    def stopping_patience(self) -> int | None:
+        """Early-stopping patience in epochs in effect (None: no early stopping)."""
+        if self.early_stopping_patience is not None:
+            return self.early_stopping_patience
+        return 10 if self.optimizer == "sgd_plateau" else None
+
+    @property
     def learning_rate(self) -> float:
         """The (peak) learning rate this config trains with."""
         if self.optimizer == "sgd_onecycle":
             return self.max_lr
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+
+def plateau_finetune(epochs: int, patience: int, *, lr: float = 1e-4,
+                     monitor: str = "val_accuracy", weight_decay: float = 5e-4,
+                     **overrides) -> TrainConfig:
+    """The paper's fine-tuning recipe (reference-variants.md §6) as a TrainConfig.
+
+    SGD (lr 1e-4, momentum 0.9, coupled L2 5e-4, fresh state), ReduceLROnPlateau (factor 0.1,
+    min_lr 1e-5) and early stopping with restore-best, capped at `epochs` (the paper: 50).
+    Deviations, both stated: the paper watches the train loss with plateau patience = stop
+    patience = 5, so its LR drop can never act before the stop; here `monitor` defaults to the
+    held-out val accuracy and the plateau patience is max(1, patience // 2), so the LR drops
+    once before training stops.
+
+    Args:
+      epochs: Epoch cap (the ablation's --finetune_epochs).
+      patience: Early-stopping patience in epochs (--finetune_patience).
+      lr: Starting learning rate.
+      monitor: See TrainConfig.monitor.
+      weight_decay: Coupled L2 coefficient.
+      **overrides: Any other TrainConfig field (batch_size, seed, verbose, ...).
+    """
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ValueError(f"patience={patience!r}; expected an int >= 0")
+    fields = dict(epochs=epochs, optimizer="sgd_plateau", lr=lr, momentum=0.9,
+                  weight_decay=weight_decay, plateau_factor=0.1,
+                  plateau_patience=max(1, patience // 2), min_lr=1e-5,
+                  early_stopping_patience=patience, monitor=monitor, restore_best_weights=True)
+    fields.update(overrides)
+    return TrainConfig(**fields)

@@ -4,6 +4,7 @@ Workdir layout (when `workdir` is given):
   checkpoints/     tf.train.Checkpoint of model + optimizer + epoch, one per epoch (last 2 kept)
   history.json     per-epoch logs (loss, accuracy, val_*, lr, momentum, epoch_time_s)
   train_config.json  the TrainConfig; a resumed run must use the same one
+  best/            the best epoch's weights by config.monitor (only with early stopping)
   logs/            TensorBoard event files
 A run killed at any point restarts from its last completed epoch and, for datasets from
 `tfopt.data.load` (whose epoch e is always the same batches), ends with the same weights as an
@@ -69,14 +70,17 @@ def _steps_per_epoch(train_ds, config: TrainConfig, stream_steps: int | None) ->
 def check_workdir(workdir: str, config: TrainConfig) -> None:
     """Raise a ValueError if `workdir` holds a run whose TrainConfig differs from `config`.
 
-    (`verbose` may differ.) A resumed run must use the same recipe to reach the same result.
+    (`verbose` may differ; a field the saved file lacks counts as its default.) A resumed run
+    must use the same recipe to reach the same result.
     """
     path = os.path.join(workdir, "train_config.json")
     if not os.path.exists(path):
         return
     current = {k: v for k, v in dataclasses.asdict(config).items() if k != "verbose"}
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     with open(path) as f:
         saved = {k: v for k, v in json.load(f).items() if k != "verbose"}
+    saved = {**{k: defaults.get(k) for k in current if k not in saved}, **saved}
     diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
     if diff:
         k = diff[0]
@@ -106,10 +110,22 @@ def fit(model, train_ds, config: TrainConfig, *, val_ds=None, workdir: str | Non
       dict: epochs (completed, in total), initial_epoch (where this call started),
       loss/accuracy (train, last epoch), val_loss/val_accuracy (if val_ds), wall_time_s
       (this call, seconds), images_per_s (train images / wall_time_s of this call),
-      stopped_early, history (per-epoch lists over the whole run).
+      stopped_early, monitor, best_epoch (1-based, by monitor; None without early stopping),
+      restored_best (the model holds the best epoch's weights), history (per-epoch lists over
+      the whole run).
+
+    Early stopping (config.stopping_patience) watches config.monitor; with a val_* monitor,
+    `val_ds` must be a held-out split (e.g. from `tfopt.train.holdout_split`), never the test
+    split, or the test accuracy selects the model.
+
+    Long because it is one linear sequence (compile, restore a resumed run, callbacks, fit,
+    restore the best epoch, summarise) whose steps share the resume state.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config={config!r}; expected a tfopt.train.TrainConfig")
+    if config.monitor.startswith("val_") and val_ds is None:
+        raise ValueError(f"monitor={config.monitor!r} needs val_ds (a held-out validation "
+                         "split, never the test split); pass val_ds or use monitor='loss'")
     initial_epoch, history = 0, {}
     manager = epoch_var = None
     history_path = None
@@ -142,18 +158,10 @@ def fit(model, train_ds, config: TrainConfig, *, val_ds=None, workdir: str | Non
                                else v) for k, v in history.items()}
 
     callbacks = [cb.LogLrMomentum(), cb.EpochTimer()]
-    resumables = []
-    if config.optimizer == "sgd_plateau":   # on the train loss, as the reference does
-        resumables = [
-            cb.ResumableReduceLROnPlateau(monitor="loss", factor=config.plateau_factor,
-                                          patience=config.plateau_patience,
-                                          min_lr=config.min_lr, verbose=min(config.verbose, 1)),
-            cb.ResumableEarlyStopping(monitor="loss", patience=config.early_stopping_patience,
-                                      verbose=min(config.verbose, 1)),
-        ]
-        for r, state in zip(resumables, history.get("_callback_state", ())):
-            r.pending = state
-        callbacks += resumables
+    resumables, best = _stopping_callbacks(model, config, workdir)
+    for r, state in zip(resumables, history.get("_callback_state", ())):
+        r.pending = state
+    callbacks += resumables
     if workdir is not None:
         callbacks.append(cb.EpochCheckpoint(manager, epoch_var, history, history_path,
                                             resumables))
@@ -174,6 +182,8 @@ def fit(model, train_ds, config: TrainConfig, *, val_ds=None, workdir: str | Non
         if workdir is None:
             for key, values in result.history.items():
                 history.setdefault(key, []).extend(_floats(values))
+    if best is not None and config.restore_best_weights:
+        best.restore()
     wall = time.perf_counter() - start
 
     epochs_done = len(history.get("loss", []))
@@ -182,6 +192,9 @@ def fit(model, train_ds, config: TrainConfig, *, val_ds=None, workdir: str | Non
     stopped = any(getattr(r, "stopped_epoch", 0) for r in resumables)
     metrics = {
         "epochs": epochs_done, "initial_epoch": initial_epoch, "stopped_early": bool(stopped),
+        "monitor": config.monitor,
+        "best_epoch": (best.best_epoch + 1) if best is not None and best.best_epoch >= 0 else None,
+        "restored_best": bool(best is not None and config.restore_best_weights),
         "wall_time_s": wall,
         "images_per_s": (epochs_run * per_epoch / wall) if epochs_run > 0 and wall > 0 else None,
         "history": {k: v for k, v in history.items() if not k.startswith("_")},
@@ -190,6 +203,28 @@ def fit(model, train_ds, config: TrainConfig, *, val_ds=None, workdir: str | Non
         if history.get(key):
             metrics[key] = history[key][-1]
     return metrics
+
+
+def _stopping_callbacks(model, config: TrainConfig, workdir: str | None):
+    """(resumable callbacks, BestWeights or None): sgd_plateau's ReduceLROnPlateau and the
+    early stop, both on `config.monitor`, and the best-epoch keeper (workdir/best/ on disk)."""
+    resumables, best = [], None
+    verbose = min(config.verbose, 1)
+    if config.optimizer == "sgd_plateau":
+        resumables.append(cb.ResumableReduceLROnPlateau(
+            monitor=config.monitor, factor=config.plateau_factor,
+            patience=config.plateau_patience, min_lr=config.min_lr, verbose=verbose))
+    patience = config.stopping_patience
+    if patience is not None:
+        resumables.append(cb.ResumableEarlyStopping(monitor=config.monitor, patience=patience,
+                                                    verbose=verbose))
+        manager = None
+        if workdir is not None:
+            manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
+                                                 os.path.join(workdir, "best"), max_to_keep=1)
+        best = cb.BestWeights(config.monitor, manager)
+        resumables.append(best)
+    return resumables, best
 
 
 def _have_tensorboard() -> bool:
