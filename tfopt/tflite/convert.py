@@ -272,9 +272,9 @@ def convert(
       preprocessing: Extra keyword arguments for tfopt.data (image_size, to_rgb, data_dir).
       seed: Seed of the calibration sample.
       name: Model name used in messages and metadata (default: the Keras model name).
-      lean: int8 only: apply `make_lean` (fuse concat+RELU, per-tensor weights where the
-        measured weight error is <= 2 %, strip tensor names into `.names`, share equal
-        flatbuffer objects). False keeps the converter's flatbuffer as it is.
+      lean: int8 only: apply `make_lean` (fuse concat+RELU, 1-channel groups as depthwise,
+        per-tensor weights where no channel's weight error exceeds 3 %, strip tensor names into
+        `.names`, share equal flatbuffer objects). False keeps the converter's flatbuffer.
 
     Returns:
       A `ConversionResult`; `.content` holds the .tflite bytes.
@@ -348,22 +348,24 @@ def convert(
 
 
 def make_lean(content: bytes, *, name: str = "model") -> tuple[bytes, dict, dict]:
-    """The lean int8 pass: `tfopt.tflite.rewrite` (fuse concat+RELU, per-tensor weights where
-    cheap, drop orphans), then `tfopt.tflite.lean` (strip names, share objects).
+    """The lean int8 pass: `tfopt.tflite.rewrite` (fuse concat+RELU, 1-channel-group CONV_2D as
+    DEPTHWISE_CONV_2D, per-tensor weights where cheap, drop orphans), then `tfopt.tflite.lean`
+    (strip names, share objects).
 
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused",
-      "per_tensor_layers", "per_channel_layers"}).
+      "grouped_to_depthwise", "per_tensor_layers", "per_channel_layers"}).
     """
     from tfopt.tflite import lean, rewrite
     from tfopt.tflite.model_info import _model_object
 
     model = _model_object(content, name)
     fused = rewrite.fuse_concat_relu(model)
+    depthwise = rewrite.grouped_to_depthwise(model)
     layers = rewrite.per_tensor_weights(model)
     rewrite.drop_unused(model)
     names = lean.strip_names(model)
-    report = {"bytes_before": len(content), "relu_fused": fused,
+    report = {"bytes_before": len(content), "relu_fused": fused, "grouped_to_depthwise": depthwise,
               "per_tensor_layers": sum(r["per_tensor"] for r in layers),
               "per_channel_layers": sum(not r["per_tensor"] for r in layers)}
     return lean.serialize(model), names, report
