@@ -6,7 +6,9 @@
 
 Models have random (untrained) weights: latency and size do not depend on the values; int8
 is calibrated on 16 synthetic images. Latency is the median of `--runs` invocations after
-10 warm-up ones (LiteRT default kernels, i.e. XNNPACK, batch 1, 32x32x3 input). int8 files
+10 warm-up ones (LiteRT default kernels, i.e. XNNPACK, batch 1, 32x32x3 input), timed as the
+calling thread's CPU time (1 thread: every kernel runs in it), so that waiting for a core on a
+shared machine does not count (wall-clock medians were off by up to 50x here). int8 files
 are the lean ones `tfopt.tflite.convert` ships (`--no_lean`: the converter's own flatbuffer).
 Targets (issue 13): int8 B <= 1.3 x params + 20,000 B and int8/f32 latency <= 0.7 for every
 variant, resnet101_v13 TFLM arena <= 256,000 B; params = trainable parameters.
@@ -43,8 +45,8 @@ def _measure(vid, args, shape, x, lean):
     params = int(sum(int(w.shape.num_elements()) for w in model.trainable_weights))
     f32 = convert(model, "float32", name=vid)
     i8 = convert(model, "int8", representative_data=x, name=vid, lean=lean)
-    lat_f = latency(f32.content, num_threads=1, runs=args.runs, warmup=10)["median_ms"]
-    lat_i = latency(i8.content, num_threads=1, runs=args.runs, warmup=10)["median_ms"]
+    lat_f = latency(f32.content, num_threads=1, runs=args.runs, warmup=10)["cpu_median_ms"]
+    lat_i = latency(i8.content, num_threads=1, runs=args.runs, warmup=10)["cpu_median_ms"]
     arena = None
     if micro.micro_available():
         arena = micro.run_micro(i8.content, num_samples=1, compare=False, name=vid).arena_bytes
@@ -83,7 +85,7 @@ def main(argv=None) -> int:
         print(f"# {vid}: {time.time() - t0:.1f} s", file=sys.stderr, flush=True)
 
     print(f"LiteRT {platform.machine()}, {os.cpu_count()} CPUs, 1 thread, width "
-          f"{args.width}, input {shape}, median of {args.runs} runs, "
+          f"{args.width}, input {shape}, median CPU time of {args.runs} runs, "
           f"{'converter' if args.no_lean else 'lean'} int8\n")
     print("| variant | params | float32 B | int8 B | int8 B/param | int8 B target | float32 ms "
           "| int8 ms | int8/f32 latency | TFLM arena B |")
