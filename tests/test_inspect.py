@@ -157,3 +157,11 @@ def test_cli_bad_file_one_line_error(tmp_path, payload):
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and str(path) in lines[-1]
     assert "Traceback" not in proc.stderr
+
+
+def test_serialize_leaves_the_model_object_unchanged(converted):
+    plain, _ = converted
+    model = _model_object(plain, "p")
+    lean.serialize(model)
+    options = [op.builtinOptions for op in model.subgraphs[0].operators if op.builtinOptions]
+    assert len({id(o) for o in options}) == len(options)   # no table merged in the caller's copy

@@ -21,7 +21,6 @@ peak are listed by name (from NAME.names.json next to the file when the names we
 from __future__ import annotations
 
 import collections
-import copy
 import dataclasses
 import json
 import os
@@ -76,7 +75,7 @@ class InspectResult:
 
 
 def _size(model) -> int:
-    return len(lean.serialize(copy.deepcopy(model)))
+    return len(lean.serialize(model))
 
 
 def bytes_by_category(content: bytes, *, name: str = "<bytes>") -> dict[str, int]:

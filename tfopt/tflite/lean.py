@@ -21,6 +21,7 @@ model ("QuantizationParam has 1 zero_point values and N scale values. Must have 
 
 from __future__ import annotations
 
+import copy
 import json
 
 import flatbuffers
@@ -100,8 +101,13 @@ def _memoised_pack(obj_types):
 
 
 def serialize(model) -> bytes:
-    """Packs a `schema.ModelT` with shared vectors, strings and tables (see module docstring)."""
+    """Packs a `schema.ModelT` with shared vectors, strings and tables (see module docstring).
+
+    The model is copied first: sharing makes equal option/quantization tables one Python
+    object, and a later rewrite of one operator must not change the others.
+    """
     schema = _schema()
+    model = copy.deepcopy(model)
     _share_tables(model)
     option_types = [getattr(schema, n) for n in dir(schema)
                     if n.endswith("OptionsT") and hasattr(getattr(schema, n), "Pack")]
