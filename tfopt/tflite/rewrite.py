@@ -110,17 +110,20 @@ def _requantize(wq: np.ndarray, scales: np.ndarray, axis: int):
     return w_new.astype(np.int8), scale, err
 
 
-def per_tensor_weights(model, *, max_error_increase: float = MAX_ERROR_INCREASE) -> list[dict]:
+def per_tensor_weights(model, *, max_error_increase: float | None = None) -> list[dict]:
     """Requantizes CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED weights per-tensor where the
     measured weight error allows it (module docstring).
 
     Args:
       max_error_increase: Largest accepted RMS error of the per-tensor weights against the
-        per-channel ones in any output channel, relative to that channel's RMS (0.03 = 3 %).
+        per-channel ones in any output channel, relative to that channel's RMS (0.03 = 3 %);
+        None: `MAX_ERROR_INCREASE`.
 
     Returns:
       One {"op", "index", "channels", "error", "per_tensor"} dict per candidate layer.
     """
+    if max_error_increase is None:
+        max_error_increase = MAX_ERROR_INCREASE
     sg = model.subgraphs[0]
     kinds = _op_names(model)
     report = []
