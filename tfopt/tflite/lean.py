@@ -56,30 +56,29 @@ def _as_array(values, dtype) -> np.ndarray | None:
     return None if values is None else np.asarray(values, dtype=dtype)
 
 
+def _quantization_key(q) -> tuple:
+    # Vectors as numpy: CreateNumpyVector (shared) instead of element-wise prepends.
+    q.scale, q.zeroPoint = _as_array(q.scale, np.float32), _as_array(q.zeroPoint, np.int64)
+    q.min, q.max = _as_array(q.min, np.float32), _as_array(q.max, np.float32)
+    key = tuple(None if v is None else v.tobytes() for v in (q.scale, q.zeroPoint, q.min, q.max))
+    return key + (q.quantizedDimension, q.detailsType)
+
+
 def _share_tables(model) -> None:
     """Makes equal quantization tables and operator options the same Python object, and packs
     each such object once (memoised `Pack`), so the flatbuffer stores it once."""
-    seen_q: dict = {}
+    seen: dict = {}
     for sg in model.subgraphs:
         for t in sg.tensors:
-            q = t.quantization
-            if q is None:
-                continue
-            # Vectors as numpy: CreateNumpyVector (shared) instead of element-wise prepends.
-            q.scale, q.zeroPoint = _as_array(q.scale, np.float32), _as_array(q.zeroPoint, np.int64)
-            q.min, q.max = _as_array(q.min, np.float32), _as_array(q.max, np.float32)
-            key = tuple(None if v is None else v.tobytes() for v in (q.scale, q.zeroPoint, q.min, q.max))
-            key += (q.quantizedDimension, q.detailsType, q.details is None)
-            if q.details is None:
-                t.quantization = seen_q.setdefault(key, q)
-    seen_o: dict = {}
-    for sg in model.subgraphs:
+            if t.quantization is not None and t.quantization.details is None:
+                t.quantization = seen.setdefault(_quantization_key(t.quantization),
+                                                 t.quantization)
         for op in sg.operators:
-            opts = op.builtinOptions
-            if opts is None:
-                continue
-            key = (op.builtinOptionsType, type(opts).__name__, repr(sorted(vars(opts).items())))
-            op.builtinOptions = seen_o.setdefault(key, opts)
+            if op.builtinOptions is not None:
+                opts = op.builtinOptions
+                key = (op.builtinOptionsType, type(opts).__name__,
+                       repr(sorted(vars(opts).items())))
+                op.builtinOptions = seen.setdefault(key, opts)
 
 
 def _memoised_pack(obj_types):
