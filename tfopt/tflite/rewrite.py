@@ -8,7 +8,7 @@
   the delegated graph: vgg19_v08 int8 ran 7.05 ms vs 0.45 ms float with 16 such RELUs. In int8
   the producers now round once into the final scale instead of three times (conv -> concat ->
   relu), so outputs may differ by rounding from the unfused graph (accuracy tested in
-  tests/test_lean_accuracy.py).
+  tests/test_tflite_lean_accuracy.py).
 * `grouped_to_depthwise`: a CONV_2D with 1-channel groups is a DEPTHWISE_CONV_2D with
   depth_multiplier > 1 (exact, bit-identical outputs); XNNPACK runs it much faster.
 * `drop_unused`: removes tensors/buffers orphaned by the rewrites (TFLM plans them).
@@ -29,7 +29,7 @@ from tfopt.tflite.model_info import _builtin_names, _schema
 _PER_TENSOR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Per-tensor weights are accepted when, in every output channel, their RMS error against the
 # per-channel int8 weights is at most 3 % of that channel's RMS (the int8 rounding itself is
-# ~0.4 % for random-init layers; tests/test_lean_accuracy.py measures the accuracy cost).
+# ~0.4 % for random-init layers; tests/test_tflite_lean_accuracy.py measures the accuracy cost).
 MAX_ERROR_INCREASE = 0.03
 _FUSABLE = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
             "MUL": "MulOptions", "ADD": "AddOptions", "FULLY_CONNECTED": "FullyConnectedOptions"}
