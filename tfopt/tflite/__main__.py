@@ -3,6 +3,7 @@
     python -m tfopt.tflite convert MODEL_DIR_OR_H5 --mode=int8 --dataset=fashion_mnist --out=m.tflite
     python -m tfopt.tflite evaluate MODEL.tflite --dataset=fashion_mnist [--limit=N] [--micro]
     python -m tfopt.tflite export MODEL.tflite --out=tflite_models [--dataset=NAME]
+    python -m tfopt.tflite inspect MODEL.tflite [--format=json] [--no_profile] [--no_micro]
 
 User mistakes (a missing or corrupt file, a dataset whose images do not fit the model) end
 with one line on stderr (`error: FILE: ...`) and exit status 2.
@@ -61,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--split", default="test")
     x.add_argument("--limit", type=int)
     x.add_argument("--no_micro", action="store_true", help="skip the TFLM arena measurement")
+
+    i = sub.add_parser("inspect", help="bytes by category, ops, int8 coverage, per-op latency "
+                                       "share, TFLM arena and the tensors at its peak")
+    i.add_argument("model")
+    i.add_argument("--format", choices=("text", "json"), default="text")
+    i.add_argument("--no_profile", action="store_true", help="skip the per-op LiteRT timing")
+    i.add_argument("--no_micro", action="store_true", help="skip the TFLM arena measurement")
+    i.add_argument("--runs", type=int, default=10, help="timed invocations per op")
     return p
 
 
@@ -145,12 +154,24 @@ def _export(args) -> int:
     return 0
 
 
+def _inspect(args) -> int:
+    from tfopt.tflite.inspect import format_text, inspect_tflite
+
+    if args.runs < 1:
+        raise ValueError(f"--runs={args.runs}; expected >= 1")
+    result = inspect_tflite(args.model, profile=not args.no_profile, micro=not args.no_micro,
+                            runs=args.runs)
+    print(json.dumps(result.to_dict(), indent=2) if args.format == "json" else format_text(result))
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from tfopt.tflite.micro import MicroUnavailableError
 
     try:
-        return {"convert": _convert, "evaluate": _evaluate, "export": _export}[args.command](args)
+        return {"convert": _convert, "evaluate": _evaluate, "export": _export,
+                "inspect": _inspect}[args.command](args)
     except (ValueError, FileNotFoundError, MicroUnavailableError) as err:
         print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
               file=sys.stderr)

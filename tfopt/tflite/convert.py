@@ -49,12 +49,16 @@ class ConversionResult:
       mode: One of MODES.
       info: Parsed operators and I/O tensors.
       metadata: The JSON metadata stored in the model (normalisation, labels, input quantization).
+      names: Tensor-name sidecar of a lean int8 model (`tfopt.tflite.lean`), else None.
+      lean_report: What the lean int8 pass did (RELUs fused, per-tensor layers, bytes before).
     """
 
     content: bytes
     mode: str
     info: ModelInfo
     metadata: dict
+    names: dict | None = None
+    lean_report: dict | None = None
 
     @property
     def size_bytes(self) -> int:
@@ -75,10 +79,16 @@ class ConversionResult:
         return self.info.inputs[0].zero_point
 
     def save(self, path: str | os.PathLike) -> pathlib.Path:
-        """Writes the .tflite file (parents created) and returns its path."""
+        """Writes the .tflite file (parents created) and returns its path; a lean model's
+        tensor names go to NAME.names.json beside it (read by `inspect`)."""
+        from tfopt.tflite import lean
+
         path = pathlib.Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(self.content)
+        if self.names:
+            path.with_suffix("").with_suffix(".names.json").write_text(
+                lean.sidecar_json(self.names))
         return path
 
 
@@ -244,6 +254,7 @@ def convert(
     preprocessing: Mapping[str, Any] | None = None,
     seed: int = 0,
     name: str | None = None,
+    lean: bool = True,
 ) -> ConversionResult:
     """Converts a Keras model (plain, pruned or QAT) to a batch-1 TFLite model.
 
@@ -262,6 +273,9 @@ def convert(
       preprocessing: Extra keyword arguments for tfopt.data (image_size, to_rgb, data_dir).
       seed: Seed of the calibration sample.
       name: Model name used in messages and metadata (default: the Keras model name).
+      lean: int8 only: apply `make_lean` (fuse concat+RELU, 1-channel groups as depthwise,
+        per-tensor weights where no channel's weight error exceeds 3 %, strip tensor names into
+        `.names`, share equal flatbuffer objects). False keeps the converter's flatbuffer.
 
     Returns:
       A `ConversionResult`; `.content` holds the .tflite bytes.
@@ -326,7 +340,36 @@ def convert(
         "tensorflow": tf.__version__,
     }
     content = with_metadata(content, metadata)
-    return ConversionResult(content, mode, inspect_model(content, name=name), metadata)
+    names = report = None
+    if mode == "int8" and lean:
+        content, names, report = make_lean(content, name=name)
+        check_integer_only(content, name=name)
+    return ConversionResult(content, mode, inspect_model(content, name=name), metadata,
+                            names, report)
+
+
+def make_lean(content: bytes, *, name: str = "model") -> tuple[bytes, dict, dict]:
+    """The lean int8 pass: `tfopt.tflite.rewrite` (fuse concat+RELU, 1-channel-group CONV_2D as
+    DEPTHWISE_CONV_2D, per-tensor weights where cheap, drop orphans), then `tfopt.tflite.lean`
+    (strip names, share objects).
+
+    Returns:
+      (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused",
+      "grouped_to_depthwise", "per_tensor_layers", "per_channel_layers"}).
+    """
+    from tfopt.tflite import lean, rewrite
+    from tfopt.tflite.model_info import _model_object
+
+    model = _model_object(content, name)
+    fused = rewrite.fuse_concat_relu(model)
+    depthwise = rewrite.grouped_to_depthwise(model)
+    layers = rewrite.per_tensor_weights(model)
+    rewrite.drop_unused(model)
+    names = lean.strip_names(model)
+    report = {"bytes_before": len(content), "relu_fused": fused, "grouped_to_depthwise": depthwise,
+              "per_tensor_layers": sum(r["per_tensor"] for r in layers),
+              "per_channel_layers": sum(not r["per_tensor"] for r in layers)}
+    return lean.serialize(model), names, report
 
 
 def convert_int8(model, representative_data, **kwargs) -> ConversionResult:

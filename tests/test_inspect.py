@@ -1,0 +1,167 @@
+"""Lean int8 flatbuffers (tfopt.tflite.lean / rewrite) and `python -m tfopt.tflite inspect`."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfopt._keras import keras, layers
+from tfopt.tflite import lean, micro, rewrite
+from tfopt.tflite.convert import convert, make_lean
+from tfopt.tflite.evaluate import predict
+from tfopt.tflite.inspect import bytes_by_category, format_text, inspect_tflite
+from tfopt.tflite.model_info import _model_object, inspect_model
+
+SHAPE = (12, 12, 4)
+
+
+def _concat_relu_model():
+    """Fire-like concat -> ReLU, a channel shuffle and a 1-channel-group conv (DiCE style)."""
+    inp = keras.Input(SHAPE, name="image")
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="stem")(inp)
+    a = layers.Conv2D(8, 1, name="expand1x1")(x)
+    b = layers.DepthwiseConv2D(3, padding="same", name="expand_dw")(x)
+    x = layers.ReLU(name="fire_relu")(layers.Concatenate(name="fire_cat")([a, b]))
+    x = layers.Reshape((12, 12, 2, 8), name="shuffle_split")(x)
+    x = layers.Permute((1, 2, 4, 3), name="shuffle_swap")(x)
+    x = layers.Reshape((12, 12, 16), name="shuffle_merge")(x)
+    x = layers.Conv2D(32, 3, groups=16, padding="same", name="proj")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inp, layers.Dense(5, name="logits")(x), name="concat_relu")
+
+
+def _images(n=8, seed=0):
+    return np.random.default_rng(seed).standard_normal((n,) + SHAPE).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def converted():
+    keras.utils.set_random_seed(0)
+    model = _concat_relu_model()
+    plain = convert(model, "int8", representative_data=_images(32), lean=False)
+    return plain.content, make_lean(plain.content, name="concat_relu")
+
+
+def _int8_inputs(content, n=6):
+    t = inspect_model(content).inputs[0]
+    return np.random.default_rng(1).integers(-128, 128, (n,) + t.shape[1:]).astype(np.int8)
+
+
+def test_names_and_sharing_change_no_output(converted):
+    plain, _ = converted
+    shared, sidecar = lean.lean(plain)
+    assert len(shared) < len(plain)
+    x = _int8_inputs(plain)
+    for reference in (True, False):
+        np.testing.assert_array_equal(predict(shared, x, reference=reference, raw=True),
+                                      predict(plain, x, reference=reference, raw=True))
+    info = inspect_model(shared)
+    assert info.inputs[0].name == inspect_model(plain).inputs[0].name   # I/O names kept
+    restored = lean.restore_names(shared, sidecar)
+    names = [t.name for t in _model_object(restored, "r").subgraphs[0].tensors]
+    assert names == [t.name for t in _model_object(plain, "p").subgraphs[0].tensors]
+
+
+def test_make_lean_rewrites_and_stays_integer(converted):
+    plain, (content, sidecar, report) = converted
+    ops_before = [op.name for op in inspect_model(plain).operators]
+    ops_after = [op.name for op in inspect_model(content).operators]
+    assert "RELU" in ops_before and "RELU" not in ops_after
+    assert report["relu_fused"] == 1 and report["grouped_to_depthwise"] == 1
+    assert ops_after.count("DEPTHWISE_CONV_2D") == ops_before.count("DEPTHWISE_CONV_2D") + 1
+    assert report["per_tensor_layers"] >= 1
+    assert len(content) < report["bytes_before"] == len(plain)
+    assert sidecar["subgraphs"][0]["tensors"]
+    assert not inspect_model(content).float_ops()
+
+
+def test_grouped_to_depthwise_is_bit_identical(converted):
+    plain, _ = converted
+    model = _model_object(plain, "p")
+    assert rewrite.grouped_to_depthwise(model) == 1
+    x = _int8_inputs(plain)
+    out = predict(lean.serialize(model), x, reference=True, raw=True)
+    np.testing.assert_array_equal(out, predict(plain, x, reference=True, raw=True))
+
+
+def test_per_tensor_keeps_layers_whose_channels_differ():
+    w = np.ones((4, 1, 1, 8), dtype=np.int8) * 100
+    scales = np.array([1.0, 1.0, 1.0, 1e-3])          # one channel 1000x smaller
+    _, _, err = rewrite._requantize(w, scales, 0)
+    assert err > rewrite.MAX_ERROR_INCREASE
+    _, _, err = rewrite._requantize(w, np.ones(4), 0)
+    assert err < 1e-6
+
+
+@pytest.mark.skipif(not micro.micro_available(), reason=str(micro.micro_unavailable_reason()))
+def test_lean_model_tflm_equals_litert_reference(converted):
+    _, (content, _, _) = converted
+    report = micro.run_micro(content, _images(6), num_samples=6)
+    assert report.ok, report.error
+    assert report.max_diff_lsb == 0
+
+
+def test_inspect_bytes_ops_profile_and_peak(converted):
+    _, (content, _, _) = converted
+    result = inspect_tflite(content, runs=2, name="concat_relu")
+    assert sum(result.bytes_by_category.values()) == result.size_bytes == len(content)
+    assert result.bytes_by_category["duplicates"] == 0          # lean: nothing left to share
+    assert result.bytes_by_category["strings"] < 200
+    assert result.op_counts["DEPTHWISE_CONV_2D"] == 2 and "RELU" not in result.op_counts
+    assert result.int8_coverage == 1.0 and result.float_ops == []
+    assert result.num_ops == sum(result.op_counts.values())
+    shares = [v["share"] for v in result.latency_by_op.values()]
+    assert abs(sum(shares) - 1.0) < 1e-6 and all(s >= 0 for s in shares)
+    assert result.peak_bytes == sum(t["bytes"] for t in result.peak_tensors) > 0
+    if micro.micro_available():
+        assert result.arena_bytes >= result.peak_bytes
+    json.dumps(result.to_dict())
+    assert "bytes by category" in format_text(result)
+
+
+def test_converter_file_shows_its_strings_and_duplicates(converted):
+    plain, _ = converted
+    cats = bytes_by_category(plain)
+    assert sum(cats.values()) == len(plain)
+    assert cats["strings"] > 500 and cats["duplicates"] > 0 and cats["weights"] > 0
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tfopt.tflite", "inspect", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_json_and_sidecar_names(converted, tmp_path):
+    _, (content, sidecar, _) = converted
+    path = tmp_path / "m.tflite"
+    path.write_bytes(content)
+    (tmp_path / "m.names.json").write_text(lean.sidecar_json(sidecar))
+    proc = _cli(str(path), "--format=json", "--no_profile", "--no_micro")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["size_bytes"] == len(content) and out["latency_by_op"] is None
+    # Stripped names come back from the sidecar for the peak tensors.
+    assert all(not t["name"].startswith("tensor ") for t in out["peak_tensors"])
+
+
+@pytest.mark.parametrize("payload", [None, b"TFL3", b"\x1c\x00\x00\x00TFL3" + b"\xff" * 64,
+                                     b"not a model at all"])
+def test_cli_bad_file_one_line_error(tmp_path, payload):
+    path = tmp_path / "bad.tflite"
+    if payload is not None:
+        path.write_bytes(payload)
+    proc = _cli(str(path), "--no_profile", "--no_micro")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and str(path) in lines[-1]
+    assert "Traceback" not in proc.stderr
+
+
+def test_serialize_leaves_the_model_object_unchanged(converted):
+    plain, _ = converted
+    model = _model_object(plain, "p")
+    lean.serialize(model)
+    options = [op.builtinOptions for op in model.subgraphs[0].operators if op.builtinOptions]
+    assert len({id(o) for o in options}) == len(options)   # no table merged in the caller's copy
