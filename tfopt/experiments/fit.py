@@ -38,6 +38,9 @@ from tfopt.models.spec import spec_slug, split_variant_list
 from tfopt.tflite import boards
 
 PAPER_VARIANTS = "resnet101_v*,vgg19_v*"
+# The tfopt metadata JSON writes scales and zero points as decimal text: its length (and so the
+# file's, in 4-byte steps) varies with the values by a few bytes; tests allow this much.
+METADATA_SLACK_BYTES = 16
 CACHE_FORMAT = "tfopt-fit/1"
 
 flags.DEFINE_string("board", None, f"Board profile: {', '.join(boards.BOARDS)}.")
@@ -209,7 +212,10 @@ def measure(variant: str, width: float, spec: FitSpec, max_flash_bytes: int | No
                            num_calibration_samples=spec.calibration_samples, seed=spec.seed,
                            name=name)
             arena, error = arena_of(conv.content, name)
+            from tfopt.tflite.model_info import with_metadata
+
             row.update(status="ok", flash_bytes=conv.size_bytes, arena_bytes=arena,
+                       graph_bytes=len(with_metadata(conv.content, {})),
                        num_ops=len(conv.info.operators), error=error)
     except Exception as err:  # a candidate that cannot be built/converted is a row, not a crash
         lines = str(err).strip().splitlines()
