@@ -41,6 +41,7 @@ PAPER_VARIANTS = "resnet101_v*,vgg19_v*"
 # The tfopt metadata JSON writes scales and zero points as decimal text: its length (and so the
 # file's, in 4-byte steps) varies with the values by a few bytes; tests allow this much.
 METADATA_SLACK_BYTES = 16
+LATENCY_RUNS = 20  # LiteRT invocations timed per candidate for a latency budget (phone)
 CACHE_FORMAT = "tfopt-fit/1"
 
 flags.DEFINE_string("board", None, f"Board profile: {', '.join(boards.BOARDS)}.")
@@ -181,8 +182,10 @@ def arena_of(content: bytes, name: str) -> tuple[int | None, str | None]:
         return None, str(err).splitlines()[0]
 
 
-def measure(variant: str, width: float, spec: FitSpec, max_flash_bytes: int | None) -> dict:
-    """One candidate's row: flash (.tflite bytes), arena bytes, ops, seconds (JSON-ready)."""
+def measure(variant: str, width: float, spec: FitSpec, max_flash_bytes: int | None,
+            latency: bool = False) -> dict:
+    """One candidate's row: flash (.tflite bytes), arena bytes, ops, seconds (JSON-ready);
+    with `latency`, also the LiteRT median ms per image (1 thread, 20 runs)."""
     import numpy as np
 
     from tfopt._keras import keras
@@ -217,6 +220,11 @@ def measure(variant: str, width: float, spec: FitSpec, max_flash_bytes: int | No
             row.update(status="ok", flash_bytes=conv.size_bytes, arena_bytes=arena,
                        graph_bytes=len(with_metadata(conv.content, {})),
                        num_ops=len(conv.info.operators), error=error)
+            if latency:
+                from tfopt.tflite.evaluate import latency as litert_latency
+
+                row["latency_1t_median_ms"] = round(
+                    litert_latency(conv.content, num_threads=1, runs=LATENCY_RUNS)["median_ms"], 4)
     except Exception as err:  # a candidate that cannot be built/converted is a row, not a crash
         lines = str(err).strip().splitlines()
         row.update(status="failed", flash_bytes=None, arena_bytes=None,
@@ -241,9 +249,12 @@ def read_cache(path: str) -> dict[str, dict]:
     return rows
 
 
-def reusable(row: dict | None, max_flash_bytes: int | None) -> bool:
-    """A cached row answers this board too (a skip only if its bound still exceeds flash)."""
+def reusable(row: dict | None, max_flash_bytes: int | None, latency: bool = False) -> bool:
+    """A cached row answers this board too (a skip only if its bound still exceeds flash; a
+    latency budget needs a measured latency)."""
     if row is None or row.get("status") == "failed":
+        return False
+    if latency and row.get("status") == "ok" and row.get("latency_1t_median_ms") is None:
         return False
     if row.get("status") == "skipped":
         return max_flash_bytes is not None and row["kernel_weights"] > max_flash_bytes
@@ -253,7 +264,8 @@ def reusable(row: dict | None, max_flash_bytes: int | None) -> bool:
 def fit_of(budget: boards.Budget, row: dict) -> boards.Fit:
     if row.get("status") != "ok":
         return boards.Fit(False, None, None, None, (row.get("error") or row["status"],))
-    return boards.check_fit(budget, flash_bytes=row["flash_bytes"], arena_bytes=row["arena_bytes"])
+    return boards.check_fit(budget, flash_bytes=row["flash_bytes"], arena_bytes=row["arena_bytes"],
+                            latency_ms=row.get("latency_1t_median_ms"))
 
 
 def progress_line(i: int, n: int, row: dict, budget: boards.Budget, cached: bool) -> str:
@@ -263,6 +275,8 @@ def progress_line(i: int, n: int, row: dict, budget: boards.Budget, cached: bool
     if row.get("status") == "ok":
         arena = "n/a" if row["arena_bytes"] is None else f"{row['arena_bytes']:,} B"
         sizes = f"flash {row['flash_bytes']:,} B, arena {arena}"
+        if row.get("latency_1t_median_ms") is not None:
+            sizes += f", latency {row['latency_1t_median_ms']:.3f} ms"
     else:
         sizes = row["status"]
     detail = boards.format_margin(budget, fit) if fit.fits else "; ".join(fit.reasons)
@@ -282,11 +296,12 @@ def run_fit(spec: FitSpec, *, rerun: bool = False, log=print) -> tuple[list[dict
     rows, reused = [], 0
     for i, (variant, width) in enumerate(grid, 1):
         key = cache_key(variant, width, spec.input_shape, spec.num_classes)
-        cached = reusable(cache.get(key), budget.max_flash_bytes)
+        timed = budget.max_latency_ms is not None
+        cached = reusable(cache.get(key), budget.max_flash_bytes, timed)
         if cached:
             row, reused = cache[key], reused + 1
         else:
-            row = measure(variant, width, spec, budget.max_flash_bytes)
+            row = measure(variant, width, spec, budget.max_flash_bytes, latency=timed)
             with open(spec.cache_path, "a") as f:
                 f.write(json.dumps(row, sort_keys=True) + "\n")
         rows.append(row)
@@ -303,6 +318,13 @@ def best_widths(rows: list[dict], budget: boards.Budget) -> dict[str, dict]:
     return best
 
 
+def _num(value) -> str:
+    """'12,345' for ints, '0.123' for floats, '-' for no value (no limit / not measured)."""
+    if value is None:
+        return "-"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.3f}"
+
+
 def _width_tag(width: float) -> str:
     return f"w{width:g}"
 
@@ -317,10 +339,12 @@ def flagfiles(spec: FitSpec, rows: list[dict], command: str) -> dict[str, str]:
     widths = sorted(groups, reverse=True)
     stem = spec.out[:-4] if spec.out.endswith(".cfg") else spec.out
     paths = {w: (spec.out if i == 0 else f"{stem}.{_width_tag(w)}.cfg") for i, w in enumerate(widths)}
-    table = [f"#   {v:<28} {r['width']:>5g} {r['flash_bytes']:>11,} {r['arena_bytes']:>9,} "
-             f"{budget.max_flash_bytes - r['flash_bytes'] if budget.max_flash_bytes else 0:>11,} "
-             f"{budget.max_arena_bytes - r['arena_bytes'] if budget.max_arena_bytes else 0:>9,}"
-             for v, r in best.items()]
+    table = []
+    for v, r in best.items():
+        fit = fit_of(budget, r)
+        table.append(f"#   {v:<28} {r['width']:>5g} {_num(r['flash_bytes']):>11} "
+                     f"{_num(r['arena_bytes']):>9} {_num(fit.flash_margin_bytes):>11} "
+                     f"{_num(fit.arena_margin_bytes):>10} {_num(r.get('latency_1t_median_ms')):>8}")
     misfits = [v for v in spec.variants if v not in best]
     header = [
         f"# Generated by tfopt.experiments.fit on {datetime.date.today().isoformat()}:",
@@ -329,7 +353,7 @@ def flagfiles(spec: FitSpec, rows: list[dict], command: str) -> dict[str, str]:
         "# Measured untrained (trained-like random weights), int8, batch 1; arena = TFLM on x86-64.",
         "# Each fitting variant at its largest fitting width (flash/arena left = margin, bytes):",
         f"#   {'variant':<28} {'width':>5} {'flash B':>11} {'arena B':>9} {'flash left':>11} "
-        f"{'arena left':>9}",
+        f"{'arena left':>10} {'ms':>8}",
         *table,
         f"# No width fits: {', '.join(misfits) if misfits else 'none'}.",
     ]
@@ -357,6 +381,9 @@ def main(argv) -> int:
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's converter logs at INFO per model
     try:
         spec = spec_from_flags()
     except ValueError as err:
