@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tfopt.experiments import fit
-from tfopt.tflite import micro
+from tfopt.tflite import boards, micro
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = (16, 16, 3)
@@ -99,11 +99,29 @@ def test_arena_after_allocation_equals_run_micro_arena():
     assert arena == micro.run_micro(content, num_samples=1).arena_bytes
 
 
+def _budget(flash, arena):
+    return boards.Budget(boards.get_board("pico"), 0.0, flash, arena, None)
+
+
 def test_flash_lower_bound_skips_conversion(tmp_path):
     row = fit.measure("tiny_cnn", 0.25, _spec(tmp_path), max_flash_bytes=100)
     assert row["status"] == "skipped" and row["kernel_weights"] > 100
-    assert "not converted" in row["error"]
-    assert fit.reusable(row, 100) and not fit.reusable(row, 10**9)
+    assert "not converted" in row["error"] and row["flash_bytes"] is None
+    assert fit.reusable(row, _budget(100, None))
+    assert not fit.reusable(row, _budget(10**9, None))  # a bigger board measures it
+
+
+@needs_micro
+def test_wider_candidates_of_a_misfit_are_not_built(tmp_path):
+    spec = _spec(tmp_path, widths=(0.25, 0.125), reserve=0.99)  # arena budget 2,621 B
+    rows, cached = fit.run_fit(spec, log=lambda line: None)
+    assert cached == 0 and [r["width"] for r in rows] == [0.125, 0.25]
+    small, wide = rows
+    assert small["status"] == "ok" and small["arena_bytes"] > 2_621
+    assert wide["status"] == "skipped" and wide["seconds"] == 0.0 and "not built" in wide["error"]
+    assert fit.lower_bounds(wide) == (small["flash_bytes"], small["arena_bytes"])
+    again, cached = fit.run_fit(spec, log=lambda line: None)
+    assert cached == 2 and again == rows
 
 
 def test_variants_widths_and_shape_validation():

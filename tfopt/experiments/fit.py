@@ -193,10 +193,8 @@ def measure(variant: str, width: float, spec: FitSpec, max_flash_bytes: int | No
     from tfopt.tflite.convert import convert
 
     start = time.perf_counter()
-    row = {"format": CACHE_FORMAT, "key": cache_key(variant, width, spec.input_shape,
-                                                    spec.num_classes),
-           "variant": variant, "width": width, "input_shape": list(spec.input_shape),
-           "num_classes": spec.num_classes}
+    cpu = time.process_time()
+    row = _row_head(variant, width, spec)
     keras.backend.clear_session()
     try:
         model = build_from_spec(variant, num_classes=spec.num_classes,
@@ -204,6 +202,7 @@ def measure(variant: str, width: float, spec: FitSpec, max_flash_bytes: int | No
         row.update(params=int(model.count_params()), kernel_weights=kernel_weights(model))
         if max_flash_bytes is not None and row["kernel_weights"] > max_flash_bytes:
             row.update(status="skipped", flash_bytes=None, arena_bytes=None,
+                       flash_lower_bound_bytes=row["kernel_weights"], arena_lower_bound_bytes=None,
                        error=f"{row['kernel_weights']:,} int8 kernel weights > flash budget "
                              f"{max_flash_bytes:,} B (not converted)")
         else:
@@ -230,7 +229,45 @@ def measure(variant: str, width: float, spec: FitSpec, max_flash_bytes: int | No
         row.update(status="failed", flash_bytes=None, arena_bytes=None,
                    error=f"{type(err).__name__}: {lines[0] if lines else ''}"[:300])
     row["seconds"] = round(time.perf_counter() - start, 2)
+    row["cpu_seconds"] = round(time.process_time() - cpu, 2)
     return row
+
+
+def _row_head(variant: str, width: float, spec: FitSpec) -> dict:
+    return {"format": CACHE_FORMAT, "key": cache_key(variant, width, spec.input_shape,
+                                                     spec.num_classes),
+            "variant": variant, "width": width, "input_shape": list(spec.input_shape),
+            "num_classes": spec.num_classes}
+
+
+def lower_bounds(row: dict) -> tuple[int | None, int | None]:
+    """(flash, arena) bytes this candidate needs at least: measured, or the skip's bounds."""
+    if row.get("status") == "ok":
+        return row["flash_bytes"], row["arena_bytes"]
+    if row.get("status") == "skipped":
+        return (row.get("flash_lower_bound_bytes", row.get("kernel_weights")),
+                row.get("arena_lower_bound_bytes"))
+    return None, None
+
+
+def exceeds(budget: boards.Budget, bounds: tuple[int | None, int | None]) -> bool:
+    """The lower bounds alone break the flash or the arena budget."""
+    flash, arena = bounds
+    return ((flash is not None and budget.max_flash_bytes is not None
+             and flash > budget.max_flash_bytes)
+            or (arena is not None and budget.max_arena_bytes is not None
+                and arena > budget.max_arena_bytes))
+
+
+def inferred_skip(variant: str, width: float, spec: FitSpec, smaller: dict) -> dict:
+    """A wider candidate than `smaller`, which already breaks the budget: channels, kernels and
+    activations grow with the width, so its bounds hold here too; nothing is built."""
+    flash, arena = lower_bounds(smaller)
+    return {**_row_head(variant, width, spec), "status": "skipped", "flash_bytes": None,
+            "arena_bytes": None, "flash_lower_bound_bytes": flash,
+            "arena_lower_bound_bytes": arena, "seconds": 0.0, "cpu_seconds": 0.0,
+            "error": f"width {smaller['width']:g} already needs flash >= {_num(flash)} B, "
+                     f"arena >= {_num(arena)} B (not built)"}
 
 
 def read_cache(path: str) -> dict[str, dict]:
@@ -249,16 +286,14 @@ def read_cache(path: str) -> dict[str, dict]:
     return rows
 
 
-def reusable(row: dict | None, max_flash_bytes: int | None, latency: bool = False) -> bool:
-    """A cached row answers this board too (a skip only if its bound still exceeds flash; a
-    latency budget needs a measured latency)."""
+def reusable(row: dict | None, budget: boards.Budget) -> bool:
+    """A cached row answers this board too: a measured row always (given a latency where the
+    board has a latency budget), a skip only while its lower bounds still break the budget."""
     if row is None or row.get("status") == "failed":
         return False
-    if latency and row.get("status") == "ok" and row.get("latency_1t_median_ms") is None:
-        return False
     if row.get("status") == "skipped":
-        return max_flash_bytes is not None and row["kernel_weights"] > max_flash_bytes
-    return True
+        return exceeds(budget, lower_bounds(row))
+    return budget.max_latency_ms is None or row.get("latency_1t_median_ms") is not None
 
 
 def fit_of(budget: boards.Budget, row: dict) -> boards.Fit:
@@ -287,25 +322,33 @@ def progress_line(i: int, n: int, row: dict, budget: boards.Budget, cached: bool
 def run_fit(spec: FitSpec, *, rerun: bool = False, log=print) -> tuple[list[dict], int]:
     """Measures (or reuses) every candidate, appending each new row to the cache at once.
 
+    Widths run smallest first per variant: once a width breaks the flash or arena budget, the
+    wider ones are skipped unbuilt (`inferred_skip`).
+
     Returns:
-      (one row per candidate in grid order, how many came from the cache).
+      (one row per candidate, variants in order, widths ascending; how many came from the cache).
     """
     budget = boards.budget(spec.board, spec.reserve)
     cache = {} if rerun else read_cache(spec.cache_path)
-    grid = [(v, w) for v in spec.variants for w in spec.widths]
+    n = len(spec.variants) * len(spec.widths)
     rows, reused = [], 0
-    for i, (variant, width) in enumerate(grid, 1):
-        key = cache_key(variant, width, spec.input_shape, spec.num_classes)
-        timed = budget.max_latency_ms is not None
-        cached = reusable(cache.get(key), budget.max_flash_bytes, timed)
-        if cached:
-            row, reused = cache[key], reused + 1
-        else:
-            row = measure(variant, width, spec, budget.max_flash_bytes, latency=timed)
-            with open(spec.cache_path, "a") as f:
-                f.write(json.dumps(row, sort_keys=True) + "\n")
-        rows.append(row)
-        log(progress_line(i, len(grid), row, budget, cached))
+    for variant in spec.variants:
+        too_big = None  # the widest row so far whose lower bounds break the budget
+        for width in sorted(spec.widths):
+            key = cache_key(variant, width, spec.input_shape, spec.num_classes)
+            cached = reusable(cache.get(key), budget)
+            if cached:
+                row, reused = cache[key], reused + 1
+            else:
+                row = (inferred_skip(variant, width, spec, too_big) if too_big is not None else
+                       measure(variant, width, spec, budget.max_flash_bytes,
+                               latency=budget.max_latency_ms is not None))
+                with open(spec.cache_path, "a") as f:
+                    f.write(json.dumps(row, sort_keys=True) + "\n")
+            if exceeds(budget, lower_bounds(row)):
+                too_big = row
+            rows.append(row)
+            log(progress_line(len(rows), n, row, budget, cached))
     return rows, reused
 
 
@@ -371,10 +414,13 @@ def flagfiles(spec: FitSpec, rows: list[dict], command: str) -> dict[str, str]:
 def summary(spec: FitSpec, rows: list[dict], seconds: float, cached: int) -> str:
     budget = boards.budget(spec.board, spec.reserve)
     fits = sum(fit_of(budget, r).fits for r in rows)
-    measured = [r["seconds"] for r in rows if r.get("seconds") is not None]
-    return (f"{fits} of {len(rows)} candidates fit {budget.describe()}; {seconds:.0f} s wall, "
-            f"{cached} from the cache, {sum(measured) / max(1, len(measured)):.1f} s per "
-            f"measured candidate (max {max(measured, default=0):.1f} s)")
+    built = [r for r in rows if r.get("seconds")]
+    wall = [r["seconds"] for r in built]
+    cpu = sum(r.get("cpu_seconds", 0.0) for r in built)
+    return (f"{fits} of {len(rows)} candidates fit {budget.describe()}; {seconds:.0f} s wall "
+            f"for {len(built)} built ({sum(wall) / max(1, len(wall)):.1f} s each, max "
+            f"{max(wall, default=0):.1f} s; {cpu:.0f} s CPU), {cached} from the cache, "
+            f"{len(rows) - len(built) - cached} skipped unbuilt")
 
 
 def main(argv) -> int:
