@@ -266,8 +266,10 @@ def inferred_skip(variant: str, width: float, spec: FitSpec, smaller: dict) -> d
     return {**_row_head(variant, width, spec), "status": "skipped", "flash_bytes": None,
             "arena_bytes": None, "flash_lower_bound_bytes": flash,
             "arena_lower_bound_bytes": arena, "seconds": 0.0, "cpu_seconds": 0.0,
-            "error": f"width {smaller['width']:g} already needs flash >= {_num(flash)} B, "
-                     f"arena >= {_num(arena)} B (not built)"}
+            "error": f"width {smaller['width']:g} already needs "
+                     + " and ".join(f"{what} >= {v:,} B" for what, v in (("flash", flash),
+                                                                         ("arena", arena)) if v)
+                     + " (not built)"}
 
 
 def read_cache(path: str) -> dict[str, dict]:
@@ -338,7 +340,7 @@ def run_fit(spec: FitSpec, *, rerun: bool = False, log=print) -> tuple[list[dict
             key = cache_key(variant, width, spec.input_shape, spec.num_classes)
             cached = reusable(cache.get(key), budget)
             if cached:
-                row, reused = cache[key], reused + 1
+                row, reused = {**cache[key], "from_cache": True}, reused + 1
             else:
                 row = (inferred_skip(variant, width, spec, too_big) if too_big is not None else
                        measure(variant, width, spec, budget.max_flash_bytes,
@@ -414,7 +416,7 @@ def flagfiles(spec: FitSpec, rows: list[dict], command: str) -> dict[str, str]:
 def summary(spec: FitSpec, rows: list[dict], seconds: float, cached: int) -> str:
     budget = boards.budget(spec.board, spec.reserve)
     fits = sum(fit_of(budget, r).fits for r in rows)
-    built = [r for r in rows if r.get("seconds")]
+    built = [r for r in rows if r.get("seconds") and not r.get("from_cache")]
     wall = [r["seconds"] for r in built]
     cpu = sum(r.get("cpu_seconds", 0.0) for r in built)
     return (f"{fits} of {len(rows)} candidates fit {budget.describe()}; {seconds:.0f} s wall "
