@@ -3,6 +3,11 @@ maximum accepted accuracy drop (and, beyond the paper, a flash and RAM budget)?
 
   python -m tfopt.experiments.recommend --results=WORKDIR --max_accuracy_drop=1 \
       [--max_flash_kb=256 --max_arena_kb=64 --metric=params|flops|bytes|latency]
+      [--board=nano33ble --reserve=0.2]
+
+`--board` (tfopt.tflite.boards) sets the flash/arena budget (latency for `phone`) left after
+the application reserve, unless --max_flash_kb/--max_arena_kb are given, and prints the margin
+the recommended model leaves on the board.
 
 A candidate is one converted model: (trial, TFLite mode). Its accuracy is the accuracy of the
 .tflite file (what ships; the Keras accuracy if TFLite accuracy was not measured). Its drop is
@@ -133,6 +138,7 @@ def recommend(
     max_arena_kb: float | None = None,
     metric: str = "bytes",
     reference: str | None = None,
+    max_latency_ms: float | None = None,
 ) -> Recommendation:
     """The smallest candidate (by `metric`) whose drop is at most `max_accuracy_drop` pp."""
     if metric not in METRICS:
@@ -155,6 +161,8 @@ def recommend(
             reject("no TFLite Micro arena measured (not int8, or TFLM failed)")
         elif max_arena_kb is not None and c.arena_bytes > max_arena_kb * 1024:
             reject(f"arena > {max_arena_kb:g} KiB")
+        elif max_latency_ms is not None and (c.latency_ms is None or c.latency_ms > max_latency_ms):
+            reject(f"latency > {max_latency_ms:g} ms or not measured")
         elif c.metric(metric) is None:
             reject(f"{metric} not measured")
         else:
@@ -170,6 +178,8 @@ def recommend(
         limits.append(f"flash {best.bytes / 1024:.1f} KiB <= {max_flash_kb:g} KiB")
     if max_arena_kb is not None:
         limits.append(f"arena {best.arena_bytes / 1024:.1f} KiB <= {max_arena_kb:g} KiB")
+    if max_latency_ms is not None:
+        limits.append(f"latency {best.latency_ms:.3f} ms <= {max_latency_ms:g} ms")
     reason = (
         f"{best.trial_id} ({best.mode}) has the smallest {metric} "
         f"({_fmt_metric(metric, best.metric(metric))}) of the {len(ok)} of {len(cands)} "
@@ -228,6 +238,10 @@ def _define_flags():
     flags.DEFINE_string("metric", "bytes", f"What 'smallest' means: {', '.join(METRICS)}.")
     flags.DEFINE_string("reference", None, "Reference variant (default: the run's).")
     flags.DEFINE_bool("json", False, "Print the answer as JSON.")
+    flags.DEFINE_string("board", None, "Board profile that sets the budget (tfopt.tflite.boards): "
+                        "nano33ble, esp32s3, stm32f746, pico, phone.")
+    flags.DEFINE_float("reserve", 0.2, "With --board: fraction of SRAM and flash kept for the "
+                       "application.")
     return flags.FLAGS
 
 
@@ -243,20 +257,60 @@ def main(argv) -> int:
             raise ValueError("--results=WORKDIR is required")
         if fv.max_accuracy_drop is None:
             raise ValueError("--max_accuracy_drop=PP is required")
+        limits = board_limits(fv.board, fv.reserve, fv.max_flash_kb, fv.max_arena_kb)
         rows = read_results(fv.results)
         rec = recommend(
             rows,
             max_accuracy_drop=fv.max_accuracy_drop,
-            max_flash_kb=fv.max_flash_kb,
-            max_arena_kb=fv.max_arena_kb,
             metric=fv.metric,
             reference=fv.reference,
+            **limits,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(rec.to_dict(), indent=2) if fv.json else format_recommendation(rec))
+    margin = board_margin(fv.board, fv.reserve, rec) if fv.board else None
+    if fv.json:
+        print(json.dumps({**rec.to_dict(), **({"board": margin} if margin else {})}, indent=2))
+    else:
+        print(format_recommendation(rec))
+        if margin:
+            print(f"board: {margin['budget']}\nmargin: {margin['margin']}")
     return 0 if rec.best is not None else 1
+
+
+def board_limits(board, reserve, max_flash_kb=None, max_arena_kb=None) -> dict:
+    """recommend() limits from a board profile; explicit --max_*_kb flags win."""
+    limits = {"max_flash_kb": max_flash_kb, "max_arena_kb": max_arena_kb}
+    if not board:
+        return limits
+    from tfopt.tflite import boards
+
+    b = boards.budget(board, reserve)
+    if max_flash_kb is None and b.max_flash_bytes is not None:
+        limits["max_flash_kb"] = b.max_flash_bytes / 1024
+    if max_arena_kb is None and b.max_arena_bytes is not None:
+        limits["max_arena_kb"] = b.max_arena_bytes / 1024
+    limits["max_latency_ms"] = b.max_latency_ms
+    return limits
+
+
+def board_margin(board, reserve, rec: Recommendation) -> dict:
+    """The board budget and what the recommended model leaves of it (bytes, ms)."""
+    from tfopt.tflite import boards
+
+    b = boards.budget(board, reserve)
+    out = {"budget": b.describe()}
+    if rec.best is not None:
+        fit = boards.check_fit(b, flash_bytes=rec.best.bytes, arena_bytes=rec.best.arena_bytes,
+                               latency_ms=rec.best.latency_ms)
+        out.update(margin=boards.format_margin(b, fit), fits=fit.fits,
+                   flash_margin_bytes=fit.flash_margin_bytes,
+                   arena_margin_bytes=fit.arena_margin_bytes,
+                   latency_margin_ms=fit.latency_margin_ms)
+    else:
+        out["margin"] = "no model fits"
+    return out
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m tfopt.tflite convert MODEL_DIR_OR_H5 --mode=int8 --dataset=fashion_mnist --out=m.tflite
     python -m tfopt.tflite evaluate MODEL.tflite --dataset=fashion_mnist [--limit=N] [--micro]
-    python -m tfopt.tflite export MODEL.tflite --out=tflite_models [--dataset=NAME]
+    python -m tfopt.tflite export MODEL.tflite --out=tflite_models [--dataset=NAME] [--metadata]
     python -m tfopt.tflite inspect MODEL.tflite [--format=json] [--no_profile] [--no_micro]
 
 User mistakes (a missing or corrupt file, a dataset whose images do not fit the model) end
@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--split", default="test")
     x.add_argument("--limit", type=int)
     x.add_argument("--no_micro", action="store_true", help="skip the TFLM arena measurement")
+    x.add_argument("--metadata", action="store_true",
+                   help="also write NAME.mediapipe.tflite: float32 I/O + TFLite Metadata (labels, "
+                        "normalisation, name, version) for MediaPipe's ImageClassifier")
+    x.add_argument("--model_version", default="1", help="version string in the TFLite Metadata")
 
     i = sub.add_parser("inspect", help="bytes by category, ops, int8 coverage, per-op latency "
                                        "share, TFLM arena and the tensors at its peak")
@@ -144,9 +148,10 @@ def _export(args) -> int:
     from tfopt.tflite.export import export_model
 
     result = export_model(args.model, args.out, name=args.name, dataset=args.dataset,
-                          split=args.split, limit=args.limit, micro=not args.no_micro)
+                          split=args.split, limit=args.limit, micro=not args.no_micro,
+                          metadata=args.metadata, model_version=args.model_version)
     for path in (result.tflite, result.source, result.header, result.op_resolver,
-                 result.metadata_json):
+                 result.metadata_json, result.app_tflite):
         if path is not None:
             print(f"wrote {path}")
     if result.metadata.get("tflm_error"):

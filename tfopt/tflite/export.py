@@ -10,6 +10,9 @@ For a model named NAME, writes into the output folder (default `tflite_models/`)
 - `NAME_op_resolver.h`: a `tflite::MicroMutableOpResolver<N>` with exactly the model's ops.
 - `NAME.json`: labels, input shape, input scale/zero point, normalisation, accuracy, arena
   bytes, flash bytes, ops.
+- with `metadata=True`, `NAME.mediapipe.tflite`: the same int8 graph with float32 I/O, TFLite
+  Metadata (labels, normalisation, name, version) and `labels.txt` packed in, which MediaPipe's
+  ImageClassifier (Android/iOS/Python) loads (tfopt.tflite.metadata).
 """
 
 from __future__ import annotations
@@ -144,6 +147,7 @@ class ExportResult:
     op_resolver: pathlib.Path | None
     metadata_json: pathlib.Path
     metadata: dict
+    app_tflite: pathlib.Path | None = None
 
 
 def export_model(
@@ -158,6 +162,8 @@ def export_model(
     x: np.ndarray | None = None,
     y: np.ndarray | None = None,
     micro: bool = True,
+    metadata: bool = False,
+    model_version: str = "1",
 ) -> ExportResult:
     """Writes NAME.tflite, NAME.cc, NAME.h, NAME_op_resolver.h and NAME.json.
 
@@ -169,6 +175,8 @@ def export_model(
       accuracy: Top-1 accuracy in [0, 1] to record; otherwise measured on `x, y` or on
         `dataset`/`split`/`limit` with LiteRT, or left null.
       micro: Measure arena bytes with TFLM (skipped, null, where tflite-micro is missing).
+      metadata: Also write NAME.mediapipe.tflite (TFLite Metadata for MediaPipe, version
+        `model_version`).
 
     Raises:
       ValueError: not a TFLite file, or data that does not fit the model.
@@ -205,7 +213,7 @@ def export_model(
 
     missing = tflm_ops.unsupported_ops(info.op_names)
     t_in, t_out = info.inputs[0], info.outputs[0]
-    metadata = {
+    meta_json = {
         "name": name,
         "c_identifier": f"{ident}_tflite",
         "mode": meta.get("mode") or t_in.dtype,
@@ -246,5 +254,13 @@ def export_model(
     if not missing:
         resolver = out / f"{name}_op_resolver.h"
         resolver.write_text(op_resolver_header(ident, info.op_names))
-    paths["metadata_json"].write_text(json.dumps(metadata, indent=2) + "\n")
-    return ExportResult(op_resolver=resolver, metadata=metadata, **paths)
+    app = None
+    if metadata:
+        from tfopt.tflite import metadata as app_metadata
+
+        app = out / f"{name}.mediapipe.tflite"
+        app.write_bytes(app_metadata.with_app_metadata(content, name=name, version=model_version))
+        meta_json.update(app_tflite=app.name, app_interface=app_metadata.APP_INTERFACE,
+                         app_model_version=model_version)
+    paths["metadata_json"].write_text(json.dumps(meta_json, indent=2) + "\n")
+    return ExportResult(op_resolver=resolver, metadata=meta_json, app_tflite=app, **paths)
