@@ -121,9 +121,10 @@ def top_ops(model, n_top: int) -> list[tuple[str, float, int]]:
             if not line.name.startswith("tf_Compute"):
                 continue
             for event in line.events:
-                op = names.get(event.metadata_id, "?").rsplit(":", 1)[-1]
-                if op.startswith("ExecutorState::"):
+                full = names.get(event.metadata_id, "?")
+                if full.startswith("ExecutorState::"):
                     continue  # executor bookkeeping spans that enclose the op kernels
+                op = full if "::" in full else full.rsplit(":", 1)[-1]  # "layer/op:OpType"
                 ms[op] += event.duration_ps / 1e9 / FLAGS.profile_steps
                 calls[op] += 1
     return [(op, t, calls[op] // FLAGS.profile_steps) for op, t in ms.most_common(n_top)]

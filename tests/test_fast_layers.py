@@ -42,7 +42,10 @@ def _fwd_bwd(layer, x, training):
 
 def _paths(shape):
     h, w, cin, cout, k, g, padding, bias = shape
-    return [p for p in ("dense", "split", "depthwise", "auto") if p != "depthwise" or cin == g]
+    paths = ["dense", "split", "auto"]
+    paths += ["depthwise"] if cin == g else []
+    paths += ["reduce"] if cout == g and k == 1 else []
+    return paths
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[:6])))
@@ -80,6 +83,10 @@ def test_choose_path_rules():
                                groups=4) == "dense"
     assert grouped.choose_path(height=32, width=32, cin=256, cout=1024, kernel_size=(1, 1),
                                groups=4) == "split"
+    assert grouped.choose_path(height=34, width=34, cin=192, cout=64, kernel_size=(1, 1),
+                               groups=64) == "reduce"
+    assert grouped.choose_path(height=32, width=32, cin=256, cout=512, kernel_size=(3, 3),
+                               groups=16) == "native"
     assert grouped.choose_path(height=8, width=8, cin=16, cout=16, kernel_size=(1, 1),
                                groups=1) == "native"
 
@@ -89,6 +96,9 @@ def test_bad_training_path_is_a_clear_error():
         grouped.GroupedConv2D(8, 1, groups=2, training_path="fast")
     layer = grouped.GroupedConv2D(8, 1, groups=2, training_path="depthwise")
     with pytest.raises(ValueError, match="one input channel per group"):
+        layer.build((None, 4, 4, 4))
+    layer = grouped.GroupedConv2D(8, 1, groups=2, training_path="reduce")
+    with pytest.raises(ValueError, match="one output channel per group"):
         layer.build((None, 4, 4, 4))
 
 

@@ -11,7 +11,9 @@ config, and only changes how the convolution is computed while training (`traini
 * "dense": a block-diagonal dense kernel `(kh, kw, cin, cout)` built from the grouped kernel
   (tiled along the input axis and masked) and one ordinary conv: g x the multiply-adds, but a
   single oneDNN kernel, and the gradient reaches only the grouped weights.
-* "split": `tf.split` into g input slices, g ordinary convs, concat (large layers).
+* "reduce": a 1 x 1 conv with one output channel per group (DiCE's 3C -> C weight-average):
+  multiply by the kernel and sum each group's inputs (`reduce_sum`), no convolution op.
+* "split": `tf.split` into g input slices, g ordinary convs, concat (large layers, few groups).
 * "native": the stock grouped conv (also what every non-training call uses).
 
 `choose_path` picks one per layer shape from measurements (docs/training_speed.md). Inference
@@ -28,7 +30,8 @@ import tensorflow as tf
 
 from tfopt._keras import keras, layers
 
-PATHS = ("auto", "native", "dense", "split", "depthwise")
+PATHS = ("auto", "native", "dense", "split", "depthwise", "reduce")
+_SPLIT_MAX_GROUPS = 8
 _DENSE_MAX_EXTRA_MACS = 2_000_000  # per image: the block-diagonal waste (g-1)/g of dense MACs
 
 
@@ -36,18 +39,21 @@ def choose_path(*, height: int, width: int, cin: int, cout: int, kernel_size, gr
     """The training path for one grouped conv shape (output height x width), by measurement.
 
     Rules (batch 64, 2-core CPU, docs/training_speed.md): one input channel per group ->
-    "depthwise"; else the block-diagonal "dense" conv unless the extra multiply-adds it wastes
-    exceed 2 M per image, then "split".
+    "depthwise"; a 1 x 1 conv with one output channel per group -> "reduce"; else the
+    block-diagonal "dense" conv unless the multiply-adds it wastes exceed 2 M per image, then
+    "split" for at most 8 groups, else "native".
     """
+    kh, kw = kernel_size
     if groups == 1:
         return "native"
     if cin == groups:
         return "depthwise"
-    kh, kw = kernel_size
+    if cout == groups and (kh, kw) == (1, 1):
+        return "reduce"
     dense_macs = height * width * cin * cout * kh * kw
     if dense_macs * (groups - 1) // groups <= _DENSE_MAX_EXTRA_MACS:
         return "dense"
-    return "split"
+    return "split" if groups <= _SPLIT_MAX_GROUPS else "native"
 
 
 @keras.utils.register_keras_serializable(package="tfopt")
@@ -83,6 +89,11 @@ class GroupedConv2D(layers.Conv2D):
             if self.training_path == "depthwise" and cin != self.groups:
                 raise ValueError(f"{self.name}: training_path='depthwise' needs one input channel "
                                  f"per group; got {cin} channels in {self.groups} groups")
+            if self.training_path == "reduce" and (
+                    self.filters != self.groups or tuple(self.kernel_size) != (1, 1)):
+                raise ValueError(f"{self.name}: training_path='reduce' needs a 1x1 kernel and one "
+                                 f"output channel per group; got kernel {self.kernel_size}, "
+                                 f"{self.filters} filters in {self.groups} groups")
             return self.training_path
         h, w = input_shape[1], input_shape[2]
         if h is None or w is None:
@@ -138,7 +149,16 @@ def _depthwise(x, kernel, groups, padding):
     return tf.nn.depthwise_conv2d(x, dw, (1, 1, 1, 1), padding)
 
 
-_FAST = {"dense": _dense, "split": _split, "depthwise": _depthwise}
+def _reduce(x, kernel, groups, padding):
+    del padding  # a 1 x 1 kernel: "same" and "valid" agree
+    a = kernel.shape[2]
+    weights = tf.reshape(tf.transpose(tf.reshape(kernel, (a, groups))), (-1,))  # (g*a,) g-major
+    y = x * weights
+    shape = tf.concat([tf.shape(x)[:-1], [groups, a]], axis=0)
+    return tf.reduce_sum(tf.reshape(y, shape), axis=-1)
+
+
+_FAST = {"dense": _dense, "split": _split, "depthwise": _depthwise, "reduce": _reduce}
 
 
 def to_native(model):
