@@ -76,19 +76,17 @@ def test_inference_traces_the_native_grouped_conv():
     assert "Tile" in _op_types(lambda x: fast(x, training=True), spec)
 
 
-def test_choose_path_rules():
-    assert grouped.choose_path(height=8, width=8, cin=64, cout=256, kernel_size=(3, 3),
-                               groups=64) == "depthwise"
-    assert grouped.choose_path(height=8, width=8, cin=40, cout=128, kernel_size=(1, 1),
-                               groups=4) == "dense"
-    assert grouped.choose_path(height=32, width=32, cin=256, cout=1024, kernel_size=(1, 1),
-                               groups=4) == "split"
-    assert grouped.choose_path(height=34, width=34, cin=192, cout=64, kernel_size=(1, 1),
-                               groups=64) == "reduce"
-    assert grouped.choose_path(height=32, width=32, cin=256, cout=512, kernel_size=(3, 3),
-                               groups=16) == "native"
-    assert grouped.choose_path(height=8, width=8, cin=16, cout=16, kernel_size=(1, 1),
-                               groups=1) == "native"
+# (H, W, cin, cout, kernel, groups) -> expected training path
+CHOICES = [((8, 8, 64, 256, 3, 64), "depthwise"), ((8, 8, 40, 128, 1, 4), "dense"),
+           ((32, 32, 256, 1024, 1, 4), "split"), ((34, 34, 192, 64, 1, 64), "reduce"),
+           ((32, 32, 256, 512, 3, 16), "native"), ((8, 8, 16, 16, 1, 1), "native")]
+
+
+@pytest.mark.parametrize("shape,path", CHOICES)
+def test_choose_path_rules(shape, path):
+    h, w, cin, cout, k, g = shape
+    assert grouped.choose_path(height=h, width=w, cin=cin, cout=cout, kernel_size=(k, k),
+                               groups=g) == path
 
 
 def test_bad_training_path_is_a_clear_error():
