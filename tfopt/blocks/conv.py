@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tfopt._keras import keras, layers
+from tfopt.blocks.grouped import GroupedConv2D
 
 BN_EPSILON = 1e-5  # PyTorch BatchNorm2d default
 BN_MOMENTUM = 0.9  # = 1 - PyTorch momentum 0.1
@@ -79,6 +80,9 @@ def conv2d(x, *, filters: int, kernel_size=1, stride=1, groups: int = 1, padding
       use_bias: Whether the conv has a bias (the reference says where; default none).
       kernel_initializer: Keras initializer; default Kaiming-normal fan_out (torchvision).
       name: The conv layer's name; an explicit pad layer, if needed, is `f"{name}_pad"`.
+
+    groups > 1 builds a `tfopt.blocks.grouped.GroupedConv2D` (a Conv2D subclass with the same
+    weights that trains fast on a CPU and converts to the native grouped conv).
     """
     kernel, strides = _pair(kernel_size), _pair(stride)
     pad = (kernel[0] // 2, kernel[1] // 2) if padding is None else _pair(padding)
@@ -87,7 +91,8 @@ def conv2d(x, *, filters: int, kernel_size=1, stride=1, groups: int = 1, padding
         raise ValueError(f"{name}: groups={groups} must divide input channels {cin} and "
                          f"filters {filters}")
     x, mode = _keras_padding(x, kernel, strides, pad, name)
-    return layers.Conv2D(filters, kernel, strides=strides, padding=mode, groups=groups,
+    cls = GroupedConv2D if groups > 1 else layers.Conv2D  # fast CPU training, same weights
+    return cls(filters, kernel, strides=strides, padding=mode, groups=groups,
                          use_bias=use_bias,
                          kernel_initializer=kernel_initializer or conv_initializer(),
                          name=name)(x)

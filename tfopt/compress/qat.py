@@ -12,6 +12,9 @@ list (design notes "ecosystem" §2.3; tfmot #733). The zoo's blocks use a few of
 - The zoo's dead-parameter holders (`DeadParameters`, `DeadBatchNorm`: identity layers that own
   the reference's unused weights): `TfoptNoOpQuantizeConfig` (nothing is computed, nothing is
   quantized; the identity disappears in TFLite).
+- `tfopt.blocks.grouped.GroupedConv2D` (the zoo's fast-training grouped conv): `quantize`
+  swaps it for a stock `Conv2D` with the same weights first, so tfmot folds its BN and the QAT
+  graph is the same as for a native grouped conv (the QAT model trains at native speed).
 - Any other layer the registry does not know and that has no trainable weights is given the
   no-op config (pass-through, like tfmot's own treatment of Reshape/Permute).
 
@@ -31,6 +34,7 @@ Saving/loading a QAT model needs `quantize_scope()` (tfmot #426, #773).
 from __future__ import annotations
 
 from tfopt._keras import keras, layers
+from tfopt.blocks import grouped as _grouped
 from tfopt.compress import pruning as _pr
 from tfopt.compress import sparsity as _sp
 
@@ -136,6 +140,7 @@ def custom_objects() -> dict:
     c = _classes()
     objs = {k: v for k, v in c.items() if k.endswith("QuantizeConfig")}
     objs.update(_zoo_custom_layers())
+    objs["GroupedConv2D"] = _grouped.GroupedConv2D
     objs.update({cls.__name__: cls for cls in _pr._prunable_classes().values()})
     return objs
 
@@ -219,6 +224,8 @@ def quantize(model, *, preserve_sparsity: bool | None = None):
     # which `layer.output` of the caller's model would be ambiguous), so annotate a copy. One
     # pass does tfmot's quantize_annotate_model plus tfopt's configs.
     model = _pr.copy_model(model)
+    # tfmot's Conv+BN folding matches the class name "Conv2D": stock layers, same weights.
+    model = _grouped.to_native(model)
     configs = {l.name: quantize_config_for(l) for l in model.layers}
 
     def annotate(layer):

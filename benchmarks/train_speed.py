@@ -1,0 +1,184 @@
+"""Training speed of every zoo variant relative to a ResNet-8 measured in the same run.
+
+ResNet-8 is MLPerf Tiny's image-classification reference (mlcommons/tiny, `resnet_v1_eembc`:
+conv 16 3x3 + BN + ReLU, three residual stacks of 16 / 32 / 64 filters (stride 1 / 2 / 2, a 1x1
+projection when the shape changes), 8x8 average pool, dense), built here in plain Keras.
+
+For each model: `model.fit` on random tensors (batch 64, 32x32x3, 10 classes, SGD 0.01,
+cross-entropy), the first `--warmup` batches (tracing) excluded from the timing, then
+`--steps` timed batches. ResNet-8 is re-measured right before every variant (the machine is
+shared), and each ratio uses that adjacent measurement. Train GFLOP/s = 3 x fvcore FLOPs
+(`tfopt.metrics.count_flops`, forward, one image) x images/s. Last line:
+`min ratio over the 28 paper variants = X (variant)`.
+
+`--profile` also traces `--profile_steps` steps of each variant with `tf.profiler` and prints
+its top TensorFlow ops by summed kernel time (docs/training_speed.md).
+
+Run:  python benchmarks/train_speed.py [--variants=resnet101_v13,vgg19_v08 --steps=10]
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import glob
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_list("variants", None, "Zoo ids to measure (default: every registered variant).")
+flags.DEFINE_integer("steps", 10, "Timed training batches per model.", lower_bound=1)
+flags.DEFINE_integer("warmup", 2, "Untimed batches first (tracing, caches).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 64, "Images per batch.", lower_bound=1)
+flags.DEFINE_boolean("profile", False, "Also print each variant's top ops (tf.profiler).")
+flags.DEFINE_integer("profile_steps", 2, "Batches traced per variant with --profile.",
+                     lower_bound=1)
+flags.DEFINE_integer("top", 12, "Ops listed per variant with --profile.", lower_bound=1)
+FLAGS = flags.FLAGS
+
+PAPER_PREFIXES = ("resnet101_v", "vgg19_v")
+INPUT_SHAPE = (32, 32, 3)
+NUM_CLASSES = 10
+
+
+def resnet8():
+    """MLPerf Tiny ResNet-8 (resnet_v1_eembc): 16-32-64 filters, 3 stacks, plain Keras."""
+    from tfopt._keras import keras, layers
+    reg = keras.regularizers.l2(1e-4)
+
+    def conv(x, filters, kernel, stride):
+        return layers.Conv2D(filters, kernel, strides=stride, padding="same",
+                             kernel_initializer="he_normal", kernel_regularizer=reg)(x)
+
+    inputs = keras.Input(INPUT_SHAPE)
+    x = layers.ReLU()(layers.BatchNormalization()(conv(inputs, 16, 3, 1)))
+    for filters, stride in ((16, 1), (32, 2), (64, 2)):
+        y = layers.ReLU()(layers.BatchNormalization()(conv(x, filters, 3, stride)))
+        y = layers.BatchNormalization()(conv(y, filters, 3, 1))
+        if stride != 1:
+            x = conv(x, filters, 1, stride)
+        x = layers.ReLU()(layers.Add()([x, y]))
+    x = layers.Flatten()(layers.AveragePooling2D(pool_size=int(x.shape[1]))(x))
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax",
+                           kernel_initializer="he_normal")(x)
+    return keras.Model(inputs, outputs, name="resnet8")
+
+
+def _data(n):
+    import tensorflow as tf
+    x = tf.random.normal((n, *INPUT_SHAPE), seed=0)
+    y = tf.random.uniform((n,), 0, NUM_CLASSES, tf.int32, seed=0)
+    return x, y
+
+
+def _compile(model):
+    from tfopt._keras import keras
+    from_logits = model.layers[-1].get_config().get("activation") != "softmax"
+    model.compile(keras.optimizers.SGD(0.01),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
+
+
+def images_per_s(model) -> float:
+    """Plain `model.fit` throughput after `--warmup` batches (module docstring)."""
+    from tfopt._keras import keras
+    stamps = []
+
+    class Stamp(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            stamps.append(time.perf_counter())
+
+    b = FLAGS.batch_size
+    x, y = _data(b * (FLAGS.warmup + FLAGS.steps))
+    model.fit(x, y, batch_size=b, epochs=1, shuffle=False, verbose=0, callbacks=[Stamp()])
+    return b * FLAGS.steps / (stamps[-1] - stamps[FLAGS.warmup - 1])
+
+
+def top_ops(model, n_top: int) -> list[tuple[str, float, int]]:
+    """(op type, ms per step, calls per step) of the top ops by summed kernel time."""
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    x, y = _data(FLAGS.batch_size)
+    model.train_on_batch(x, y)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        for _ in range(FLAGS.profile_steps):
+            model.train_on_batch(x, y)
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        path = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1]
+        with open(path, "rb") as f:
+            space.ParseFromString(f.read())
+    ms, calls = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                full = names.get(event.metadata_id, "?")
+                if full.startswith("ExecutorState::"):
+                    continue  # executor bookkeeping spans that enclose the op kernels
+                op = full if "::" in full else full.rsplit(":", 1)[-1]  # "layer/op:OpType"
+                ms[op] += event.duration_ps / 1e9 / FLAGS.profile_steps
+                calls[op] += 1
+    return [(op, t, calls[op] // FLAGS.profile_steps) for op, t in ms.most_common(n_top)]
+
+
+def _row(name, flops, ips, ref_ips, layers):
+    gflops = 3 * flops * ips / 1e9
+    print(f"| {name} | {flops / 1e6:.1f} | {layers} | {ips:.1f} | {gflops:.2f} | "
+          f"{ips / ref_ips:.3f} |", flush=True)
+
+
+def main(argv):
+    del argv
+    import platform
+
+    from tfopt.metrics import count_flops
+    from tfopt.models import build_model, list_variants
+    known = list_variants()
+    variants = FLAGS.variants or known
+    bad = [v for v in variants if v not in known]
+    if bad:
+        raise app.UsageError(f"--variants: unknown {bad}; known: {', '.join(known)}")
+    ref = resnet8()
+    _compile(ref)
+    ref_flops = count_flops(ref)
+    print(f"batch {FLAGS.batch_size}, {INPUT_SHAPE}, {FLAGS.steps} timed steps after "
+          f"{FLAGS.warmup} warm-up, {platform.machine()} {os.cpu_count()} cores; ResNet-8 is "
+          "re-measured before each variant")
+    print("| model | FLOPs [M] | layers | images/s | train GFLOP/s | ÷ ResNet-8 |")
+    print("|---|---:|---:|---:|---:|---:|")
+    ratios, profiles = {}, {}
+    for v in variants:
+        ref_ips = images_per_s(ref)
+        _row("ResNet-8", ref_flops, ref_ips, ref_ips, len(ref.layers))
+        model = build_model(v, num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
+        _compile(model)
+        ips = images_per_s(model)
+        flops = count_flops(model)
+        _row(v, flops, ips, ref_ips, len(model.layers))
+        ratios[v] = ips / ref_ips
+        if FLAGS.profile:
+            profiles[v] = top_ops(model, FLAGS.top)
+        del model
+        gc.collect()
+    for v, ops in profiles.items():
+        print(f"\ntop ops of {v} (ms per training step, summed over threads):")
+        for op, t, n in ops:
+            print(f"  {t:9.1f} ms  {n:5d} calls  {op}")
+    paper = {v: r for v, r in ratios.items() if v.startswith(PAPER_PREFIXES)}
+    if paper:
+        worst = min(paper, key=paper.get)
+        scope = "the 28" if len(paper) == 28 else f"{len(paper)} of the 28"
+        print(f"min ratio over {scope} paper variants = {paper[worst]:.3f} ({worst})")
+
+
+if __name__ == "__main__":
+    app.run(main)
