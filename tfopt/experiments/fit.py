@@ -44,19 +44,29 @@ METADATA_SLACK_BYTES = 16
 LATENCY_RUNS = 20  # LiteRT invocations timed per candidate for a latency budget (phone)
 CACHE_FORMAT = "tfopt-fit/1"
 
-flags.DEFINE_string("board", None, f"Board profile: {', '.join(boards.BOARDS)}.")
+# Its own FlagValues: fit's --variants must not collide with the ablation driver's flags when
+# both modules are imported in one process.
+FLAGS = flags.FlagValues()
+
+flags.DEFINE_string("board", None, f"Board profile: {', '.join(boards.BOARDS)}.",
+                    flag_values=FLAGS)
 flags.DEFINE_list("variants", [PAPER_VARIANTS],
                   "Zoo ids, fnmatch patterns over them (resnet101_v*) or technique "
-                  "combinations (resnet101[block=ghost,attention=se]).")
-flags.DEFINE_list("widths", ["0.25", "0.5", "1.0"], "Width multipliers to try.")
-flags.DEFINE_string("input_shape", "32,32,3", "Model input H,W,C.")
-flags.DEFINE_integer("num_classes", 10, "Classifier outputs.")
+                  "combinations (resnet101[block=ghost,attention=se]).", flag_values=FLAGS)
+flags.DEFINE_list("widths", ["0.25", "0.5", "1.0"], "Width multipliers to try.",
+                  flag_values=FLAGS)
+flags.DEFINE_string("input_shape", "32,32,3", "Model input H,W,C.", flag_values=FLAGS)
+flags.DEFINE_integer("num_classes", 10, "Classifier outputs.", flag_values=FLAGS)
 flags.DEFINE_float("reserve", boards.DEFAULT_RESERVE,
-                   "Fraction of SRAM and flash kept for the application.")
-flags.DEFINE_string("out", None, "Flagfile to write (e.g. fit_nano33ble.cfg).")
-flags.DEFINE_integer("calibration_samples", 4, "Random images calibrating the int8 ranges.")
-flags.DEFINE_integer("seed", 0, "Seed of the random weights and calibration images.")
-flags.DEFINE_bool("rerun", False, "Ignore the rows cached beside --out and measure again.")
+                   "Fraction of SRAM and flash kept for the application.", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "Flagfile to write (e.g. fit_nano33ble.cfg).",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("calibration_samples", 4, "Random images calibrating the int8 ranges.",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "Seed of the random weights and calibration images.",
+                     flag_values=FLAGS)
+flags.DEFINE_bool("rerun", False, "Ignore the rows cached beside --out and measure again.",
+                  flag_values=FLAGS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +132,7 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
     return shape
 
 
-def spec_from_flags(fv=flags.FLAGS) -> FitSpec:
+def spec_from_flags(fv=FLAGS) -> FitSpec:
     """The validated `FitSpec` (one-line ValueError on bad input; TensorFlow-free)."""
     if not fv.board:
         raise ValueError(f"--board is required; boards: {', '.join(boards.BOARDS)}")
@@ -441,7 +451,7 @@ def main(argv) -> int:
     print(f"board: {budget.describe()}\n{len(spec.variants) * len(spec.widths)} candidates; "
           f"rows stream to {spec.cache_path}", flush=True)
     start = time.perf_counter()
-    rows, cached = run_fit(spec, rerun=flags.FLAGS.rerun, log=lambda line: print(line, flush=True))
+    rows, cached = run_fit(spec, rerun=FLAGS.rerun, log=lambda line: print(line, flush=True))
     command = "python -m tfopt.experiments.fit " + " ".join(sys.argv[1:])
     for path, text in flagfiles(spec, rows, command).items():
         with open(path, "w") as f:
@@ -454,7 +464,9 @@ def main(argv) -> int:
 def parse_argv(argv: list[str]) -> list[str]:
     """absl flags parser that prints one line on a bad flag instead of a trace."""
     try:
-        return flags.FLAGS(argv)
+        rest = FLAGS(argv)
+        flags.FLAGS.mark_as_parsed()  # absl's own flags keep their defaults
+        return rest
     except flags.Error as err:
         print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
               file=sys.stderr)
