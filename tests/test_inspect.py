@@ -41,7 +41,7 @@ def converted():
     keras.utils.set_random_seed(0)
     model = _concat_relu_model()
     plain = convert(model, "int8", representative_data=_images(32), lean=False)
-    return plain.content, make_lean(plain.content, name="concat_relu")
+    return plain.content, make_lean(plain.content, name="concat_relu", fuse_relu=True)
 
 
 def _int8_inputs(content, n=6):

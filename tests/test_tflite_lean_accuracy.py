@@ -65,7 +65,7 @@ def test_lean_int8_accuracy_no_worse_than_converter_and_tflm_exact(variant):
     lean = convert(model, "int8", representative_data=x_tr[:200], name=variant)
     assert lean.lean_report["per_tensor_layers"] > 0
     if variant == "fire_dice":
-        assert lean.lean_report["relu_fused"] == 1
+        assert lean.lean_report["relu_fused"] == 0   # opt-in only (TFLM differs, see make_lean)
         assert lean.lean_report["grouped_to_depthwise"] == 1
     plain_acc = _accuracy(predict(plain.content, x_te, reference=True), y_te)
     lean_acc = _accuracy(predict(lean.content, x_te, reference=True), y_te)

@@ -348,10 +348,15 @@ def convert(
                             names, report)
 
 
-def make_lean(content: bytes, *, name: str = "model") -> tuple[bytes, dict, dict]:
-    """The lean int8 pass: `tfopt.tflite.rewrite` (fuse concat+RELU, 1-channel-group CONV_2D as
-    DEPTHWISE_CONV_2D, per-tensor weights where cheap, drop orphans), then `tfopt.tflite.lean`
-    (strip names, share objects).
+def make_lean(content: bytes, *, name: str = "model",
+              fuse_relu: bool = False) -> tuple[bytes, dict, dict]:
+    """The lean int8 pass: `tfopt.tflite.rewrite` (1-channel-group CONV_2D as DEPTHWISE_CONV_2D,
+    per-tensor weights where cheap, drop orphans; with `fuse_relu` also concat+RELU fused), then
+    `tfopt.tflite.lean` (strip names, share objects).
+
+    `fuse_relu` is off by default: a CONCATENATION with a fused RELU runs fast on XNNPACK, but
+    TFLite Micro's output then differs from LiteRT's reference kernels (7-11 LSB measured on
+    vgg19_v11 at width 0.125), so it is only for LiteRT-only deployments.
 
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused",
@@ -361,7 +366,7 @@ def make_lean(content: bytes, *, name: str = "model") -> tuple[bytes, dict, dict
     from tfopt.tflite.model_info import _model_object
 
     model = _model_object(content, name)
-    fused = rewrite.fuse_concat_relu(model)
+    fused = rewrite.fuse_concat_relu(model) if fuse_relu else 0
     depthwise = rewrite.grouped_to_depthwise(model)
     layers = rewrite.per_tensor_weights(model)
     rewrite.drop_unused(model)
