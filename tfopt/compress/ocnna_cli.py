@@ -20,8 +20,8 @@ from tfopt.compress.ocnna_report import _json_default
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m tfopt.compress.ocnna --model=M.keras --dataset=NAME --k=30 --out=DIR`."""
-    p = argparse.ArgumentParser(prog="python -m tfopt.compress.ocnna", description=ocnna.__doc__
-                                .split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tfopt.compress.ocnna",
+                                description=ocnna.__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="saved tf_keras model (.keras / .h5 / dir)")
     p.add_argument("--dataset", required=True, help="tfopt.data source, e.g. fashion_mnist")
     p.add_argument("--k", type=float, required=True, help="percentile in [0, 100]")
@@ -65,17 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f.write(report.to_markdown())
     print(report.to_markdown())
     return 0
-
-
-def _json_default(o: Any):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
 
 
 if __name__ == "__main__":
