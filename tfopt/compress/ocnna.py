@@ -31,18 +31,18 @@ CLI: python -m tfopt.compress.ocnna --model=PATH.keras --dataset=fashion_mnist -
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import difflib
-import json
-import os
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from tfopt._keras import keras
 from tfopt.compress import surgery
+from tfopt.compress.ocnna_eval import (  # noqa: F401  (re-exported)
+    _batches, accuracy, evaluate_drop, finetune, recalibrate_batchnorm)
+from tfopt.compress.ocnna_report import (  # noqa: F401  (re-exported)
+    LayerReport, SimplifyReport, _json_default)
 
 CRITERIA = ("ocnna", "l1", "random")
 SCOPES = ("layer", "global")
@@ -84,15 +84,6 @@ def balanced_subset(x: np.ndarray, y: np.ndarray, n: int = 1000, *, seed: int = 
     sel = rng.permutation(np.concatenate(picks))
     return x[sel], y[sel]
 
-
-def _batches(images, batch_size: int) -> Iterable[np.ndarray]:
-    """Image batches from an array, or from a tf.data.Dataset of images or (images, labels)."""
-    if isinstance(images, np.ndarray):
-        for i in range(0, len(images), batch_size):
-            yield images[i:i + batch_size]
-        return
-    for item in images:
-        yield item[0] if isinstance(item, (tuple, list)) else item
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,116 +310,6 @@ def select_filters(scores: Mapping[str, np.ndarray], k: float, *, scope: str = "
     return keep
 
 
-# --------------------------------------------------------------------------------------------
-# Report
-
-
-@dataclasses.dataclass
-class LayerReport:
-    """One pruned channel group: filters before/after, the scores, the kept indices."""
-
-    name: str
-    members: tuple[str, ...]
-    filters_before: int
-    filters_after: int
-    kept: list[int]
-    scores: list[float]
-    note: str = ""
-
-
-@dataclasses.dataclass
-class SimplifyReport:
-    """What `simplify` did. Parameter counts are parameters; FLOPs follow fvcore (1 MAC = 1 FLOP).
-
-    Attributes:
-      params_before / params_after: trainable parameters (`tfopt.metrics.count_params`).
-      total_params_before / total_params_after: all parameters incl. BN moving statistics.
-      accuracy_*: top-1 accuracy in [0, 1], filled by `evaluate_drop` (None until then).
-    """
-
-    criterion: str
-    k: float
-    scope: str
-    options: dict
-    layers: list[LayerReport]
-    skipped: dict[str, str]
-    params_before: int
-    params_after: int
-    total_params_before: int
-    total_params_after: int
-    flops_before: int | None
-    flops_after: int | None
-    n_images: int | None
-    scoring_seconds: float
-    accuracy_original: float | None = None
-    accuracy_simplified: float | None = None
-    accuracy_finetuned: float | None = None
-
-    @property
-    def rpr(self) -> float:
-        """Remaining Parameters Ratio: % of trainable parameters kept."""
-        return 100.0 * self.params_after / self.params_before
-
-    @property
-    def total_param_ratio(self) -> float:
-        """% of all parameters (incl. non-trainable) kept."""
-        return 100.0 * self.total_params_after / self.total_params_before
-
-    @property
-    def flops_ratio(self) -> float | None:
-        """% of FLOPs kept (None if FLOPs could not be counted)."""
-        if not self.flops_before:
-            return None
-        return 100.0 * self.flops_after / self.flops_before
-
-    @property
-    def accuracy_drop_pp(self) -> float | None:
-        """Original minus simplified (before fine-tuning) top-1, in percentage points."""
-        if self.accuracy_original is None or self.accuracy_simplified is None:
-            return None
-        return 100.0 * (self.accuracy_original - self.accuracy_simplified)
-
-    @property
-    def accuracy_drop_finetuned_pp(self) -> float | None:
-        """Original minus simplified-and-fine-tuned top-1, in percentage points."""
-        if self.accuracy_original is None or self.accuracy_finetuned is None:
-            return None
-        return 100.0 * (self.accuracy_original - self.accuracy_finetuned)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        for key in ("rpr", "total_param_ratio", "flops_ratio", "accuracy_drop_pp",
-                    "accuracy_drop_finetuned_pp"):
-            d[key] = getattr(self, key)
-        return d
-
-    def to_markdown(self) -> str:
-        fr = self.flops_ratio
-        lines = [
-            f"OCNNA simplify: criterion={self.criterion}, k={self.k}, scope={self.scope}",
-            "",
-            f"- Remaining Parameters Ratio (trainable): {self.rpr:.2f} % "
-            f"({self.params_after:,} / {self.params_before:,})",
-            f"- total-parameter ratio: {self.total_param_ratio:.2f} %",
-            f"- FLOPs ratio: {'n/a' if fr is None else f'{fr:.2f} %'}",
-        ]
-        if self.accuracy_drop_pp is not None:
-            lines.append(f"- accuracy: original {100 * self.accuracy_original:.2f} %, simplified "
-                         f"{100 * self.accuracy_simplified:.2f} % (drop "
-                         f"{self.accuracy_drop_pp:+.2f} pp)")
-        if self.accuracy_drop_finetuned_pp is not None:
-            lines.append(f"- after fine-tuning: {100 * self.accuracy_finetuned:.2f} % (drop "
-                         f"{self.accuracy_drop_finetuned_pp:+.2f} pp)")
-        lines += ["", "| group | members | filters before | after | note |",
-                  "|---|---|---:|---:|---|"]
-        for lr in self.layers:
-            lines.append(f"| {lr.name} | {len(lr.members)} | {lr.filters_before} | "
-                         f"{lr.filters_after} | {lr.note} |")
-        if self.skipped:
-            lines += ["", "Skipped producers:", ""]
-            lines += [f"- {k}: {v}" for k, v in self.skipped.items()]
-        return "\n".join(lines) + "\n"
-
 
 def _costs(model):
     from tfopt import metrics
@@ -500,169 +381,10 @@ def simplify(model, images=None, *, k: float, scope: str = "layer", criterion: s
     return small, report
 
 
-def recalibrate_batchnorm(model, images, *, batch_size: int = 100) -> int:
-    """Re-estimate every BatchNormalization's moving mean/variance on `images`, in place.
-
-    Not part of OCNNA (design notes): an optional, criterion-neutral step after surgery. A
-    removed channel changes the statistics its consumers' BN layers were trained on; this
-    replaces the moving statistics by the average of the per-batch statistics over `images`
-    (the model runs in training mode, eagerly, one batch at a time; no weight is trained).
-
-    Returns:
-      The number of batches used.
-    """
-    bns = [l for l in model.layers if l.__class__.__name__ == "BatchNormalization"]
-    saved = [l.momentum for l in bns]
-    n = 0
-    try:
-        for x in _batches(images, batch_size):
-            n += 1
-            for layer in bns:  # cumulative average: new = (1 - 1/n) old + 1/n batch
-                layer.momentum = 1.0 - 1.0 / n
-            model(x, training=True)
-    finally:
-        for layer, m in zip(bns, saved):
-            layer.momentum = m
-    if n == 0:
-        raise ValueError("images is empty; nothing to recalibrate BatchNormalization on")
-    return n
-
-
-def accuracy(model, data, *, batch_size: int = 256) -> float:
-    """Top-1 accuracy in [0, 1] of a logits model on (x, y) arrays or a dataset of batches."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
-        x, y = data
-        batches = ((x[i:i + batch_size], y[i:i + batch_size])
-                   for i in range(0, len(x), batch_size))
-    else:
-        batches = data
-    correct = total = 0
-    for xb, yb in batches:
-        pred = np.argmax(model(xb, training=False).numpy(), axis=-1)
-        yb = np.asarray(yb).reshape(-1)
-        correct += int((pred == yb).sum())
-        total += len(yb)
-    if total == 0:
-        raise ValueError("evaluation data is empty")
-    return correct / total
-
-
-def evaluate_drop(original, simplified, data, report: SimplifyReport | None = None, *,
-                  finetuned: bool = False) -> dict:
-    """Accuracy of both models on `data` and the Accuracy Drop (pp); fills `report` if given.
-
-    Args:
-      data: (x, y) arrays or a tf.data.Dataset of (x, y) batches (use the test split).
-      finetuned: Store the simplified accuracy as the fine-tuned one in `report`.
-
-    Returns:
-      dict(accuracy_original, accuracy_simplified, accuracy_drop_pp).
-    """
-    a0 = report.accuracy_original if (report and report.accuracy_original is not None
-                                      and finetuned) else accuracy(original, data)
-    a1 = accuracy(simplified, data)
-    if report is not None:
-        report.accuracy_original = a0
-        if finetuned:
-            report.accuracy_finetuned = a1
-        else:
-            report.accuracy_simplified = a1
-    return dict(accuracy_original=a0, accuracy_simplified=a1, accuracy_drop_pp=100 * (a0 - a1))
-
-
-def finetune(model, train_ds, config=None, *, teacher=None, val_ds=None, workdir=None,
-             **distill_kwargs) -> dict:
-    """Fine-tune the simplified model in place with the project's training recipe.
-
-    Args:
-      train_ds: tf.data.Dataset of (x, y) batches.
-      config: A `tfopt.train.TrainConfig` (default: 1 epoch, adam, max_lr 1e-3).
-      teacher: If given and `tfopt.compress.distill` exists, distil from it (the original
-        model) instead of plain fine-tuning; `distill_kwargs` (e.g. temperature, alpha) go to
-        `distill.distill`.
-
-    Returns:
-      The training metrics dict of `tfopt.train.fit` (or of the distillation routine).
-    """
-    try:
-        from tfopt import train
-    except ImportError as err:
-        raise RuntimeError("fine-tuning needs tfopt.train (issue 2), which is not installed "
-                           "in this checkout") from err
-    if config is None:
-        config = train.TrainConfig(epochs=1, optimizer="adam", max_lr=1e-3)
-    if teacher is not None:
-        try:
-            from tfopt.compress import distill
-        except ImportError as err:
-            raise RuntimeError("teacher= needs tfopt.compress.distill, which does not exist "
-                               "in this checkout; fine-tune without a teacher") from err
-        return distill.distill(model, teacher, train_ds, config, val_ds=val_ds,
-                               workdir=workdir, **distill_kwargs)
-    return train.fit(model, train_ds, config, val_ds=val_ds, workdir=workdir)
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tfopt.compress.ocnna --model=M.keras --dataset=NAME --k=30 --out=DIR`."""
-    p = argparse.ArgumentParser(prog="python -m tfopt.compress.ocnna", description=__doc__
-                                .split("\n")[0])
-    p.add_argument("--model", required=True, help="saved tf_keras model (.keras / .h5 / dir)")
-    p.add_argument("--dataset", required=True, help="tfopt.data source, e.g. fashion_mnist")
-    p.add_argument("--k", type=float, required=True, help="percentile in [0, 100]")
-    p.add_argument("--out", required=True, help="output folder (simplified.keras, report.*)")
-    p.add_argument("--criterion", default="ocnna", choices=CRITERIA)
-    p.add_argument("--scope", default="layer", choices=SCOPES)
-    p.add_argument("--n_images", type=int, default=1000, help="scoring images (train split)")
-    p.add_argument("--min_filters", type=int, default=1)
-    p.add_argument("--tap", default="conv", choices=TAPS)
-    p.add_argument("--prune_residual_groups", action="store_true")
-    p.add_argument("--eval_limit", type=int, default=None,
-                   help="test images for the Accuracy Drop (default: all; 0 skips it)")
-    p.add_argument("--finetune_epochs", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    from tfopt import data
-
-    model = keras.models.load_model(args.model, compile=False)
-    h, w, c = model.input_shape[1:4]
-    prep = dict(image_size=(h, w), to_rgb=(c == 3))
-    x, y, _ = data.load_arrays(args.dataset, "train", seed=args.seed, **prep)
-    images, _ = balanced_subset(x, y, args.n_images, seed=args.seed)
-    small, report = simplify(model, images, k=args.k, scope=args.scope,
-                             criterion=args.criterion, min_filters=args.min_filters,
-                             tap=args.tap, prune_residual_groups=args.prune_residual_groups,
-                             seed=args.seed)
-    if args.eval_limit != 0:
-        xt, yt, _ = data.load_arrays(args.dataset, "test", limit=args.eval_limit, **prep)
-        evaluate_drop(model, small, (xt, yt), report)
-        if args.finetune_epochs > 0:
-            from tfopt import train
-            ds, _ = data.load(args.dataset, "train", augment=True, seed=args.seed, **prep)
-            finetune(small, ds, train.TrainConfig(epochs=args.finetune_epochs, optimizer="adam",
-                                                  max_lr=1e-3, seed=args.seed))
-            evaluate_drop(model, small, (xt, yt), report, finetuned=True)
-    os.makedirs(args.out, exist_ok=True)
-    small.save(os.path.join(args.out, "simplified.keras"))
-    with open(os.path.join(args.out, "report.json"), "w") as f:
-        json.dump(report.to_dict(), f, indent=1, default=_json_default)
-    with open(os.path.join(args.out, "report.md"), "w") as f:
-        f.write(report.to_markdown())
-    print(report.to_markdown())
-    return 0
-
-
-def _json_default(o: Any):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    """`python -m tfopt.compress.ocnna ...`: the CLI, which lives in `tfopt.compress.ocnna_cli`."""
+    from tfopt.compress import ocnna_cli
+    return ocnna_cli.main(argv)
 
 
 if __name__ == "__main__":

@@ -194,26 +194,63 @@ def export_model(
 
     num_examples = None
     if accuracy is None and (x is not None or dataset is not None):
-        from tfopt.tflite.evaluate import evaluate_tflite
-
-        rep = evaluate_tflite(content, x, y, dataset=dataset, split=split, limit=limit,
-                              latency_runs=0, name=where)
-        accuracy, num_examples = rep.accuracy, rep.num_examples
-
-    arena = micro_error = None
-    if micro:
-        from tfopt.tflite import micro as tflm
-
-        reason = tflm.micro_unavailable_reason()
-        if reason:
-            micro_error = reason
-        else:
-            report = tflm.run_micro(content, num_samples=1, name=where)
-            arena, micro_error = report.arena_bytes, report.error
-
+        accuracy, num_examples = _measure_accuracy(content, x, y, dataset=dataset, split=split,
+                                                   limit=limit, where=where)
+    arena, micro_error = _micro_arena(content, where) if micro else (None, None)
     missing = tflm_ops.unsupported_ops(info.op_names)
+    meta_json = _metadata_json(content, info, meta, name=name, ident=ident, dataset=dataset,
+                               accuracy=accuracy, split=split, num_examples=num_examples,
+                               arena=arena, micro_error=micro_error, missing=missing)
+    paths = {
+        "tflite": out / f"{name}.tflite",
+        "source": out / f"{name}.cc",
+        "header": out / f"{name}.h",
+        "metadata_json": out / f"{name}.json",
+    }
+    paths["tflite"].write_bytes(content)
+    paths["source"].write_text(c_array_source(content, ident, paths["header"].name))
+    paths["header"].write_text(c_array_header(ident, info, arena_bytes=arena))
+    resolver = None
+    if not missing:
+        resolver = out / f"{name}_op_resolver.h"
+        resolver.write_text(op_resolver_header(ident, info.op_names))
+    app = None
+    if metadata:
+        from tfopt.tflite import metadata as app_metadata
+
+        app = out / f"{name}.mediapipe.tflite"
+        app.write_bytes(app_metadata.with_app_metadata(content, name=name, version=model_version))
+        meta_json.update(app_tflite=app.name, app_interface=app_metadata.APP_INTERFACE,
+                         app_model_version=model_version)
+    paths["metadata_json"].write_text(json.dumps(meta_json, indent=2) + "\n")
+    return ExportResult(op_resolver=resolver, metadata=meta_json, app_tflite=app, **paths)
+
+
+def _measure_accuracy(content: bytes, x, y, *, dataset, split, limit, where):
+    """(top-1 accuracy in [0, 1], number of examples) of the model, measured with LiteRT."""
+    from tfopt.tflite.evaluate import evaluate_tflite
+
+    rep = evaluate_tflite(content, x, y, dataset=dataset, split=split, limit=limit,
+                          latency_runs=0, name=where)
+    return rep.accuracy, rep.num_examples
+
+
+def _micro_arena(content: bytes, where):
+    """(arena bytes, error) from one TFLM run; (None, reason) where tflite-micro is missing."""
+    from tfopt.tflite import micro as tflm
+
+    reason = tflm.micro_unavailable_reason()
+    if reason:
+        return None, reason
+    report = tflm.run_micro(content, num_samples=1, name=where)
+    return report.arena_bytes, report.error
+
+
+def _metadata_json(content: bytes, info, meta: dict, *, name, ident, dataset, accuracy, split,
+                   num_examples, arena, micro_error, missing) -> dict:
+    """The NAME.json metadata: tensors, normalisation, accuracy, arena and flash bytes, ops."""
     t_in, t_out = info.inputs[0], info.outputs[0]
-    meta_json = {
+    return {
         "name": name,
         "c_identifier": f"{ident}_tflite",
         "mode": meta.get("mode") or t_in.dtype,
@@ -241,26 +278,3 @@ def export_model(
         "tflm_error": micro_error,
         "sha256": hashlib.sha256(content).hexdigest(),
     }
-    paths = {
-        "tflite": out / f"{name}.tflite",
-        "source": out / f"{name}.cc",
-        "header": out / f"{name}.h",
-        "metadata_json": out / f"{name}.json",
-    }
-    paths["tflite"].write_bytes(content)
-    paths["source"].write_text(c_array_source(content, ident, paths["header"].name))
-    paths["header"].write_text(c_array_header(ident, info, arena_bytes=arena))
-    resolver = None
-    if not missing:
-        resolver = out / f"{name}_op_resolver.h"
-        resolver.write_text(op_resolver_header(ident, info.op_names))
-    app = None
-    if metadata:
-        from tfopt.tflite import metadata as app_metadata
-
-        app = out / f"{name}.mediapipe.tflite"
-        app.write_bytes(app_metadata.with_app_metadata(content, name=name, version=model_version))
-        meta_json.update(app_tflite=app.name, app_interface=app_metadata.APP_INTERFACE,
-                         app_model_version=model_version)
-    paths["metadata_json"].write_text(json.dumps(meta_json, indent=2) + "\n")
-    return ExportResult(op_resolver=resolver, metadata=meta_json, app_tflite=app, **paths)
