@@ -4,7 +4,8 @@ A Keras `Lambda` layer stores its function as Python bytecode; loading an `.h5` 
 `.keras` file with `safe_mode=False`) runs it. `check_safe` reads only the model's JSON config
 -- the HDF5 `model_config` attribute (h5py) or the `.keras` zip's `config.json` -- so nothing
 is deserialised, and refuses a model with a Lambda layer (at any nesting depth) unless the
-user passed `--unsafe_load`. SavedModel folders are not inspected. TensorFlow-free: every CLI
+user passed `--unsafe_load`. A SavedModel folder's layers are read from its
+`keras_metadata.pb` (a SavedModel loads its Lambda code too). TensorFlow-free: every CLI
 that loads a user's model calls this first (`tfopt.tflite`, `tfopt.compress.ocnna`).
 """
 
@@ -31,8 +32,10 @@ def add_unsafe_load_flag(parser) -> None:
 
 
 def model_config(path: str) -> dict | None:
-    """The model's JSON config from an `.h5` or `.keras` file, or None (a folder, weights only,
-    or a file Keras will reject itself when it loads it)."""
+    """The model's JSON config from an `.h5` or `.keras` file (or a SavedModel folder's layer
+    metadata), or None (weights only, or a file Keras will reject itself when it loads it)."""
+    if os.path.isdir(path):
+        return _saved_model_config(path)
     if not os.path.isfile(path):
         return None
     try:
@@ -50,6 +53,55 @@ def model_config(path: str) -> dict | None:
     except (OSError, zipfile.BadZipFile):  # corrupt: the loader reports it
         return None
     return None if raw is None else _json(raw)
+
+
+def _saved_model_config(folder: str) -> dict | None:
+    """{"nodes": [layer metadata JSON, ...]} from a SavedModel's `keras_metadata.pb` (a
+    SavedMetadata proto: field 1 = repeated nodes, each holding its metadata as a JSON string),
+    decoded from the wire format so that no TensorFlow is imported; None if absent or corrupt."""
+    meta = os.path.join(folder, "keras_metadata.pb")
+    if not os.path.isfile(meta):
+        return None
+    with open(meta, "rb") as f:
+        buf = f.read()
+    try:
+        nodes = [value for field, value in _proto_fields(buf) if field == 1]
+        found = [_json(value) for node in nodes for _, value in _proto_fields(node)
+                 if isinstance(value, bytes) and value[:1] == b"{"]
+    except (IndexError, ValueError):
+        return None
+    return {"nodes": [c for c in found if c is not None]}
+
+
+def _proto_fields(buf: bytes):
+    """(field number, value) of a protobuf message: int for varints, bytes for length-delimited,
+    skipped fixed-width values as bytes too. ValueError / IndexError if malformed."""
+    pos = 0
+
+    def varint():
+        nonlocal pos
+        shift = result = 0
+        while True:
+            byte = buf[pos]
+            pos += 1
+            result |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return result
+            shift += 7
+
+    while pos < len(buf):
+        key = varint()
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            yield field, varint()
+        elif wire in (1, 2, 5):
+            size = {1: 8, 5: 4}.get(wire) or varint()
+            if pos + size > len(buf):
+                raise ValueError("truncated protobuf")
+            yield field, buf[pos:pos + size]
+            pos += size
+        else:
+            raise ValueError(f"protobuf wire type {wire}")
 
 
 def _json(raw) -> dict | None:
@@ -73,7 +125,7 @@ def unsafe_layers(config) -> list[str]:
     elif isinstance(config, list):
         for value in config:
             found += unsafe_layers(value)
-    return found
+    return list(dict.fromkeys(found))  # a SavedModel names each layer in several nodes
 
 
 def check_safe(path: str, *, unsafe_load: bool = False) -> None:
