@@ -11,6 +11,7 @@ import json
 import os
 from typing import Sequence
 
+from tfopt import modelfile
 from tfopt._keras import keras
 from tfopt.compress import ocnna
 from tfopt.compress.ocnna import CRITERIA, SCOPES, TAPS, balanced_subset, simplify
@@ -36,10 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="test images for the Accuracy Drop (default: all; 0 skips it)")
     p.add_argument("--finetune_epochs", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
+    modelfile.add_unsafe_load_flag(p)
     args = p.parse_args(argv)
     from tfopt import data
 
-    model = keras.models.load_model(args.model, compile=False)
+    modelfile.check_safe_or_exit(args.model, unsafe_load=args.unsafe_load)
+    model = keras.models.load_model(args.model, compile=False, safe_mode=not args.unsafe_load)
     h, w, c = model.input_shape[1:4]
     prep = dict(image_size=(h, w), to_rgb=(c == 3))
     x, y, _ = data.load_arrays(args.dataset, "train", seed=args.seed, **prep)

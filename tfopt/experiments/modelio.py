@@ -13,6 +13,7 @@ import json
 import os
 from typing import Callable
 
+from tfopt import modelfile
 from tfopt._keras import keras
 from tfopt.compress import qat
 from tfopt.core.results import StepRecord
@@ -24,7 +25,9 @@ MODEL_DONE = "model_done.json"
 
 
 def load_model(path: str):
-    """A saved tfopt model (any zoo layer, QAT wrappers), not compiled."""
+    """A saved tfopt model (any zoo layer, QAT wrappers), not compiled. One holding a Lambda
+    layer (code run on load; tfopt never makes one) is refused: `modelfile.UnsafeModelError`."""
+    modelfile.check_safe(path)
     list_variants()  # imports every family module, registering tfopt's serializable layers
     with qat.quantize_scope():  # QAT wrappers and tfopt's QuantizeConfigs
         return keras.models.load_model(path, compile=False)

@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from tfopt import modelfile
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -43,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--image_size", type=_image_size, help="resize dataset images: N or HxW")
     c.add_argument("--to_rgb", action="store_true", help="repeat grey images to 3 channels")
     c.add_argument("--out", help="output .tflite (default: MODEL stem + .MODE.tflite)")
+    modelfile.add_unsafe_load_flag(c)
 
     e = sub.add_parser("evaluate", help="accuracy, size, ops and latency with LiteRT")
     e.add_argument("model")
@@ -77,12 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_keras(path: str):
-    from tfopt._keras import keras
-
+def _load_keras(path: str, *, unsafe_load: bool = False):
     if not os.path.exists(path):
         raise ValueError(f"{path}: no such Keras model file or folder")
+    modelfile.check_safe(path, unsafe_load=unsafe_load)  # before anything is deserialised
     import contextlib
+
+    from tfopt._keras import keras
 
     from tfopt.compress import pruning, qat
 
@@ -91,7 +95,7 @@ def _load_keras(path: str):
         stack.enter_context(qat.quantize_scope())
         stack.enter_context(pruning.prune_scope())
         try:
-            return keras.models.load_model(path, compile=False)
+            return keras.models.load_model(path, compile=False, safe_mode=not unsafe_load)
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: cannot load as a Keras model "
                              f"({str(err).splitlines()[0][:200]})") from err
@@ -100,7 +104,7 @@ def _load_keras(path: str):
 def _convert(args) -> int:
     from tfopt.tflite.convert import convert
 
-    model = _load_keras(args.model)
+    model = _load_keras(args.model, unsafe_load=args.unsafe_load)
     preprocessing = {k: v for k, v in (("image_size", args.image_size),
                                        ("to_rgb", args.to_rgb or None)) if v is not None}
     result = convert(model, args.mode, representative_data=args.dataset,

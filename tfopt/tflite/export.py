@@ -26,10 +26,12 @@ import re
 
 import numpy as np
 
+from tfopt.core.paths import inside
 from tfopt.tflite import tflm_ops
 from tfopt.tflite.model_info import ModelInfo, inspect_model, read_bytes
 
 DEFAULT_DIR = "tflite_models"
+OUTPUT_SUFFIXES = (".tflite", ".cc", ".h", ".json", "_op_resolver.h", ".mediapipe.tflite")
 _BYTES_PER_LINE = 12
 
 
@@ -179,7 +181,8 @@ def export_model(
         `model_version`).
 
     Raises:
-      ValueError: not a TFLite file, or data that does not fit the model.
+      ValueError: not a TFLite file, data that does not fit the model, or a `name` whose
+        outputs would resolve outside `out_dir` (checked before anything is measured).
     """
     where = (os.fspath(model) if not isinstance(model, (bytes, bytearray)) else name or "model")
     content = read_bytes(model, name=where)
@@ -190,6 +193,8 @@ def export_model(
                 else meta.get("name") or "model")
     ident = c_identifier(name)
     out = pathlib.Path(out_dir)
+    for suffix in OUTPUT_SUFFIXES:  # before any work: `name` must not lead out of `out_dir`
+        inside(out, f"{name}{suffix}")
     out.mkdir(parents=True, exist_ok=True)
 
     num_examples = None
