@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import flatbuffers
 import numpy as np
 
-from tfopt.tflite.model_info import inspect_model, read_bytes, with_metadata
+from tfopt.tflite.model_info import inspect_model, read_bytes, set_metadata_entry, with_metadata
 
 METADATA_NAME = "TFLITE_METADATA"
 FILE_IDENTIFIER = b"M001"
@@ -228,26 +228,6 @@ def float_interface(content: bytes, *, softmax: bool = True) -> bytes:
 # ---- attaching metadata and associated files ---------------------------------------------------
 
 
-def _set_metadata_entry(content: bytes, name: str, payload: bytes) -> bytes:
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    schema = _schema()
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    data = np.frombuffer(payload, dtype=np.uint8)
-    for entry in model.metadata or []:
-        if entry.name in (name, name.encode()):
-            model.buffers[entry.buffer].data = data
-            break
-    else:
-        buf = schema.BufferT()
-        buf.data = data
-        model.buffers.append(buf)
-        entry = schema.MetadataT()
-        entry.name, entry.buffer = name, len(model.buffers) - 1
-        model.metadata = list(model.metadata or []) + [entry]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
 def _append_files(content: bytes, files: dict[str, bytes]) -> bytes:
     """`content` + an uncompressed zip of `files` (how TFLite Metadata packs associated files)."""
     out = io.BytesIO()
@@ -308,5 +288,5 @@ def with_app_metadata(
     fb = model_metadata(name=name, version=str(version), description=description,
                         mean=[255.0 * m for m in mean], std=[255.0 * s for s in std],
                         channels=channels, author="tfopt")
-    content = _set_metadata_entry(content, METADATA_NAME, fb)
+    content = set_metadata_entry(content, METADATA_NAME, fb)
     return _append_files(content, {LABELS_FILE: ("\n".join(labels) + "\n").encode("utf-8")})

@@ -190,21 +190,27 @@ def inspect_model(model: str | os.PathLike | bytes, *, name: str | None = None) 
 
 def with_metadata(content: bytes, metadata: dict[str, Any]) -> bytes:
     """Returns `content` with its `tfopt` metadata entry replaced by `metadata` (JSON)."""
+    payload = json.dumps(metadata, sort_keys=True).encode("utf-8")
+    return set_metadata_entry(read_bytes(content), TFOPT_METADATA_NAME, payload)
+
+
+def set_metadata_entry(content: bytes, name: str, payload: bytes) -> bytes:
+    """Returns `content` with metadata entry `name` holding `payload` (replaced in place if it
+    exists, so no orphan buffer is left; appended otherwise)."""
     from ai_edge_litert.tools import flatbuffer_utils
 
     schema = _schema()
-    obj = _model_object(read_bytes(content), "<bytes>")
-    payload = np.frombuffer(json.dumps(metadata, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+    obj = _model_object(content, "<bytes>")
+    data = np.frombuffer(payload, dtype=np.uint8)
     for entry in obj.metadata or []:
-        if entry.name in (TFOPT_METADATA_NAME, TFOPT_METADATA_NAME.encode()):
-            obj.buffers[entry.buffer].data = payload  # replace in place: no orphan buffer
+        if entry.name in (name, name.encode()):
+            obj.buffers[entry.buffer].data = data
             break
     else:
         buf = schema.BufferT()
-        buf.data = payload
+        buf.data = data
         obj.buffers.append(buf)
         entry = schema.MetadataT()
-        entry.name = TFOPT_METADATA_NAME
-        entry.buffer = len(obj.buffers) - 1
+        entry.name, entry.buffer = name, len(obj.buffers) - 1
         obj.metadata = list(obj.metadata or []) + [entry]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
