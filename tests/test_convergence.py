@@ -129,8 +129,9 @@ def test_holdout_split_is_the_tail_of_the_train_split_and_disjoint():
     yv = np.concatenate([y for _, y in val_ds])
     np.testing.assert_array_equal(xv, x_all[72:])              # images 72..95 held out
     np.testing.assert_array_equal(yv, y_all[72:])
-    seen = sum(int(y.shape[0]) for _, y in train_ds)
-    assert seen == 72 and val_ds._tfopt_num_examples == 24
+    seen = sum(int(y.shape[0]) for _, y in train_ds.dataset)
+    assert seen == 72 and train_ds.num_examples == 72 and isinstance(train_ds, data.EpochData)
+    assert sum(int(y.shape[0]) for _, y in val_ds) == 24
 
 
 def test_holdout_split_rejects_bad_fractions_and_missing_classes():

@@ -224,11 +224,11 @@ def test_folder_source_missing_layout_is_a_clear_error(tmp_path):
 def test_tfds_cifar10_with_mock_data(tmp_path):
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=20, data_dir=str(tmp_path)):
-        ds, info = data.load("cifar10", "train", batch_size=8, augment=True)
-        batches = list(ds)
+        ds, info = data.load_epochs("cifar10", "train", batch_size=8, augment=True)
+        batches = list(ds.dataset)
         stream, steps = data.epoch_stream(ds, 0, 2)      # what fit uses: 2 epochs of 3 steps
         stream_batches = [b[1].numpy() for b in stream]
-        epoch1 = [b[1].numpy() for b in ds._tfopt_epoch_fn(1)]
+        epoch1 = [b[1].numpy() for b in ds.epoch(1)]
         xs, ys, small = data.load_arrays("cifar10", "test", image_size=16)
     assert info.num_classes == 10 and info.image_shape == (32, 32, 3)
     assert len(info.class_names) == 10 and info.num_examples == 20
@@ -271,8 +271,8 @@ def test_synthetic_is_deterministic_and_shaped():
 
 
 def test_shuffle_is_a_seeded_permutation_per_epoch():
-    ds, info = data.load("synthetic:4x4x1:3:50", "train", batch_size=16, seed=1)
-    fn = ds._tfopt_epoch_fn
+    epochs, info = data.load_epochs("synthetic:4x4x1:3:50", "train", batch_size=16, seed=1)
+    fn, ds = epochs.epoch, epochs.dataset
 
     def order(epoch_ds):
         return np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in epoch_ds])
@@ -283,16 +283,17 @@ def test_shuffle_is_a_seeded_permutation_per_epoch():
     np.testing.assert_allclose(np.sort(e0), np.sort(x[:, 0, 0, 0]), atol=1e-6)  # each once
     passes = [order(ds), order(ds)]                 # iterating: a new order on each pass
     assert not np.array_equal(passes[0], passes[1])
-    stream, steps = data.epoch_stream(ds, 1, 2)
-    assert steps == 4
+    stream, steps = data.epoch_stream(epochs, 1, 2)
+    assert steps == 4 and data.epoch_stream(ds, 1, 2) is None   # a plain dataset: no replay
     np.testing.assert_array_equal(order(stream), e1)
+    assert not hasattr(ds, "_tfopt_epoch_fn")           # nothing hidden on the tf.data object
 
 
 def test_augmentation_is_pad4_crop_and_flip_of_the_original():
     source = "synthetic:6x6x1:2:40"
     x, _, info = data.load_arrays(source, "train")
-    ds, _ = data.load(source, "train", batch_size=40, augment=True, shuffle=False)
-    aug = next(iter(ds._tfopt_epoch_fn(0)))[0].numpy()
+    ds, _ = data.load_epochs(source, "train", batch_size=40, augment=True, shuffle=False)
+    aug = next(iter(ds.epoch(0)))[0].numpy()
     pad_value = -info.mean[0] / info.std[0]
     flips = shifts = 0
     for orig, out in zip(x, aug):
@@ -304,7 +305,7 @@ def test_augmentation_is_pad4_crop_and_flip_of_the_original():
         flips += candidates[0][2]
         shifts += (candidates[0][0], candidates[0][1]) != (4, 4)
     assert 5 < flips < 35 and shifts > 20
-    again = next(iter(ds._tfopt_epoch_fn(0)))[0].numpy()
+    again = next(iter(ds.epoch(0)))[0].numpy()
     np.testing.assert_array_equal(aug, again)        # same epoch -> same draws
 
 

@@ -126,8 +126,8 @@ def test_stream_arrays_matches_load_arrays_and_epochs_replay(tmp_path):
     assert len(batches) == 3 and info.num_examples == 9
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
-    ds, _ = data.load(source, "train", batch_size=4, augment=True, seed=3)
-    epoch1 = [b[0].numpy() for b in ds._tfopt_epoch_fn(1)]
+    ds, _ = data.load_epochs(source, "train", batch_size=4, augment=True, seed=3)
+    epoch1 = [b[0].numpy() for b in ds.epoch(1)]
     stream, steps = data.epoch_stream(ds, 1, 2)
     assert steps == 3
     for a, b in zip([b[0].numpy() for b in stream], epoch1):

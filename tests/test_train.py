@@ -154,7 +154,7 @@ def test_resume_after_interrupt_ends_with_the_same_weights(tmp_path, op_determin
 
     def run(workdir, seed, callbacks=()):
         keras.utils.set_random_seed(seed)
-        ds, info = data.load(TINY, "train", batch_size=32, augment=True, seed=0)
+        ds, info = data.load_epochs(TINY, "train", batch_size=32, augment=True, seed=0)
         model = build_model("tiny_cnn", num_classes=4, input_shape=info.image_shape,
                             width_multiplier=0.25)
         return model, train.fit(model, ds, config, workdir=str(workdir),

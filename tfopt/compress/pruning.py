@@ -390,6 +390,10 @@ class PruningResult:
 
 def _count_batches(ds) -> int | None:
     import tensorflow as tf
+
+    from tfopt.data.epochs import EpochData
+    if isinstance(ds, EpochData):
+        return ds.steps
     n = int(ds.cardinality().numpy()) if isinstance(ds, tf.data.Dataset) else -1
     return n if n > 0 else None
 

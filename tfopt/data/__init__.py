@@ -1,6 +1,7 @@
 """tfopt data: one entry point per use, for every source.
 
     ds, info = tfopt.data.load("fashion_mnist", "train", image_size=32, to_rgb=True, augment=True)
+    train, info = tfopt.data.load_epochs("fashion_mnist", "train")  # EpochData: exact replay
     x, y, info = tfopt.data.load_arrays("fashion_mnist", "test", limit=2000)
     rep = tfopt.data.representative_dataset("fashion_mnist", num_samples=200)
     batches, info = tfopt.data.stream_arrays("folder:/data/x", "test")   # numpy, from disk
@@ -12,8 +13,9 @@ package `dataset-fashion-mnist`, ~/.keras/datasets/fashion-mnist/, then tensorfl
 """
 
 from tfopt.data.info import DatasetInfo
-from tfopt.data.pipeline import (NAMED_SOURCES, epoch_stream, load, load_arrays,
+from tfopt.data.epochs import EpochData, as_dataset, epoch_stream
+from tfopt.data.pipeline import (NAMED_SOURCES, load, load_arrays, load_epochs,
                                  representative_dataset, stream_arrays)
 
-__all__ = ["DatasetInfo", "NAMED_SOURCES", "epoch_stream", "load", "load_arrays",
-           "representative_dataset", "stream_arrays"]
+__all__ = ["DatasetInfo", "EpochData", "NAMED_SOURCES", "as_dataset", "epoch_stream", "load",
+           "load_arrays", "load_epochs", "representative_dataset", "stream_arrays"]

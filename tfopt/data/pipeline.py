@@ -1,9 +1,11 @@
-"""`load`, `load_arrays`, `representative_dataset`: one entry point for every data source.
+"""`load_epochs`, `load`, `load_arrays`, `representative_dataset`: one entry point for every
+data source.
 
-Every dataset `load` returns is *epoch-keyed*: its shuffle order and augmentation draws are a
-pure function of (seed, epoch). Iterating it directly gives a fresh, seeded order on each pass;
-`epoch_stream` replays any range of epochs exactly, which is how `tfopt.train.fit` resumes an
-interrupted run on the very batches it would have seen.
+Every dataset is *epoch-keyed*: its shuffle order and augmentation draws are a pure function of
+(seed, epoch). Iterating it directly gives a fresh, seeded order on each pass; the `EpochData`
+that `load_epochs` returns replays any range of epochs exactly (`EpochData.stream`), which is
+how `tfopt.train.fit` resumes an interrupted run on the very batches it would have seen. `load`
+returns just the dataset, for plain Keras use.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfopt.data import folder, idx, preprocess, stats, synthetic, tfds_source
+from tfopt.data.epochs import EpochData, epoch_stream
 from tfopt.data.info import FASHION_MNIST_CLASSES, NORMALISATION, DatasetInfo
 
 from tfopt.core.choices import DATASETS  # noqa: E402  (defined once, TF-free)
@@ -265,7 +268,7 @@ def _file_epoch_fn(raw: _Raw, *, batch_size, shuffle, seed, finish):
     return fn
 
 
-def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None = None,
+def load_epochs(source: str, split: str, *, batch_size: int = 128, data_dir: str | None = None,
          image_size=None, to_rgb: bool = False, augment: bool = False,
          shuffle: bool | None = None, limit: int | None = None, seed: int = 0,
          skip_bad_files: bool = False, manual_dir: str | None = None,
@@ -295,7 +298,8 @@ def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None
         $TFOPT_CACHE_DIR or ~/.cache/tfopt; every new file is announced in the log).
 
     Returns:
-      (dataset, DatasetInfo). Each pass over the dataset is a new seeded epoch.
+      (EpochData, DatasetInfo). Each pass over `EpochData.dataset` is a new seeded epoch;
+      `EpochData.stream(e0, e1)` replays epochs e0..e1-1 exactly.
 
     Raises:
       ValueError: An unknown source/split or bad argument (one line, naming the value).
@@ -332,30 +336,17 @@ def load(source: str, split: str, *, batch_size: int = 128, data_dir: str | None
     else:
         ds = fn(0)
     ds = ds.prefetch(tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(steps))
-    ds._tfopt_epoch_fn = fn      # see epoch_stream
-    ds._tfopt_steps = steps
-    ds._tfopt_num_examples = raw.num_examples
-    return ds, info
+    return EpochData(dataset=ds, steps=steps, num_examples=raw.num_examples, epoch_fn=fn), info
 
 
-def epoch_stream(ds: tf.data.Dataset, initial_epoch: int, epochs: int
-                 ) -> tuple[tf.data.Dataset, int] | None:
-    """Epochs [initial_epoch, epochs) of a `load`ed dataset as one stream, and steps per epoch.
+def load(source: str, split: str, **kwargs) -> tuple[tf.data.Dataset, DatasetInfo]:
+    """(dataset, DatasetInfo): `load_epochs(source, split, **kwargs)` without the epoch replay.
 
-    Epoch e always yields the same batches (a function of the `load` seed and e), so a resumed
-    run sees exactly what an uninterrupted one would have. None if `ds` did not come from `load`
-    (or was transformed afterwards).
+    Each pass over the dataset is a new seeded epoch; give `tfopt.train.fit` the `EpochData`
+    of `load_epochs` instead when a run must resume on exactly the batches it would have seen.
     """
-    fn = getattr(ds, "_tfopt_epoch_fn", None)
-    if fn is None:
-        return None
-    if fn.tensor_epoch:
-        stream = tf.data.Dataset.range(initial_epoch, epochs).flat_map(fn)
-    else:
-        stream = fn(initial_epoch)
-        for epoch in range(initial_epoch + 1, epochs):
-            stream = stream.concatenate(fn(epoch))
-    return stream.prefetch(tf.data.AUTOTUNE), ds._tfopt_steps
+    epochs, info = load_epochs(source, split, **kwargs)
+    return epochs.dataset, info
 
 
 def load_arrays(source: str, split: str, *, limit: int | None = None, seed: int = 0,
@@ -381,16 +372,16 @@ def load_arrays(source: str, split: str, *, limit: int | None = None, seed: int 
 
 
 class _Batches:
-    """Re-iterable numpy (x, y) batches of an unshuffled, unaugmented `load`ed dataset."""
+    """Re-iterable numpy (x, y) batches of an unshuffled, unaugmented split."""
 
-    def __init__(self, ds: tf.data.Dataset):
-        self.dataset = ds
+    def __init__(self, epochs: EpochData):
+        self.epochs = epochs
 
     def __iter__(self):
-        return self.dataset.as_numpy_iterator()
+        return self.epochs.dataset.as_numpy_iterator()
 
     def __len__(self) -> int:
-        return self.dataset._tfopt_steps
+        return self.epochs.steps
 
 
 def stream_arrays(source: str, split: str, *, batch_size: int = 256, **kwargs
@@ -401,8 +392,9 @@ def stream_arrays(source: str, split: str, *, batch_size: int = 256, **kwargs
     in file order, with `load_arrays`'s pre-processing; `len(batches)` is the number of batches.
     `kwargs` are `load`'s (augment and shuffle are off).
     """
-    ds, info = load(source, split, batch_size=batch_size, augment=False, shuffle=False, **kwargs)
-    return _Batches(ds), info
+    epochs, info = load_epochs(source, split, batch_size=batch_size, augment=False, shuffle=False,
+                               **kwargs)
+    return _Batches(epochs), info
 
 
 _PREPROCESSING_KEYS = ("data_dir", "image_size", "to_rgb", "limit", "skip_bad_files", "manual_dir",
@@ -422,10 +414,10 @@ def representative_dataset(source: str, *, num_samples: int = 200, seed: int = 0
     if unknown:
         raise ValueError(f"unknown pre-processing argument(s) {unknown}; "
                          f"expected some of {_PREPROCESSING_KEYS}")
-    ds, info = load(source, "train", batch_size=1, shuffle=True, augment=False, seed=seed,
-                    **preprocessing)
+    epochs, info = load_epochs(source, "train", batch_size=1, shuffle=True, augment=False,
+                               seed=seed, **preprocessing)
     samples = [x.astype(np.float32) for x, _ in
-               ds._tfopt_epoch_fn(0).take(num_samples).as_numpy_iterator()]
+               epochs.epoch(0).take(num_samples).as_numpy_iterator()]
 
     def generator():
         for x in samples:
@@ -434,5 +426,6 @@ def representative_dataset(source: str, *, num_samples: int = 200, seed: int = 0
     return generator
 
 
-__all__ = ["DatasetInfo", "NAMED_SOURCES", "epoch_stream", "load", "load_arrays",
+__all__ = ["DatasetInfo", "EpochData", "NAMED_SOURCES", "epoch_stream", "load", "load_arrays",
+           "load_epochs",
            "representative_dataset", "stream_arrays"]

@@ -31,7 +31,11 @@ DATA_FIELDS = (
 
 
 class TrialData:
-    """Train/test pipelines, test arrays (x_test, y_test), dataset info and sample images."""
+    """Train/test pipelines, test arrays (x_test, y_test), dataset info and sample images.
+
+    `train_ds` is an `EpochData` (`train_ds.dataset` is the tf.data.Dataset), `test_ds` a
+    tf.data.Dataset.
+    """
 
     def __init__(self, config: ExperimentConfig):
         self.config = config
@@ -42,7 +46,7 @@ class TrialData:
         }
         self.pre = {k: v for k, v in pre.items() if v not in (None, False)}
         common = dict(batch_size=config.train_batch_size, seed=config.seed, **self.pre)
-        self.train_ds, self.info = tfdata.load(
+        self.train_ds, self.info = tfdata.load_epochs(   # EpochData: exact resume in fit
             config.dataset,
             "train",
             augment=config.train_augment,

@@ -206,13 +206,18 @@ def _load_data(settings: RunSettings, config):
             train_ds, val_ds, info = holdout_split(settings.dataset,
                                                    val_fraction=settings.val_fraction, **train_kw)
         else:
-            train_ds, info = tfopt.data.load(settings.dataset, "train", **train_kw)
+            train_ds, info = tfopt.data.load_epochs(settings.dataset, "train", **train_kw)
         test_ds, _ = tfopt.data.load(settings.dataset, "test", batch_size=config.batch_size,
                                      limit=settings.test_limit, **data_kw)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: --dataset={settings.dataset}: {err}", file=sys.stderr)
         sys.exit(2)
     return train_ds, val_ds, info, test_ds
+
+
+def _count_examples(ds) -> int:
+    """Images in a finite batched dataset of (x, y) (one pass; the held-out split is cached)."""
+    return int(sum(int(y.shape[0]) for _, y in ds))
 
 
 def run(settings: RunSettings, config) -> dict:
@@ -274,7 +279,7 @@ def run(settings: RunSettings, config) -> dict:
         k = min(3, patience) if patience else 3   # k <= patience: see tfopt.stats.convergence
         converged, gain = convergence(result, k=k)
         val = result["history"]["val_accuracy"]
-        metrics.update(best_epoch=result["best_epoch"], val_examples=val_ds._tfopt_num_examples,
+        metrics.update(best_epoch=result["best_epoch"], val_examples=_count_examples(val_ds),
                        best_val_accuracy=max(val), converged=converged, convergence_k=k,
                        gain_last_k_pp=round(gain, 3))
     write_json(os.path.join(settings.workdir, "metrics.json"), metrics)

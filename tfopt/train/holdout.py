@@ -4,8 +4,8 @@ The test split must never choose the model (the epoch to stop at, the weights to
 accuracy stops being a test. So the last `round(val_fraction * N)` images of the (limited)
 train split are held out for validation and the first ones are trained on:
 
-    train_ds, val_ds, info = holdout_split("fashion_mnist", val_fraction=0.1, limit=12000)
-    # train: train images 0..10799 (augmented, shuffled, exact-resume stream); val: 10800..11999
+    train, val_ds, info = holdout_split("fashion_mnist", val_fraction=0.1, limit=12000)
+    # train: EpochData of images 0..10799 (augmented, shuffled, exact resume); val: 10800..11999
 
 The tail is class-mixed for Fashion-MNIST and the tfds sources, whose files are shuffled; a
 source stored class by class would hold out only the last classes, so the split checks that
@@ -30,7 +30,7 @@ def holdout_size(num_examples: int, val_fraction: float) -> int:
 def holdout_split(source: str, *, val_fraction: float, batch_size: int = 128,
                   limit: int | None = None, seed: int = 0, augment: bool = False,
                   val_batch_size: int = 500, **load_kw):
-    """(train_ds, val_ds, train_info): the train split of `source` minus a held-out tail.
+    """(train, val_ds, train_info): the train split of `source` minus a held-out tail.
 
     Args:
       source: Any `tfopt.data.load` source.
@@ -43,9 +43,10 @@ def holdout_split(source: str, *, val_fraction: float, batch_size: int = 128,
       **load_kw: More `tfopt.data.load` arguments (data_dir, image_size, to_rgb, ...).
 
     Returns:
-      train_ds (from `tfopt.data.load`, so `fit` resumes it exactly), val_ds (un-augmented,
-      in file order, cached in memory after the first pass; `val_ds._tfopt_num_examples` is
-      its size), the train part's DatasetInfo (num_examples = train images only).
+      train (`EpochData`, so `fit` resumes it exactly; `train.dataset` for plain Keras),
+      val_ds (a tf.data.Dataset, un-augmented, in file order, cached in memory after the first
+      pass; `holdout_size(total, val_fraction)` images), the train part's DatasetInfo
+      (num_examples = train images only).
 
     Raises:
       ValueError: val_fraction outside (0, 1), a split too small to hold out from, or a
@@ -61,8 +62,8 @@ def holdout_split(source: str, *, val_fraction: float, batch_size: int = 128,
     if n_val >= total:
         raise ValueError(f"val_fraction={val_fraction!r} of {total} train images leaves none "
                          "to train on; use a smaller fraction or more images")
-    train_ds, info = data.load(source, "train", batch_size=batch_size, limit=total - n_val,
-                               augment=augment, seed=seed, **load_kw)
+    train, info = data.load_epochs(source, "train", batch_size=batch_size, limit=total - n_val,
+                                   augment=augment, seed=seed, **load_kw)
     val_ds = (full.unbatch().skip(total - n_val).batch(val_batch_size).cache()
               .apply(tf.data.experimental.assert_cardinality(math.ceil(n_val / val_batch_size))))
     labels = np.concatenate([np.asarray(y).reshape(-1) for _, y in val_ds])   # fills the cache
@@ -72,8 +73,7 @@ def holdout_split(source: str, *, val_fraction: float, batch_size: int = 128,
                          f"{source!r} hold no image of class(es) {missing[:10]}; this source is "
                          "not class-mixed at its end, so use a larger fraction or a source with "
                          "a separate validation split")
-    val_ds._tfopt_num_examples = n_val
-    return train_ds, val_ds, info
+    return train, val_ds, info
 
 
 __all__ = ["holdout_size", "holdout_split"]

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfopt._keras import keras
-from tfopt.data.pipeline import epoch_stream
+from tfopt.data.epochs import EpochData, as_dataset, epoch_stream
 from tfopt.train import callbacks as cb
 from tfopt.train.config import TrainConfig
 from tfopt.train.optimizers import CoupledAdam, CoupledSGD
@@ -55,15 +55,15 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
     return CoupledAdam(config.learning_rate, coupled_weight_decay=wd)
 
 
-def _steps_per_epoch(train_ds, config: TrainConfig, stream_steps: int | None) -> int:
+def _steps_per_epoch(train_ds, config: TrainConfig) -> int:
     if config.steps_per_epoch is not None:
         return config.steps_per_epoch
-    if stream_steps is not None:
-        return stream_steps
+    if isinstance(train_ds, EpochData):
+        return train_ds.steps
     n = int(train_ds.cardinality())
     if n < 1:   # INFINITE (-1) or UNKNOWN (-2)
         raise ValueError(f"train_ds has no known length (cardinality {n}); set "
-                         "TrainConfig.steps_per_epoch or pass a dataset from tfopt.data.load")
+                         "TrainConfig.steps_per_epoch or pass the EpochData of tfopt.data.load_epochs")
     return n
 
 
@@ -98,8 +98,9 @@ def fit(model, train_ds, config: TrainConfig, *, val_ds=None, workdir: str | Non
 
     Args:
       model: A Keras model (built under the distribution strategy it should train with).
-      train_ds: Batches of (image, int label). A dataset from `tfopt.data.load` is replayed
-        epoch by epoch (exact resume); any other finite dataset is iterated once per epoch.
+      train_ds: Batches of (image, int label): an `EpochData` (from `tfopt.data.load_epochs`)
+        is replayed epoch by epoch (exact resume); a finite tf.data.Dataset is iterated once
+        per epoch.
       config: The recipe and the total number of epochs.
       val_ds: Optional validation batches, evaluated after every epoch.
       workdir: Checkpoints, history and TensorBoard logs go here; an existing run there is
@@ -135,8 +136,7 @@ def fit(model, train_ds, config: TrainConfig, *, val_ds=None, workdir: str | Non
         cb.write_json(os.path.join(workdir, "train_config.json"), dataclasses.asdict(config))
         history_path = os.path.join(workdir, "history.json")
 
-    probe = epoch_stream(train_ds, 0, 1)
-    steps = _steps_per_epoch(train_ds, config, probe[1] if probe else None)
+    steps = _steps_per_epoch(train_ds, config)
 
     with model.distribute_strategy.scope():
         optimizer = make_optimizer(config, steps)
@@ -173,7 +173,7 @@ def fit(model, train_ds, config: TrainConfig, *, val_ds=None, workdir: str | Non
     callbacks += list(extra_callbacks)
 
     stream = epoch_stream(train_ds, initial_epoch, config.epochs)
-    data = stream[0] if stream else train_ds
+    data = stream[0] if stream else as_dataset(train_ds)
     start = time.perf_counter()
     if initial_epoch < config.epochs:
         result = model.fit(data, epochs=config.epochs, initial_epoch=initial_epoch,
@@ -188,7 +188,8 @@ def fit(model, train_ds, config: TrainConfig, *, val_ds=None, workdir: str | Non
 
     epochs_done = len(history.get("loss", []))
     epochs_run = epochs_done - initial_epoch
-    per_epoch = getattr(train_ds, "_tfopt_num_examples", None) or steps * config.batch_size
+    per_epoch = (train_ds.num_examples if isinstance(train_ds, EpochData)
+                 else steps * config.batch_size)
     stopped = any(getattr(r, "stopped_epoch", 0) for r in resumables)
     metrics = {
         "epochs": epochs_done, "initial_epoch": initial_epoch, "stopped_early": bool(stopped),
