@@ -11,10 +11,16 @@ from tfopt.core.recipe import KdStep, OcnnaStep, PruneStep, QatStep, parse_recip
 from tfopt.core.results import (
     SCHEMA_VERSION,
     MicroResult,
-    StepRecord,
     TFLiteResult,
     TrialResult,
     read_results,
+)
+from tfopt.core.step_records import (
+    OcnnaRecord,
+    PruneSeriesRecord,
+    StepRecord,
+    TrainRecord,
+    step_record_from_dict,
 )
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "data", "results_fixture.jsonl")
@@ -35,7 +41,8 @@ def test_recipes_parse_once_into_typed_steps():
 def test_trial_result_round_trips_through_one_json_line():
     row = TrialResult(
         "t__none", "tiny_cnn", "none", "ok", params=10, flops=20, keras_accuracy_pct=50.0,
-        steps=(StepRecord("train", {"loss": 1.5}),),
+        steps=(TrainRecord("train", {"loss": 1.5}),
+               PruneSeriesRecord("prune_global", {"epochs": 2}, achieved_sparsity=0.2)),
         tflite={"int8": TFLiteResult(bytes=100, ops=("CONV_2D",), accuracy_pct=49.0)},
         micro=MicroResult("ok", arena_bytes=512), input_shape=(8, 8, 3),
     )
@@ -71,3 +78,17 @@ def test_an_unknown_schema_version_is_refused_with_one_line(tmp_path):
 def test_bad_statuses_are_refused():
     with pytest.raises(ValueError, match=r"status='done' is unknown"):
         TrialResult("t", "v", "none", "done")
+
+
+def test_step_records_are_typed_per_kind_and_read_flat_rows():
+    flat = {"kind": "prune_global", "allocation": "layerwise", "achieved_sparsity": 0.36,
+            "removed": 12, "tie_repairs": 0, "epochs": 2, "final_loss": 0.5}
+    rec = step_record_from_dict(flat)           # a row as written before the typed records
+    assert isinstance(rec, PruneSeriesRecord) and rec.allocation == "layerwise"
+    assert rec.achieved_sparsity == 0.36 and rec.history == {"epochs": 2, "final_loss": 0.5}
+    assert rec.to_dict() == flat and rec.values["removed"] == 12
+    ocnna = step_record_from_dict({"kind": "ocnna_l1", "k": 30, "skipped": {"a": "b"}})
+    assert isinstance(ocnna, OcnnaRecord) and ocnna.k == 30 and ocnna.skipped == {"a": "b"}
+    assert type(step_record_from_dict({"kind": "new_kind", "x": 1})) is StepRecord
+    with pytest.raises(ValueError, match="PruneSeriesRecord kind='qat'"):
+        PruneSeriesRecord("qat")

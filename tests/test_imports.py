@@ -131,7 +131,8 @@ def test_core_imports_neither_tensorflow_nor_numpy():
     _run(
         "import sys\n"
         "import tfopt.core, tfopt.core.choices, tfopt.core.recipe, tfopt.core.results\n"
-        "import tfopt.core.env\n"
+        "import tfopt.core.env, tfopt.core.train_config\n"
+        "tfopt.core.TrainConfig(epochs=1)\n"
         "heavy = [m for m in ('tensorflow', 'tf_keras', 'numpy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

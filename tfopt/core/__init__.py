@@ -18,6 +18,8 @@ _LAZY = {
     "Recipe": "tfopt.core.recipe",
     "parse_recipe": "tfopt.core.recipe",
     "TrialResult": "tfopt.core.results",
+    "train_config": "tfopt.core.train_config",
+    "TrainConfig": "tfopt.core.train_config",
 }
 
 

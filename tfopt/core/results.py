@@ -1,5 +1,6 @@
 """The results of a trial as data: `TrialResult` (with nested `TFLiteResult` per conversion mode,
-`MicroResult` and one `StepRecord` per step it ran), one JSON line each. TensorFlow-free.
+`MicroResult` and one typed `StepRecord` per step it ran: tfopt.core.step_records), one JSON
+line each. TensorFlow-free.
 
 Written by the trial runner, appended by the driver to WORKDIR/results.jsonl, and read back by
 the report, the recommender and the notebook through `read_results` -- the one reader.
@@ -23,6 +24,7 @@ import os
 from typing import Any, Iterable, Mapping
 
 from tfopt.core.choices import check, MICRO_STATUSES, TRIAL_STATUSES
+from tfopt.core.step_records import StepRecord, step_record_from_dict
 
 SCHEMA_VERSION = 2
 RESULTS_FILE = "results.jsonl"
@@ -73,22 +75,6 @@ class MicroResult:
 
     def __post_init__(self):
         check("micro status", self.status, MICRO_STATUSES)
-
-
-@dataclasses.dataclass(frozen=True)
-class StepRecord:
-    """What one recipe step did: its kind and its measured values (history, sparsity, ...)."""
-
-    kind: str
-    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, **self.values}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "StepRecord":
-        d = dict(d)
-        return cls(d.pop("kind", "?"), d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +195,7 @@ class TrialResult:
 
 def _build(cls, kw: dict) -> TrialResult:
     kw = dict(kw)
-    kw["steps"] = tuple(StepRecord.from_dict(s) for s in kw.get("steps") or ())
+    kw["steps"] = tuple(step_record_from_dict(s) for s in kw.get("steps") or ())
     kw["tflite"] = {m: _tflite(t) for m, t in (kw.get("tflite") or {}).items()}
     kw["micro"] = _micro(kw.get("micro") or {})
     for key in ("recipe_steps", "input_shape"):

@@ -16,7 +16,7 @@ from typing import Callable
 from tfopt import modelfile
 from tfopt._keras import keras
 from tfopt.compress import qat
-from tfopt.core.results import StepRecord
+from tfopt.core.step_records import StepRecord, step_record_from_dict
 from tfopt.models import list_variants
 
 MODEL_FILE = "model.keras"
@@ -73,7 +73,7 @@ def cached_model(
             model = load_model(path)
             with open(done, encoding="utf-8") as f:
                 steps = json.load(f).get("steps", [])
-            return model, tuple(StepRecord.from_dict(s) for s in steps)
+            return model, tuple(step_record_from_dict(s) for s in steps)
         except Exception:  # a half-written model file after a kill
             os.remove(done)
     model, records = produce()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tfopt.compress import distill
 from tfopt.core.recipe import KdStep
-from tfopt.core.results import StepRecord
+from tfopt.core.step_records import KdRecord
 from tfopt.experiments.steps.base import StepContext, clone, history_summary
 
 
@@ -35,4 +35,4 @@ class DistillStep:
             temperature=step.temperature,
             alpha=step.alpha,
         )
-        return student, StepRecord("kd", history_summary(result))
+        return student, KdRecord("kd", history_summary(result))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tfopt.compress import ocnna
 from tfopt.core.recipe import OcnnaStep
-from tfopt.core.results import StepRecord
+from tfopt.core.step_records import OcnnaRecord
 from tfopt.experiments.steps.base import StepContext
 from tfopt.train import evaluate
 
@@ -25,22 +25,13 @@ class FilterPruneStep:
         )
         before_ft = 100.0 * float(evaluate(small, ctx.data.test_ds)["accuracy"])
         hist = ctx.finetune(small)
-        return small, StepRecord(
-            step.kind,
-            {
-                "criterion": step.criterion,
-                "k": step.k,
-                "scope": step.scope,
-                "ocnna_rpr_pct": rep.rpr,
-                "ocnna_flops_ratio_pct": rep.flops_ratio,
-                "params_before": rep.params_before,
-                "params_after": rep.params_after,
-                "filters_before": sum(lr.filters_before for lr in rep.layers),
-                "filters_after": sum(lr.filters_after for lr in rep.layers),
-                "skipped": dict(rep.skipped),
-                "scoring_images": rep.n_images,
-                "scoring_seconds": rep.scoring_seconds,
-                "accuracy_before_finetune_pct": round(before_ft, 4),
-                **hist,
-            },
+        return small, OcnnaRecord(
+            step.kind, hist, criterion=step.criterion, k=step.k, scope=step.scope,
+            ocnna_rpr_pct=rep.rpr, ocnna_flops_ratio_pct=rep.flops_ratio,
+            params_before=rep.params_before, params_after=rep.params_after,
+            filters_before=sum(lr.filters_before for lr in rep.layers),
+            filters_after=sum(lr.filters_after for lr in rep.layers),
+            skipped=dict(rep.skipped), scoring_images=rep.n_images,
+            scoring_seconds=rep.scoring_seconds,
+            accuracy_before_finetune_pct=round(before_ft, 4),
         )

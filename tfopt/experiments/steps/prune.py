@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from tfopt.compress import global_pruning, pruning
 from tfopt.core.recipe import PruneStep
-from tfopt.core.results import StepRecord
+from tfopt.core.step_records import PruneScheduleRecord, PruneSeriesRecord
 from tfopt.experiments.steps.base import StepContext, history_summary
 
 
@@ -31,15 +31,9 @@ class PruneSeriesStep:
             pruning.apply_masks(pruner.model)
         pruned = pruner.stripped()
         achieved = pruning.verify_sparsity(pruned, step.target)
-        return pruned, StepRecord(
-            step.kind,
-            {
-                "allocation": allocation,
-                "achieved_sparsity": achieved,
-                "removed": info.removed,
-                "tie_repairs": info.tie_repairs,
-                **hist,
-            },
+        return pruned, PruneSeriesRecord(
+            step.kind, hist, allocation=allocation, achieved_sparsity=achieved,
+            removed=info.removed, tie_repairs=info.tie_repairs,
         )
 
 
@@ -60,14 +54,8 @@ class PruneScheduleStep:
             val_ds=ctx.data.test_ds,
             workdir=ctx.train_dir,
         )
-        return res.model, StepRecord(
-            step.kind,
-            {
-                "schedule": schedule,
-                "achieved_sparsity": res.achieved_sparsity,
-                "begin_step": res.plan.begin_step,
-                "end_step": res.plan.end_step,
-                "frequency": res.plan.frequency,
-                **history_summary(res.metrics),
-            },
+        return res.model, PruneScheduleRecord(
+            step.kind, history_summary(res.metrics), schedule=schedule,
+            achieved_sparsity=res.achieved_sparsity, begin_step=res.plan.begin_step,
+            end_step=res.plan.end_step, frequency=res.plan.frequency,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tfopt.compress import qat
 from tfopt.core.recipe import QatStep
-from tfopt.core.results import StepRecord
+from tfopt.core.step_records import QatRecord
 from tfopt.experiments.steps.base import StepContext
 
 
@@ -16,4 +16,4 @@ class QuantizeStep:
         preserve = ctx.trial.recipe.is_pruned
         model = qat.quantize(model, preserve_sparsity=preserve)
         hist = ctx.finetune(model, ctx.config.qat_epochs)
-        return model, StepRecord("qat", {"preserve_sparsity": preserve, **hist})
+        return model, QatRecord("qat", hist, preserve_sparsity=preserve)

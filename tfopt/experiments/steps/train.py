@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tfopt.core.recipe import BaselineStep
-from tfopt.core.results import StepRecord
+from tfopt.core.step_records import TrainRecord
 from tfopt.experiments.steps.base import StepContext
 
 
@@ -13,4 +13,4 @@ class TrainStep:
 
     def run(self, step: BaselineStep, model, ctx: StepContext):
         hist = ctx.train(model, ctx.config.train_epochs)
-        return model, StepRecord("train", hist)
+        return model, TrainRecord("train", hist)
