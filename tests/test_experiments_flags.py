@@ -283,3 +283,14 @@ def test_every_shipped_flagfile_validates_and_has_a_header(tmp_path, name):
     finally:
         fv.unparse_flags()
     assert plan(c)
+
+
+def test_every_config_field_has_a_flag_and_data_fields_are_fields():
+    import dataclasses
+
+    from tfopt.experiments import config as cfg
+    from tfopt.experiments import flags as exp_flags
+    names = [f.name for f in dataclasses.fields(cfg.ExperimentConfig)]
+    missing = [n for n in names if n not in exp_flags.FLAGS]
+    assert not missing, f"ExperimentConfig fields without a flag: {missing}"
+    assert set(cfg.DATA_FIELDS) <= set(names)

@@ -68,6 +68,23 @@ EXECUTION_FIELDS = (
 )
 
 
+# The ExperimentConfig fields that change what a trial's data holds (tfopt.experiments.trial_data
+# reloads the data when one of them differs).
+DATA_FIELDS = (
+    "dataset",
+    "data_dir",
+    "image_size",
+    "to_rgb",
+    "train_limit",
+    "test_limit",
+    "train_batch_size",
+    "train_augment",
+    "seed",
+    "ocnna_images",
+    "calibration_samples",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """Everything an ablation run depends on. Built by `flags.config_from_flags()`.

@@ -10,6 +10,7 @@ put a comment after a flag on the same line (absl keeps it in the value).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -126,46 +127,8 @@ flags.DEFINE_enum(
 
 flags.DEFINE_alias("force", "overwrite")
 
-_FIELD_FLAGS = (
-    "variants",
-    "recipes",
-    "compress_variants",
-    "workdir",
-    "reference_variant",
-    "dataset",
-    "data_dir",
-    "image_size",
-    "to_rgb",
-    "train_limit",
-    "test_limit",
-    "width_multiplier",
-    "train_epochs",
-    "train_batch_size",
-    "train_optimizer",
-    "train_max_lr",
-    "train_weight_decay",
-    "train_augment",
-    "seed",
-    "finetune_epochs",
-    "finetune_max_lr",
-    "finetune_optimizer",
-    "qat_epochs",
-    "ocnna_images",
-    "kd_teacher",
-    "kd_epochs",
-    "convert_modes",
-    "calibration_samples",
-    "eval_tflite",
-    "eval_latency",
-    "latency_runs",
-    "eval_micro",
-    "export",
-    "executor",
-    "ray_address",
-    "ray_gpus_per_trial",
-    "overwrite",
-    "verbose",
-)
+# Every ExperimentConfig field has a flag of the same name (checked by tests/test_experiments_flags.py).
+_FIELD_FLAGS = tuple(f.name for f in dataclasses.fields(cfg.ExperimentConfig))
 
 
 def check_workdir(path: str) -> str:

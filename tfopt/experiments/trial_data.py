@@ -12,22 +12,8 @@ import numpy as np
 
 from tfopt import data as tfdata
 from tfopt.compress.ocnna import balanced_subset
-from tfopt.experiments.config import ExperimentConfig
+from tfopt.experiments.config import DATA_FIELDS, ExperimentConfig
 
-# The config fields that change what TrialData holds.
-DATA_FIELDS = (
-    "dataset",
-    "data_dir",
-    "image_size",
-    "to_rgb",
-    "train_limit",
-    "test_limit",
-    "train_batch_size",
-    "train_augment",
-    "seed",
-    "ocnna_images",
-    "calibration_samples",
-)
 
 
 class TrialData:
