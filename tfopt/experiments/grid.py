@@ -12,6 +12,7 @@ single-seed workdir resumes as before); seed s > 0 appends `__s<s>`.
 Matched controls (issue #14): every variant with a compression recipe that fine-tunes also gets
 `control:M` (expanded to control:1..M), M = the most fine-tuning fits of its recipes
 (`Recipe.finetune_fits`); a recipe with n fits is paired with `control:n` of the same seed.
+With `finetune_epochs=0` nothing fine-tunes and no control is added.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def _with_controls(config: ExperimentConfig, variant: str) -> list[Recipe]:
     """The variant's requested recipes, plus its matched control series if one is needed."""
     recipes = [r for r in config.recipes if variant in config.variants_for(r)]
     fits = [r.finetune_fits for r in recipes if control_recipe(r) is not None]
+    if config.finetune_epochs == 0:  # nothing fine-tunes: the baseline is the control
+        fits = []
     if fits and not any(r.kinds == ("control",) and r.finetune_fits >= max(fits) for r in recipes):
         recipes.append(parse_recipe(f"control:{max(fits)}"))
     return recipes
