@@ -255,6 +255,8 @@ def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
         "tiny_cnn__prune_global_0.2_0.36",
         "tiny_cnn__qat",
         "tiny_cnn__ocnna_k_30",
+        "tiny_cnn__control_1",  # matched controls of the 2-step series (and qat, ocnna)
+        "tiny_cnn__control_2",
     }
     assert set(ids) == expected
     assert len(ids) == len(set(ids)), "a trial was repeated"
@@ -268,6 +270,9 @@ def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
     assert abs(p36.conv_sparsity - 0.36) < 0.01
     assert p36.nonzero_params < base.nonzero_params
     assert by["tiny_cnn__ocnna_k_30"].params < base.params
+    assert by["tiny_cnn__prune_global_0.2_0.36"].control_trial == "tiny_cnn__control_2"
+    assert by["tiny_cnn__control_2"].parent_trial == "tiny_cnn__control_1"
+    assert "## Across seeds" in (wd / "report.md").read_text()
     for r in rows:
         assert r.versions["tensorflow"] and r.wall_time_s > 0
     assert os.path.exists(wd / "report.md")
