@@ -60,12 +60,14 @@ def test_grid_runs_every_trial_once_and_appends_one_line_each(tmp_path, capsys):
         "tiny_cnn__prune_global_0.2",
         "tiny_cnn__prune_global_0.2_0.36",
         "tiny_cnn__qat",
+        "tiny_cnn__control_1",  # matched controls: the longest recipe fine-tunes twice
+        "tiny_cnn__control_2",
     ]
     rows = read_results(c.workdir)
     assert [r.trial_id for r in rows] == calls
     assert all(r.config_fingerprint == c.fingerprint() for r in rows)
     out = capsys.readouterr().out
-    assert "[1/4] start  tiny_cnn__none" in out and "[4/4] ok" in out and "eta" in out
+    assert "[1/6] start  tiny_cnn__none" in out and "[6/6] ok" in out and "eta" in out
     cfgjson = json.load(open(os.path.join(c.workdir, "config.json")))
     assert cfgjson["fingerprint"] == c.fingerprint()
 
@@ -81,8 +83,19 @@ def test_rerun_skips_finished_trials_and_extends_the_grid(tmp_path):
         )
         == 0
     )
-    assert calls == ["tiny_cnn__prune_poly_0.5"]
-    assert len(read_results(c.workdir)) == 5
+    assert calls == ["tiny_cnn__prune_poly_0.5"]  # its control (control:1) exists already
+    assert len(read_results(c.workdir)) == 7
+
+
+def test_adding_a_seed_resumes_and_runs_only_the_new_seeds_trials(tmp_path):
+    c = _config(tmp_path, recipes=("none", "qat"))
+    ablation.run_grid(c, executor=LocalExecutor(_fake_trial_fn()), write_report=False)
+    calls = []
+    c2 = _config(tmp_path, recipes=("none", "qat"), seeds=(0, 1))
+    assert ablation.run_grid(
+        c2, executor=LocalExecutor(_fake_trial_fn(calls=calls)), write_report=False) == 0
+    assert calls == ["tiny_cnn__none__s1", "tiny_cnn__qat__s1", "tiny_cnn__control_1__s1"]
+    assert len(read_results(c.workdir)) == 6  # one row per (trial, seed)
 
 
 def test_failed_trial_is_recorded_blocks_its_children_and_is_retried(tmp_path):
@@ -128,7 +141,7 @@ def test_different_config_is_refused_unless_overwrite(tmp_path):
         )
     c3 = _config(tmp_path, train_epochs=3, overwrite=True)
     assert ablation.run_grid(c3, executor=LocalExecutor(_fake_trial_fn()), write_report=False) == 0
-    assert len(read_results(c.workdir)) == 4  # fresh results
+    assert len(read_results(c.workdir)) == 6  # fresh results
     archived = os.listdir(os.path.join(c.workdir, "archive"))
     assert len(archived) == 1
 
@@ -242,6 +255,8 @@ def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
         "tiny_cnn__prune_global_0.2_0.36",
         "tiny_cnn__qat",
         "tiny_cnn__ocnna_k_30",
+        "tiny_cnn__control_1",  # matched controls of the 2-step series (and qat, ocnna)
+        "tiny_cnn__control_2",
     }
     assert set(ids) == expected
     assert len(ids) == len(set(ids)), "a trial was repeated"
@@ -255,6 +270,9 @@ def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
     assert abs(p36.conv_sparsity - 0.36) < 0.01
     assert p36.nonzero_params < base.nonzero_params
     assert by["tiny_cnn__ocnna_k_30"].params < base.params
+    assert by["tiny_cnn__prune_global_0.2_0.36"].control_trial == "tiny_cnn__control_2"
+    assert by["tiny_cnn__control_2"].parent_trial == "tiny_cnn__control_1"
+    assert "## Across seeds" in (wd / "report.md").read_text()
     for r in rows:
         assert r.versions["tensorflow"] and r.wall_time_s > 0
     assert os.path.exists(wd / "report.md")
@@ -289,5 +307,5 @@ def test_the_config_is_validated_once_not_per_trial(tmp_path, monkeypatch):
         return inner(config, trial, deps)
 
     assert ablation.run_grid(c, executor=LocalExecutor(fn), write_report=False) == 0
-    assert calls == [] and len(seen) == 4  # no trial rebuilt (re-validated) the config
+    assert calls == [] and len(seen) == 6  # no trial rebuilt (re-validated) the config
     assert all(s is c for s in seen)  # the driver hands the validated object itself

@@ -193,3 +193,65 @@ def test_cli_with_a_held_out_split_writes_the_stop_rule_outcome(tmp_path):
     history = json.loads((workdir / "history.json").read_text())
     assert metrics["best_val_accuracy"] == pytest.approx(max(history["val_accuracy"]))
     assert (workdir / "best").is_dir()
+
+
+# ---- the stop rule inside the ablation's trials (issue #14) --------------------------------
+
+
+def _ctx(tmp_path, val_ds, **kw):
+    from types import SimpleNamespace
+
+    from tfopt.experiments.config import ExperimentConfig
+    from tfopt.experiments.grid import plan
+    from tfopt.experiments.steps import StepContext
+
+    config = ExperimentConfig(variants=("tiny_cnn",), recipes=("none",), workdir=str(tmp_path),
+                              dataset="synthetic", train_epochs=10, train_patience=3,
+                              finetune_epochs=4, finetune_patience=2, verbose=0, **kw)
+    train_ds, _ = _problem()
+    fake = SimpleNamespace(train_ds=train_ds, val_ds=val_ds, test_ds="THE TEST SPLIT")
+    return StepContext(config, plan(config)[0], fake, str(tmp_path), lambda tid: None)
+
+
+def test_trials_stop_early_on_the_held_out_split_and_fine_tune_with_the_plateau_recipe(tmp_path):
+    _, val_ds = _problem()
+    ctx = _ctx(tmp_path, val_ds)
+    base = ctx.train_config(epochs=10)
+    assert base.epochs == 10 and base.early_stopping_patience == 3
+    assert base.monitor == "val_accuracy" and base.restore_best_weights
+    ft = ctx.finetune_config()
+    assert (ft.epochs, ft.early_stopping_patience, ft.plateau_patience) == (4, 2, 1)
+    assert ft.optimizer == "sgd_plateau" and ft.monitor == "val_accuracy"
+    assert ctx.finetune_config(2).epochs == 2  # qat's own cap, same recipe
+
+
+def test_trial_fits_watch_the_held_out_split_never_the_test_split(tmp_path, monkeypatch):
+    import tfopt.experiments.steps.base as base
+
+    _, val_ds = _problem()
+    seen = []
+    real_fit = base.fit
+
+    def spy(model, train_ds, config, *, val_ds=None, **kw):
+        seen.append(val_ds)
+        return real_fit(model, train_ds, config, val_ds=val_ds, **kw)
+
+    monkeypatch.setattr(base, "fit", spy)
+    ctx = _ctx(tmp_path, val_ds)
+    model = _model()
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(True),
+                  metrics=["accuracy"])
+    out = ctx.train(model, 10)
+    assert seen == [val_ds]
+    # the shifted-label val split peaks early: early stopping ends the 10-epoch cap, restores
+    # the best epoch, and the run counts as converged (nothing gained in the last k epochs)
+    assert out["stopped_early"] and out["epochs"] < 10 and out["best_epoch"] < out["epochs"]
+    assert out["converged"] is True and out["convergence_k"] == 3
+    ft = _ctx(tmp_path / "next_trial", val_ds).finetune(model)  # each trial has its own folder
+    assert seen[-1] is val_ds and 1 <= ft["finetune_epochs_run"] <= 4
+
+
+def test_without_a_held_out_split_nothing_stops_early(tmp_path):
+    ctx = _ctx(tmp_path, None, val_fraction=0)
+    assert not ctx.train_config(epochs=10).early_stopping_patience
+    assert ctx.finetune_config().monitor == "loss"

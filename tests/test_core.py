@@ -35,7 +35,7 @@ def test_recipes_parse_once_into_typed_steps():
     assert parse_recipe("kd:t=2,alpha=0.5").last == KdStep(temperature=2.0, alpha=0.5)
     assert parse_recipe(r) is r  # a Recipe is not parsed again
     assert set(choices.RECIPE_STEP_KINDS) == {"none", *choices.PRUNE_KINDS, "qat",
-                                              *choices.OCNNA_KINDS, "kd"}
+                                              *choices.OCNNA_KINDS, "kd", "control"}
 
 
 def test_trial_result_round_trips_through_one_json_line():

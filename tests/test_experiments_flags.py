@@ -96,8 +96,17 @@ def test_series_expands_into_one_trial_per_step_each_built_on_the_previous():
             "prune_global_0.2_0.36",
             "prune_global_0.2_0.36_0.488",
             "prune_global_0.2_0.36_0.488__qat",
+            "control_1",  # matched controls: the recipe fine-tunes 4 times (3 steps + qat)
+            "control_2",
+            "control_3",
+            "control_4",
         )
     }
+    assert trials["tiny_cnn__prune_global_0.2_0.36"].control == "tiny_cnn__control_2"
+    assert trials["tiny_cnn__prune_global_0.2_0.36_0.488__qat"].control == "tiny_cnn__control_4"
+    assert trials["tiny_cnn__control_1"].parent == "tiny_cnn__none"
+    assert trials["tiny_cnn__control_2"].parent == "tiny_cnn__control_1"
+    assert not trials["tiny_cnn__control_4"].requested
     t = trials["tiny_cnn__prune_global_0.2_0.36_0.488__qat"]
     assert t.parent == "tiny_cnn__prune_global_0.2_0.36_0.488" and t.requested
     assert trials["tiny_cnn__prune_global_0.2_0.36"].parent == "tiny_cnn__prune_global_0.2"
@@ -105,6 +114,34 @@ def test_series_expands_into_one_trial_per_step_each_built_on_the_previous():
     order = [t.id for t in plan(c)]
     for tr in plan(c):  # every trial after its dependencies
         assert all(order.index(d) < order.index(tr.id) for d in tr.deps)
+
+
+def test_seeds_plan_every_trial_per_seed_on_its_own_baseline():
+    c = _config(variants=("tiny_cnn",), recipes=("none", "qat"), seeds=(0, 2))
+    trials = plan(c)
+    ids = [t.id for t in trials]
+    assert ids == ["tiny_cnn__none", "tiny_cnn__qat", "tiny_cnn__control_1",
+                   "tiny_cnn__none__s2", "tiny_cnn__qat__s2", "tiny_cnn__control_1__s2"]
+    by = {t.id: t for t in trials}
+    assert by["tiny_cnn__qat__s2"].seed == 2 and by["tiny_cnn__qat__s2"].parent == "tiny_cnn__none__s2"
+    assert by["tiny_cnn__qat__s2"].control == "tiny_cnn__control_1__s2"
+    assert by["tiny_cnn__control_1__s2"].control is None
+    assert c.for_seed(2).seed == 2 and c.for_seed(2).fingerprint() != c.fingerprint()
+    # the seeds list is grid membership: adding a seed keeps the run's fingerprint
+    assert _config(variants=("tiny_cnn",), recipes=("none",), seeds=(0, 1, 2)).fingerprint() == \
+        _config(variants=("tiny_cnn",), recipes=("none",)).fingerprint()
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(seeds=()), "seeds is empty"),
+    (dict(seeds=(0, 0)), "twice"),
+    (dict(seeds=(-1,)), "seeds=-1"),
+    (dict(val_fraction=0.7), "val_fraction"),
+    (dict(finetune_patience=-1), "finetune_patience"),
+])
+def test_trust_settings_rejected_with_one_line(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _config(**kw)
 
 
 def test_standalone_kd_depends_on_the_teacher_baseline():
@@ -252,7 +289,8 @@ def test_compress_variants_limit_compression_to_some_variants():
         compress_variants=("vgg16",),
     )
     ids = {t.id for t in plan(c)}
-    assert ids == {"tiny_cnn__none", "vgg16__none", "vgg19_v01__none", "vgg16__qat"}
+    assert ids == {"tiny_cnn__none", "vgg16__none", "vgg19_v01__none", "vgg16__qat",
+                       "vgg16__control_1"}
     with pytest.raises(ValueError, match="'resnet50' is not in variants"):
         _config(variants=("tiny_cnn",), compress_variants=("resnet50",))
     with pytest.raises(ValueError, match="unknown variant 'vgg61'"):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tfopt.experiments.recommend import candidates, recommend
+from tfopt.experiments.recommend import candidates, format_recommendation, recommend
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests", "data", "results_fixture.jsonl")
@@ -155,3 +155,46 @@ def test_answer_on_the_real_fixture_is_consistent_with_its_table():
         cands, _, _ = candidates(rows)
         within = [c for c in cands if c.drop_pp <= drop]
         assert rec.best.bytes == min(c.bytes for c in within)
+
+
+# ---- seeds and matched controls (issue #14) -------------------------------------------------
+
+
+def _seeded(recipe, seed, acc, int8_bytes, int8_acc, variant="big"):
+    r = _row(f"{variant}__{recipe}", acc, 1000, int8_bytes, int8_acc, variant=variant)
+    r["recipe"], r["seed"] = recipe, seed
+    r["trial_id"] += f"__s{seed}" if seed else ""
+    return r
+
+
+SEEDED = [  # synthetic, 2 seeds
+    _seeded("none", 0, 88.0, 4000, 87.9), _seeded("none", 1, 88.4, 4000, 88.3),
+    _seeded("control:1", 0, 89.0, 4000, 88.9), _seeded("control:1", 1, 89.4, 4000, 89.3),
+    # pruned: gains over the baseline; its int8 vs the control's float: drop 0.5 ± 0.14
+    _seeded("prune_global:0.5", 0, 88.7, 2500, 88.6), _seeded("prune_global:0.5", 1, 88.9,
+                                                              2500, 88.8),
+    # qat: controlled drop 0.8 ± 0.57 -> upper bound 1.37 > 1 pp, although the mean is 0.8
+    _seeded("qat", 0, 88.6, 1000, 88.6), _seeded("qat", 1, 88.2, 1000, 88.2),
+]
+
+
+def test_accepts_on_the_controlled_drop_upper_bound_and_answers_the_lower_bound():
+    rec = recommend(SEEDED, max_accuracy_drop=1.0, metric="bytes")
+    b = rec.best
+    assert b.recipe == "prune_global:0.5" and b.n == 2 and b.controlled and b.control == "control:1"
+    assert b.drop_pp == pytest.approx(0.5) and b.drop_std_pp == pytest.approx(0.1414, abs=1e-3)
+    assert b.bound == pytest.approx(0.5 + 0.1414, abs=1e-3)
+    assert b.accuracy_lower_pct == pytest.approx(88.7 - 0.1414, abs=1e-3)
+    assert "accuracy drop (mean + std) > 1 pp" in rec.rejected  # qat: mean 0.8 + std 0.57
+    text = format_recommendation(rec)
+    assert ">= 88.56% (mean − std, n=2" in text and "matched control control:1" in text
+    assert all("control" not in c.recipe for c in candidates(SEEDED)[0])  # instruments only
+    loose = recommend(SEEDED, max_accuracy_drop=2.0, metric="bytes")
+    assert loose.best.recipe == "qat" and loose.runner_up.recipe == "prune_global:0.5"
+    assert loose.indistinguishable is True  # 88.4 ± 0.28 vs 88.7 ± 0.14: 0.3 <= 0.32
+    assert "indistinguishable from the recommended model" in format_recommendation(loose)
+
+
+def test_one_seed_without_controls_keeps_the_reference_drop():
+    rec = recommend(ROWS, max_accuracy_drop=1.0, metric="bytes")
+    assert rec.best.n == 1 and not rec.best.controlled and rec.best.bound == rec.best.drop_pp

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from tfopt import report
+from tfopt.core.results import as_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests", "data", "results_fixture.jsonl")
@@ -155,3 +156,73 @@ def test_report_from_the_real_fixture(tmp_path):
     md = open(paths["markdown"]).read()
     assert "Quantization" in md and "int8" in md
     assert os.path.exists(paths["plot_accuracy_vs_params"])
+
+
+# ---- across seeds (issue #14): mean ± std, matched controls, significance, convergence -----
+
+
+def _seeded(recipe, seed, acc, int8_acc=None, variant="a", steps_values=None):
+    r = _row(variant, recipe, acc, 1000, int8=(1000, int8_acc if int8_acc is not None else acc))
+    r["seed"] = seed
+    r["trial_id"] += f"__s{seed}" if seed else ""
+    if steps_values is not None:
+        r["steps"] = [{"kind": "train", **steps_values}]
+    return r
+
+
+SEEDED = [  # synthetic, 2 seeds: pruning gains over the baseline but not over its control
+    _seeded("none", 0, 88.0, steps_values={"converged": False, "gain_last_k_pp": 2.5,
+                                           "convergence_k": 3}),
+    _seeded("none", 1, 88.4, steps_values={"converged": True, "gain_last_k_pp": 0.1,
+                                           "convergence_k": 3}),
+    _seeded("control:1", 0, 89.0), _seeded("control:1", 1, 89.4),
+    _seeded("control:2", 0, 89.2), _seeded("control:2", 1, 89.6),
+    _seeded("prune_global:0.2", 0, 89.1), _seeded("prune_global:0.2", 1, 89.3),
+    _seeded("prune_global:0.2,0.5", 0, 87.0), _seeded("prune_global:0.2,0.5", 1, 87.6),
+    _seeded("qat", 0, 89.0, 88.9), _seeded("qat", 1, 89.4, 89.3),
+    _seeded("none", 0, 86.0, variant="b"), _seeded("none", 1, 86.6, variant="b"),
+]
+
+
+def test_seeds_table_pairs_each_trial_with_its_matched_control_per_seed():
+    from tfopt.experiments.seedstats import group_stats, seeds_table
+
+    by = {(g.variant, g.recipe): g for g in group_stats(as_results(SEEDED))}
+    p1 = by[("a", "prune_global:0.2")]
+    assert p1.control == "control:1" and p1.controlled and p1.seeds == (0, 1)
+    assert p1.accuracy.n == 2 and p1.accuracy.mean == pytest.approx(89.2)
+    # raw drop says pruning "gains" 1 pp; against equal training it is -0.1 ± 0.14: n.s.
+    assert p1.raw_drop.mean == pytest.approx(-1.0) and p1.raw_drop.paired
+    assert p1.controlled_drop.mean == pytest.approx(0.0) and p1.significant is False
+    p2 = by[("a", "prune_global:0.2,0.5")]
+    assert p2.control == "control:2" and p2.controlled_drop.mean == pytest.approx(2.1)
+    assert p2.significant is True  # 2.1 > its paired spread (0.14)
+    assert by[("b", "none")].control == "none" and by[("b", "none")].controlled  # vs a's baseline
+    recs = {(r["variant"], r["recipe"]): r for r in seeds_table(as_results(SEEDED))}
+    assert recs[("a", "prune_global:0.2")]["controlled_drop"].endswith("(n.s.)")
+    assert recs[("a", "prune_global:0.2")]["accuracy"] == "89.20 ± 0.14 (n=2)"
+    assert recs[("a", "prune_global:0.2,0.5")]["controlled_drop"] == "+2.10 ± 0.14"
+    assert recs[("a", "none")]["converged"] == "not converged: s0: +2.50 pp in the last 3 epochs"
+    assert recs[("a", "control:1")]["control"] == "—"
+
+
+def test_one_seed_is_marked_unknown_and_a_missing_control_falls_back_to_the_baseline():
+    from tfopt.experiments.seedstats import group_stats, seeds_table
+
+    rows = as_results([_seeded("none", 0, 88.0), _seeded("qat", 0, 87.0, 86.5)])
+    (qat,) = [g for g in group_stats(rows) if g.recipe == "qat"]
+    assert not qat.controlled and qat.control == "none"  # no control:1 row in this run
+    assert qat.significant is None
+    rec = [r for r in seeds_table(rows) if r["recipe"] == "qat"][0]
+    assert rec["controlled_drop"] == "+1.00 (?)" and "(no control)" in rec["control"]
+
+
+def test_report_has_the_across_seeds_section_and_error_bar_plots(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in SEEDED) + "\n")
+    paths = report.write_report(str(path), tensorboard=False)
+    text = open(paths["markdown"]).read()
+    assert "## Across seeds" in text and "89.20 ± 0.14 (n=2)" in text and "(n.s.)" in text
+    assert "not converged: s0: +2.50 pp in the last 3 epochs" in text
+    assert os.path.getsize(paths["plot_accuracy_vs_sparsity"]) > 0
+    assert os.path.exists(paths["csv_seeds"])

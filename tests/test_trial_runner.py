@@ -24,6 +24,7 @@ def test_runner_trains_prunes_converts_and_exports_once(tmp_path):
         train_batch_size=32,
         train_augment=False,
         finetune_epochs=0,  # the pruning step itself; fine-tuning is fit() again
+        val_fraction=0.34,  # 22 held-out images, every class among them
         ocnna_images=8,
         calibration_samples=8,
         convert_modes=("int8",),
@@ -66,8 +67,9 @@ def test_a_failing_trial_becomes_the_failed_row(tmp_path):
     config = ExperimentConfig(
         variants=("tiny_cnn",), recipes=("qat",), workdir=str(tmp_path),
         dataset="synthetic:8x8x3:4:64", train_epochs=1, verbose=0, eval_micro=False,
+        val_fraction=0.34,
     )
-    _, qat_trial = plan(config)
+    _, qat_trial, _control = plan(config)
     row = TrialRunner(DataCache()).run_safe(config, qat_trial, {})  # parent never trained
     assert row.status == "failed" and "tiny_cnn__none" in row.error
     assert os.path.exists(row.traceback_path) and row.config_fingerprint

@@ -350,7 +350,7 @@ def run_series(model, *, steps: int | None = None, sparsities: Sequence[float] |
                amount: float = PAPER_AMOUNT, allocation: str = "global", scope: str = "conv",
                train_ds=None, config=None, eval_ds=None, measure_size: bool = False,
                zeros_are_pruned: bool = True,
-               on_step: Callable | None = None) -> list[SeriesRow]:
+               on_step: Callable | None = None, val_ds=None) -> list[SeriesRow]:
     """The paper's iterative pruning series, optionally fine-tuning between steps.
 
     Args:
@@ -367,6 +367,8 @@ def run_series(model, *, steps: int | None = None, sparsities: Sequence[float] |
         initial masks).
       on_step: Called as `on_step(row, pruner)` after every step (e.g. to save
         `pruner.stripped()`).
+      val_ds: Held-out validation data forwarded to every fine-tuning `fit` (needed by a
+        `val_*` monitor, e.g. `tfopt.train.plateau_finetune`); never the test split.
 
     Returns:
       Rows for step 0..n.
@@ -402,7 +404,8 @@ def run_series(model, *, steps: int | None = None, sparsities: Sequence[float] |
                 else pruner.step(amount=amount))
         if train_ds is not None:
             from tfopt import train as _train
-            _train.fit(pruner.model, train_ds, config, extra_callbacks=pruner.callbacks())
+            _train.fit(pruner.model, train_ds, config, val_ds=val_ds,
+                       extra_callbacks=pruner.callbacks())
             _pr.apply_masks(pruner.model)
         stripped = pruner.stripped() if (measure_size or eval_ds is not None) else None
         acc, loss = evaluate(stripped) if stripped is not None else (None, None)

@@ -30,7 +30,9 @@ PRUNE_KINDS: tuple[str, ...] = (*PRUNE_SERIES_KINDS, *PRUNE_SCHEDULE_KINDS)
 OCNNA_KINDS: tuple[str, ...] = ("ocnna", "ocnna_l1", "ocnna_random")
 OCNNA_CRITERIA: dict[str, str] = {"ocnna": "ocnna", "ocnna_l1": "l1", "ocnna_random": "random"}
 OCNNA_SCOPES: tuple[str, ...] = ("layer", "global")
-RECIPE_STEP_KINDS: tuple[str, ...] = ("none", *PRUNE_KINDS, "qat", *OCNNA_KINDS, "kd")
+# "control" (matched control, issue #14): the baseline fine-tuned N times with the fine-tuning
+# recipe and no compression; the grid adds it, users may also list `control:N`.
+RECIPE_STEP_KINDS: tuple[str, ...] = ("none", *PRUNE_KINDS, "qat", *OCNNA_KINDS, "kd", "control")
 
 # Outcome of a trial, a conversion, a TFLite Micro run.
 TRIAL_STATUSES: tuple[str, ...] = ("ok", "failed")

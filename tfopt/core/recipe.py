@@ -11,6 +11,8 @@ Grammar (one recipe = steps joined by "+", applied left to right to a trained ba
   qat                          quantization-aware training (pruning-preserving after pruning)
   ocnna:k=K[,scope=layer|global]        OCNNA filter pruning at percentile K (0 <= K < 100)
   ocnna_l1:k=K / ocnna_random:k=K       the same surgery with L1-norm / random filter ranking
+  control[:N]                  matched control (issue #14): the baseline fine-tuned N times with
+                               the fine-tuning recipe, nothing compressed (the grid adds it)
   kd[:t=T,alpha=A]             knowledge distillation: alone, the variant is trained from scratch
                                with `kd_teacher`'s baseline as teacher; after another step, it
                                fine-tunes with the step's parent model as teacher
@@ -155,7 +157,24 @@ class KdStep:
         return f"kd:t={_fmt_float(self.temperature)},alpha={_fmt_float(self.alpha)}"
 
 
-RecipeStep = Union[BaselineStep, PruneStep, QatStep, OcnnaStep, KdStep]
+@dataclasses.dataclass(frozen=True)
+class ControlStep:
+    """`control:N` (issue #14's matched control): the baseline fine-tuned N successive times with
+    the fine-tuning recipe and nothing compressed; `control:J` is built from `control:J-1`."""
+
+    kind: str = "control"
+    fits: int = 1
+
+    def __post_init__(self):
+        if isinstance(self.fits, bool) or not isinstance(self.fits, int) or self.fits < 1:
+            raise ValueError(f"recipe 'control': {self.fits!r} fine-tunes; expected an integer "
+                             ">= 1, e.g. control:4")
+
+    def spec(self) -> str:
+        return f"control:{self.fits}"
+
+
+RecipeStep = Union[BaselineStep, PruneStep, QatStep, OcnnaStep, KdStep, ControlStep]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +189,9 @@ class Recipe:
         kinds = [s.kind for s in self.steps]
         if "none" in kinds and len(kinds) > 1:
             raise ValueError(f"recipe {self.spec()!r}: 'none' cannot be combined with other steps")
+        if "control" in kinds and len(kinds) > 1:
+            raise ValueError(f"recipe {self.spec()!r}: 'control' cannot be combined with other "
+                             "steps")
         if kinds.count("qat") > 1:
             raise ValueError(f"recipe {self.spec()!r}: qat appears twice")
         if "qat" in kinds and kinds[-1] != "qat":
@@ -206,6 +228,23 @@ class Recipe:
         """Whether any step before the last one prunes weights."""
         return any(isinstance(s, PruneStep) for s in self.steps[:-1])
 
+    @property
+    def finetune_fits(self) -> int:
+        """Fine-tuning fits from the baseline to this recipe's model: one per pruning-series
+        sparsity, `N` for `control:N`, 0 for the baseline and a stand-alone `kd` (trained from
+        scratch), 1 for every other step. Its matched control is `control:<finetune_fits>`."""
+        if self.is_baseline or (self.kinds == ("kd",)):
+            return 0
+        n = 0
+        for step in self.steps:
+            if isinstance(step, PruneStep) and step.is_series:
+                n += len(step.sparsities)
+            elif isinstance(step, ControlStep):
+                n += step.fits
+            else:
+                n += 1
+        return n
+
     def expand(self) -> list["Recipe"]:
         """The recipe and every prefix whose result it is built from, in dependency order.
 
@@ -219,6 +258,8 @@ class Recipe:
                 for i in range(1, len(step.sparsities) + 1):
                     sub = dataclasses.replace(step, sparsities=step.sparsities[:i])
                     out.append(Recipe(tuple(done) + (sub,)))
+            elif isinstance(step, ControlStep):
+                out += [Recipe((ControlStep(fits=i),)) for i in range(1, step.fits + 1)]
             else:
                 out.append(Recipe(tuple(done) + (step,)))
             done.append(step)
@@ -232,6 +273,8 @@ class Recipe:
         if isinstance(last, PruneStep) and last.is_series and len(last.sparsities) > 1:
             shorter = dataclasses.replace(last, sparsities=last.sparsities[:-1])
             return Recipe(self.steps[:-1] + (shorter,))
+        if isinstance(last, ControlStep) and last.fits > 1:
+            return Recipe((ControlStep(fits=last.fits - 1),))
         if len(self.steps) == 1:
             return NONE_RECIPE
         return Recipe(self.steps[:-1])
@@ -262,6 +305,13 @@ def parse_step(text: str) -> RecipeStep:
         if not parts:
             raise ValueError(f"recipe {kind!r} needs sparsities, e.g. {kind}:0.5")
         return PruneStep(kind, tuple(_parse_value(kind, "sparsity", p) for p in parts))
+    if kind == "control":
+        if len(parts) > 1:
+            raise ValueError(f"recipe 'control' takes one count, e.g. control:4; got {args!r}")
+        raw = parts[0] if parts else "1"
+        if not raw.isdigit():
+            raise ValueError(f"recipe 'control': {raw!r} is not a whole number, e.g. control:4")
+        return ControlStep(fits=int(raw))
     allowed = _STEP_KEYS.get(kind, ())
     kwargs: dict = {}
     for p in parts:

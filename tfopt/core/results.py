@@ -98,6 +98,8 @@ class TrialResult:
     parent_trial: str | None = None
     baseline_trial: str | None = None
     teacher_trial: str | None = None
+    seed: int | None = None  # the trial's seed (one row per seed; never averaged in the file)
+    control_trial: str | None = None  # matched control of a compression trial (issue #14)
     reference_variant: str | None = None
     techniques: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     paper_variant: str | None = None

@@ -115,8 +115,16 @@ class KdRecord(StepRecord):
     KINDS: ClassVar[tuple[str, ...]] = ("kd",)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ControlRecord(StepRecord):
+    """A matched control: the baseline fine-tuned as often as the compression it controls."""
+
+    KINDS: ClassVar[tuple[str, ...]] = ("control",)
+    fits: int = 0                         # fine-tuning runs, as many as the paired recipe's
+
+
 RECORD_TYPES = (TrainRecord, PruneSeriesRecord, PruneScheduleRecord, QatRecord, OcnnaRecord,
-                KdRecord)
+                KdRecord, ControlRecord)
 _BY_KIND = {kind: cls for cls in RECORD_TYPES for kind in cls.KINDS}
 
 
@@ -132,5 +140,5 @@ def step_record_from_dict(d: Mapping) -> StepRecord:
     return cls(kind, d, **own)
 
 
-__all__ = ["KdRecord", "OcnnaRecord", "PruneScheduleRecord", "PruneSeriesRecord", "QatRecord",
+__all__ = ["ControlRecord", "KdRecord", "OcnnaRecord", "PruneScheduleRecord", "PruneSeriesRecord", "QatRecord",
            "RECORD_TYPES", "StepRecord", "TrainRecord", "step_record_from_dict"]

@@ -13,6 +13,7 @@ the object itself to every trial.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
@@ -65,6 +66,7 @@ EXECUTION_FIELDS = (
     "recipes",
     "compress_variants",
     "verbose",
+    "seeds",  # which seeds make up the grid, like variants/recipes: adding one extends a run
 )
 
 
@@ -76,6 +78,8 @@ DATA_FIELDS = (
     "image_size",
     "to_rgb",
     "train_limit",
+    "val_fraction",
+    "workdir",
     "test_limit",
     "train_batch_size",
     "train_augment",
@@ -110,8 +114,12 @@ class ExperimentConfig:
     train_max_lr: float = 0.0125
     train_weight_decay: float = 2e-5
     train_augment: bool = True
-    seed: int = 0
-    finetune_epochs: int = 1  # per pruning step / after OCNNA surgery / kd recovery
+    seed: int = 0  # the seed of this config's trials (a per-seed copy: `for_seed`)
+    seeds: tuple[int, ...] | None = None  # every trial runs once per seed; None: (seed,)
+    val_fraction: float = 1 / 11  # held-out tail of the (limited) train split; 0: no held-out
+    train_patience: int = 3  # baseline early stopping on the held-out accuracy; 0: off
+    finetune_epochs: int = 1  # cap of every fine-tuning fit (pruning step, control, OCNNA, kd)
+    finetune_patience: int = 2  # its early-stopping patience (plateau recipe, issue #14)
     finetune_max_lr: float = 1e-3
     finetune_optimizer: str | None = None  # None: train_optimizer
     qat_epochs: int = 1
@@ -177,8 +185,13 @@ class ExperimentConfig:
                 _positive_int(name, getattr(self, name))
         if self.image_size is not None and self.image_size < 8:
             raise ValueError(f"image_size={self.image_size!r}; expected >= 8 (pixels)")
-        for name in ("finetune_epochs", "qat_epochs"):
+        for name in ("finetune_epochs", "qat_epochs", "train_patience", "finetune_patience"):
             _nonneg_int(name, getattr(self, name))
+        self._check_seeds()
+        vf = self.val_fraction
+        if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 <= vf < 0.5:
+            raise ValueError(f"val_fraction={vf!r}; expected a fraction 0 <= f < 0.5 of the train "
+                             "split (0: no held-out split, no early stopping)")
         for name in ("ocnna_images", "calibration_samples", "latency_runs"):
             _positive_int(name, getattr(self, name))
         for name in ("width_multiplier", "train_max_lr", "finetune_max_lr"):
@@ -193,6 +206,27 @@ class ExperimentConfig:
             raise _unknown("train_optimizer", self.train_optimizer, OPTIMIZERS)
         if self.finetune_optimizer is not None and self.finetune_optimizer not in OPTIMIZERS:
             raise _unknown("finetune_optimizer", self.finetune_optimizer, OPTIMIZERS)
+
+    def _check_seeds(self) -> None:
+        _nonneg_int("seed", self.seed)
+        seeds = (self.seed,) if self.seeds is None else tuple(self.seeds)
+        if not seeds:
+            raise ValueError("seeds is empty; e.g. --seeds=0,1,2")
+        for s in seeds:
+            _nonneg_int("seeds", s)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds={list(seeds)} lists a seed twice")
+        self._set("seeds", seeds)
+
+    def for_seed(self, seed: int) -> "ExperimentConfig":
+        """This config for one seed's trials (`seed` seeds init, data order, OCNNA, calibration);
+        a copy, not re-validated (the seed was checked with the rest)."""
+        if seed not in self.seeds:
+            raise ValueError(f"seed={seed!r} is not one of seeds={list(self.seeds)}")
+        twin = copy.copy(self)
+        object.__setattr__(twin, "seed", seed)
+        object.__setattr__(twin, "seeds", (seed,))
+        return twin
 
     def _check_conversion_and_execution(self) -> None:
         modes = tuple(dict.fromkeys(self.convert_modes))

@@ -72,18 +72,46 @@ flags.DEFINE_string(
 flags.DEFINE_float("train_max_lr", 0.0125, "Peak learning rate.")
 flags.DEFINE_float("train_weight_decay", 2e-5, "Coupled L2 weight decay.")
 flags.DEFINE_bool("train_augment", True, "Random crop + flip while training.")
-flags.DEFINE_integer("seed", 0, "Seed for data order, initialisation, OCNNA image choice.")
+flags.DEFINE_integer("seed", 0, "Seed for data order, initialisation, OCNNA image choice "
+                     "(one seed; see --seeds).")
+flags.DEFINE_list(
+    "seeds",
+    None,
+    "Seeds, e.g. 0,1,2: every trial runs once per seed, one results row each; the report "
+    "shows mean ± std (n) (default: --seed alone).",
+)
+flags.DEFINE_float(
+    "val_fraction",
+    1 / 11,
+    "Held-out validation tail of the (limited) train split (stratified for folder:PATH); early "
+    "stopping and the plateau recipe watch it, never the test split. 0: none (no early stop).",
+)
+flags.DEFINE_integer(
+    "train_patience",
+    3,
+    "Baseline early stopping: stop after this many epochs without a better held-out "
+    "accuracy and restore the best weights (--train_epochs is the cap); 0: off.",
+)
 # ---- compression --------------------------------------------------------------------------
 flags.DEFINE_integer(
     "finetune_epochs",
     1,
-    "Fine-tuning epochs per pruning step, after OCNNA surgery and for kd recovery.",
+    "Cap of every fine-tuning fit (per pruning step, control step, after OCNNA surgery, kd "
+    "recovery): the paper's plateau recipe (ReduceLROnPlateau + early stopping).",
 )
-flags.DEFINE_float("finetune_max_lr", 1e-3, "Peak learning rate while fine-tuning.")
+flags.DEFINE_integer(
+    "finetune_patience",
+    2,
+    "Early-stopping patience of every fine-tuning fit (held-out accuracy; the LR drops "
+    "after max(1, patience // 2) epochs without gain).",
+)
+flags.DEFINE_float("finetune_max_lr", 1e-3, "Learning rate of the fine-tuning recipe (start).")
 flags.DEFINE_string(
-    "finetune_optimizer", None, "Optimizer while fine-tuning/QAT (default: --train_optimizer)."
+    "finetune_optimizer", None, "Optimizer while fine-tuning/QAT (default: the plateau "
+    "recipe's SGD with ReduceLROnPlateau)."
 )
-flags.DEFINE_integer("qat_epochs", 1, "Quantization-aware training epochs.")
+flags.DEFINE_integer("qat_epochs", 1, "Cap of the QAT fit (the fine-tuning recipe; set it to "
+                     "--finetune_epochs for a matched control).")
 flags.DEFINE_integer("ocnna_images", 1000, "Images used to score filters (OCNNA).")
 flags.DEFINE_string("kd_teacher", None, "Variant whose trained baseline teaches 'kd' recipes.")
 flags.DEFINE_integer(
@@ -156,9 +184,18 @@ def config_from_flags(flag_values=FLAGS) -> cfg.ExperimentConfig:
     kw["recipes"] = tuple(cfg.split_recipe_list(kw["recipes"]))
     if kw["compress_variants"] is not None:
         kw["compress_variants"] = tuple(split_variant_list(kw["compress_variants"]))
+    if kw["seeds"] is not None:
+        kw["seeds"] = tuple(_seed(s) for s in kw["seeds"] if s.strip())
     kw["convert_modes"] = tuple(m.strip() for m in kw["convert_modes"] if m.strip())
     kw["workdir"] = check_workdir(kw["workdir"])
     return cfg.ExperimentConfig(**kw)  # validated once, here
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"seeds: {text!r} is not a whole number; e.g. --seeds=0,1,2") from None
 
 
 def parse_argv(argv: list[str], flag_values=FLAGS) -> list[str]:

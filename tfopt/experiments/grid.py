@@ -1,9 +1,18 @@
 """The grid of an ablation run: which trials exist and which trial each one builds on.
 
-A trial is (variant, recipe). Every recipe is expanded into the chain of trials it is built
+A trial is (variant, recipe, seed). Every recipe is expanded into the chain of trials it is built
 from (see `Recipe.expand`): the variant's baseline `none` (trained once, reused by every trial
 of the variant), each step of a pruning series, and so on. A stand-alone `kd` recipe also needs
 the teacher variant's baseline. Trials are returned in dependency order; duplicates collapse.
+
+Seeds (`config.seeds`): the whole grid is planned once per seed, seed by seed; every trial of
+seed s starts from baseline seed s. Seed 0 keeps the plain id (`vgg19_v01__none`, so a
+single-seed workdir resumes as before); seed s > 0 appends `__s<s>`.
+
+Matched controls (issue #14): every variant with a compression recipe that fine-tunes also gets
+`control:M` (expanded to control:1..M), M = the most fine-tuning fits of its recipes
+(`Recipe.finetune_fits`); a recipe with n fits is paired with `control:n` of the same seed.
+With `finetune_epochs=0` nothing fine-tunes and no control is added.
 """
 
 from __future__ import annotations
@@ -16,11 +25,20 @@ from tfopt.experiments.config import ExperimentConfig
 from tfopt.models.spec import spec_slug
 
 
-def trial_id(variant: str, recipe: Recipe | str) -> str:
+def trial_id(variant: str, recipe: Recipe | str, seed: int = 0) -> str:
     """'tiny_cnn__prune_global_0.2_0.36' (filesystem-safe, unique within a workdir); a technique
     combination contributes its slug: 'resnet101[block=ghost,attention=se]' + 'none' ->
-    'resnet101.block-ghost.attention-se__none'."""
-    return f"{spec_slug(variant)}__{parse_recipe(recipe).id}"
+    'resnet101.block-ghost.attention-se__none'; seed s > 0 appends '__s<s>'."""
+    suffix = f"__s{seed}" if seed else ""
+    return f"{spec_slug(variant)}__{parse_recipe(recipe).id}{suffix}"
+
+
+def control_recipe(recipe: Recipe) -> Recipe | None:
+    """The matched control of `recipe` (`control:n`, n = its fine-tuning fits), or None when it
+    is not a compression trial that fine-tunes (a baseline, a stand-alone kd, a control)."""
+    if recipe.kinds == ("control",) or recipe.finetune_fits == 0:
+        return None
+    return parse_recipe(f"control:{recipe.finetune_fits}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +54,8 @@ class Trial:
         measured against it); equals `id` for a baseline.
       teacher: Trial whose model teaches a `kd` step (None without kd).
       requested: True if the user listed this recipe; False if it was added as a prerequisite.
+      seed: The seed of this trial (init, data order, OCNNA images, calibration).
+      control: The matched-control trial of a compression trial (same variant and seed).
     """
 
     id: str
@@ -45,6 +65,8 @@ class Trial:
     baseline: str
     teacher: str | None = None
     requested: bool = True
+    seed: int = 0
+    control: str | None = None
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -56,6 +78,7 @@ class Trial:
 
     def failed(self, error: str, **fields) -> TrialResult:
         """This trial's failed row (the one shape: `TrialResult.failed`)."""
+        fields = {"seed": self.seed, "control_trial": self.control, **fields}
         return TrialResult.failed(
             self.id, self.variant, self.recipe.spec(), error, requested=self.requested, **fields
         )
@@ -66,19 +89,38 @@ class Trial:
 
 
 def plan(config: ExperimentConfig) -> list[Trial]:
-    """All trials of `config`, each after the trials it depends on."""
+    """All trials of `config`, seed by seed, each after the trials it depends on."""
+    out: list[Trial] = []
+    for seed in config.seeds:
+        out += _plan_seed(config, seed)
+    return out
+
+
+def _with_controls(config: ExperimentConfig, variant: str) -> list[Recipe]:
+    """The variant's requested recipes, plus its matched control series if one is needed."""
+    recipes = [r for r in config.recipes if variant in config.variants_for(r)]
+    fits = [r.finetune_fits for r in recipes if control_recipe(r) is not None]
+    if config.finetune_epochs == 0:  # nothing fine-tunes: the baseline is the control
+        fits = []
+    if fits and not any(r.kinds == ("control",) and r.finetune_fits >= max(fits) for r in recipes):
+        recipes.append(parse_recipe(f"control:{max(fits)}"))
+    return recipes
+
+
+def _plan_seed(config: ExperimentConfig, seed: int) -> list[Trial]:
+    """The trials of one seed (long because the kd/teacher wiring reads best in one place)."""
     trials: dict[str, Trial] = {}
-    requested = config.recipes
+    requested = {r.spec() for r in config.recipes}
 
     def add(variant: str, recipe: Recipe, is_requested: bool) -> str:
-        tid = trial_id(variant, recipe)
+        tid = trial_id(variant, recipe, seed)
         if tid in trials:
             if is_requested and not trials[tid].requested:
                 trials[tid] = dataclasses.replace(trials[tid], requested=True)
             return tid
-        base_id = trial_id(variant, NONE_RECIPE)
+        base_id = trial_id(variant, NONE_RECIPE, seed)
         if recipe.is_baseline:
-            trials[tid] = Trial(tid, variant, recipe, None, tid, None, is_requested)
+            trials[tid] = Trial(tid, variant, recipe, None, tid, None, is_requested, seed)
             return tid
         add(variant, NONE_RECIPE, False)
         parent = recipe.parent()
@@ -92,16 +134,17 @@ def plan(config: ExperimentConfig) -> list[Trial]:
                 teacher = parent_id
         else:
             parent_id = add(variant, parent, False)
-        trials[tid] = Trial(tid, variant, recipe, parent_id, base_id, teacher, is_requested)
+        ctrl = control_recipe(recipe)
+        control = trial_id(variant, ctrl, seed) if ctrl is not None else None
+        trials[tid] = Trial(tid, variant, recipe, parent_id, base_id, teacher, is_requested,
+                            seed, control)
         return tid
 
     for variant in config.variants:
-        for recipe in requested:
-            if variant not in config.variants_for(recipe):
-                continue
+        for recipe in _with_controls(config, variant):
             for prefix in recipe.expand()[:-1]:
                 add(variant, prefix, False)
-            add(variant, recipe, True)
+            add(variant, recipe, recipe.spec() in requested)
     # Baselines first (they are the most expensive and everything needs them), then the rest in
     # dependency order -- insertion order already is one.
     ordered = [t for t in trials.values() if t.parent is None and t.teacher is None]

@@ -97,15 +97,10 @@ def write_plots(rows, outdir: str) -> dict[str, str]:
         )
         ax.set_title("Accuracy vs int8 model size")
         paths["accuracy_vs_int8_bytes"] = _save(fig, plt, outdir, "accuracy_vs_int8_bytes.png")
-    prune = pruning_table(rows)
-    if prune:
-        series = {}
-        for p in prune:
-            series.setdefault(p["variant"], []).append((p["conv_sparsity_pct"], p["accuracy_pct"]))
-        paths["accuracy_vs_sparsity"] = _line_plot(
-            plt, outdir, "accuracy_vs_sparsity", series, "conv weight sparsity [%]",
-            "Accuracy vs sparsity",
-        )
+    # Over seeds, with error bars (mean ± std) and the matched control's band (issue #14).
+    from tfopt.experiments.seedstats import write_seed_plots
+
+    paths.update(write_seed_plots(ok, outdir))
     oc = [o for o in ocnna_table(rows) if "+" not in o["recipe"]]
     if oc:
         series = {}

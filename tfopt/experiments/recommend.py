@@ -9,10 +9,17 @@ maximum accepted accuracy drop (and, beyond the paper, a flash and RAM budget)?
 the application reserve, unless --max_flash_kb/--max_arena_kb are given, and prints the margin
 the recommended model leaves on the board.
 
-A candidate is one converted model: (trial, TFLite mode). Its accuracy is the accuracy of the
-.tflite file (what ships; the Keras accuracy if TFLite accuracy was not measured). Its drop is
-the reference baseline's Keras accuracy minus that accuracy, in percentage points (reference: the
-run's `reference_variant`, by default its first variant). Flash = .tflite bytes; arena = the
+A candidate is one converted model: (variant, recipe, TFLite mode) over its seeds. Its accuracy
+is the accuracy of the .tflite file (what ships; the Keras accuracy if TFLite accuracy was not
+measured), mean over seeds. Its drop is the **controlled drop** (issue #14): its matched
+control's Keras accuracy minus that accuracy per seed (`tfopt.experiments.seedstats`: the
+baseline fine-tuned as often with the same recipe; the reference baseline for another variant's
+baseline), in percentage points; without a control row, the reference baseline's Keras accuracy
+(the run's `reference_variant`, by default its first variant). A candidate is accepted iff the
+drop's upper bound, mean + std (`tfopt.stats.drop_upper_bound`), is within the budget; the
+answer gives the accuracy's lower bound (mean − std, n seeds) and says whether the runner-up is
+indistinguishable (accuracies within their combined spread). Control trials are measuring
+instruments, not candidates. Flash = .tflite bytes; arena = the
 TFLite Micro arena bytes (int8 models only). Metrics: `params` = non-zero parameters (what
 pruning removes), `flops` (fvcore convention), `bytes` (.tflite bytes), `latency` (median ms,
 one thread). Ties go to the higher accuracy, then the fewer bytes. TensorFlow-free.
@@ -24,8 +31,10 @@ import dataclasses
 import json
 import sys
 
+from tfopt import stats
 from tfopt.core.choices import METRICS, unknown
 from tfopt.core.results import TrialResult, as_results, latest, read_results
+from tfopt.experiments import seedstats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +55,21 @@ class Candidate:
     latency_ms: float | None
     arena_bytes: int | None
     path: str | None
+    n: int = 1  # seeds
+    accuracies: tuple[float, ...] = ()  # per seed (the shipped file's accuracy, %)
+    drop_std_pp: float | None = None  # spread of the drop over seeds (None: one seed)
+    drop_bound_pp: float | None = None  # mean + std: what the budget is checked against
+    controlled: bool = False  # drop vs a matched control (else vs the reference baseline)
+    control: str | None = None  # the control's recipe
+
+    @property
+    def accuracy_lower_pct(self) -> float:
+        """mean − std over seeds (the mean itself for one seed)."""
+        return stats.lower_bound(self.accuracies) if self.accuracies else self.accuracy_pct
+
+    @property
+    def bound(self) -> float:
+        return self.drop_pp if self.drop_bound_pp is None else self.drop_bound_pp
 
     def metric(self, name: str) -> float | None:
         return {
@@ -64,6 +88,8 @@ class Recommendation:
     rejected: dict  # reason -> count
     reference: str
     reference_accuracy_pct: float | None
+    runner_up: Candidate | None = None  # the next smallest accepted candidate
+    indistinguishable: bool | None = None  # best vs runner-up accuracy (None: one seed)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -93,41 +119,69 @@ def reference_accuracy(rows: list[TrialResult], reference: str | None) -> float 
 def candidates(
     rows: list, reference: str | None = None
 ) -> tuple[list[Candidate], str, float | None]:
-    """Every ok (trial, mode) with its accuracy drop vs the reference baseline (rows:
+    """Every ok (variant, recipe, mode) group over its seeds with its controlled drop (rows:
     TrialResults, or row dicts of any schema version)."""
     rows = [r for r in latest(as_results(rows)) if r.ok]
     reference = reference or reference_of(rows)
     ref_acc = reference_accuracy(rows, reference)
+    groups = seedstats.groups(rows)
+    ref_by_seed = seedstats.accuracies(groups.get((reference, "none"), {}))
     out = []
-    for r in rows:
-        base = ref_acc if ref_acc is not None else r.baseline_accuracy_pct
-        for mode, t in sorted(r.tflite.items()):
+    for (variant, recipe), by_seed in groups.items():
+        if recipe.startswith("control"):
+            continue
+        ctrl_key, matched = seedstats.control_of(variant, recipe, reference)
+        control = seedstats.accuracies(groups.get(ctrl_key, {})) if matched else {}
+        if not control:
+            control, matched = ref_by_seed, False
+        first = by_seed[min(by_seed)]
+        for mode, t in sorted(first.tflite.items()):
             if not t.ok or t.bytes is None:
                 continue
-            acc = t.accuracy_pct if t.accuracy_pct is not None else r.keras_accuracy_pct
-            if acc is None or base is None:
+            accs = {}
+            for s_, r in by_seed.items():
+                tm = r.tflite.get(mode)
+                acc = tm.accuracy_pct if tm is not None and tm.ok else None
+                acc = r.keras_accuracy_pct if acc is None and tm is not None and tm.ok else acc
+                if acc is not None:
+                    accs[s_] = float(acc)
+            if not accs:
                 continue
-            out.append(
-                Candidate(
-                    trial_id=r.trial_id,
-                    variant=r.variant,
-                    recipe=r.recipe,
-                    mode=mode,
-                    accuracy_pct=float(acc),
-                    drop_pp=round(float(base) - float(acc), 4),
-                    params=int(r.params),
-                    nonzero_params=int(r.nonzero),
-                    flops=int(r.flops),
-                    bytes=int(t.bytes),
-                    gzip_bytes=t.gzip_bytes,
-                    latency_ms=t.latency_1t_median_ms,
-                    arena_bytes=(
-                        r.micro.arena_bytes if mode == "int8" and r.micro.status == "ok" else None
-                    ),
-                    path=t.path,
-                )
-            )
+            if control:
+                d = stats.matched_drop(control, accs)
+            else:  # no reference row either: the trial's own baseline accuracy
+                base = first.baseline_accuracy_pct
+                if base is None:
+                    continue
+                d = stats.matched_drop({0: float(base)}, {0: sum(accs.values()) / len(accs)})
+            out.append(_candidate(first, mode, t, accs, d, matched, ctrl_key[1]))
     return out, reference, ref_acc
+
+
+def _candidate(r: TrialResult, mode: str, t, accs: dict, d, matched: bool, control: str):
+    vals = tuple(accs[s] for s in sorted(accs))
+    return Candidate(
+        trial_id=r.trial_id,
+        variant=r.variant,
+        recipe=r.recipe,
+        mode=mode,
+        accuracy_pct=round(sum(vals) / len(vals), 4),
+        drop_pp=round(d.mean, 4),
+        params=int(r.params),
+        nonzero_params=int(r.nonzero),
+        flops=int(r.flops),
+        bytes=int(t.bytes),
+        gzip_bytes=t.gzip_bytes,
+        latency_ms=t.latency_1t_median_ms,
+        arena_bytes=(r.micro.arena_bytes if mode == "int8" and r.micro.status == "ok" else None),
+        path=t.path,
+        n=len(vals),
+        accuracies=vals,
+        drop_std_pp=None if d.std is None else round(d.std, 4),
+        drop_bound_pp=round(stats.drop_upper_bound(d), 4),
+        controlled=matched,
+        control=control if matched else None,
+    )
 
 
 def recommend(
@@ -153,8 +207,8 @@ def recommend(
 
     ok = []
     for c in cands:
-        if c.drop_pp > max_accuracy_drop:
-            reject(f"accuracy drop > {max_accuracy_drop:g} pp")
+        if c.bound > max_accuracy_drop:
+            reject(f"accuracy drop (mean + std) > {max_accuracy_drop:g} pp")
         elif max_flash_kb is not None and c.bytes > max_flash_kb * 1024:
             reject(f"flash > {max_flash_kb:g} KiB")
         elif max_arena_kb is not None and c.arena_bytes is None:
@@ -172,8 +226,16 @@ def recommend(
             f" ({'; '.join(f'{n}: {k}' for k, n in rejected.items())})" if rejected else ""
         )
         return Recommendation(None, why, len(cands), rejected, reference, ref_acc)
-    best = min(ok, key=lambda c: (c.metric(metric), -c.accuracy_pct, c.bytes, c.trial_id))
-    limits = [f"drop {best.drop_pp:+.2f} pp <= {max_accuracy_drop:g} pp"]
+    ranked = sorted(ok, key=lambda c: (c.metric(metric), -c.accuracy_pct, c.bytes, c.trial_id))
+    best = ranked[0]
+    runner = ranked[1] if len(ranked) > 1 else None
+    same = (stats.indistinguishable(best.accuracies, runner.accuracies)
+            if runner is not None and best.accuracies and runner.accuracies else None)
+    spread = f" ± {best.drop_std_pp:.2f}" if best.drop_std_pp is not None else ""
+    against = (f"matched control {best.control}" if best.controlled and best.control != "none"
+               else "the reference baseline")
+    limits = [f"drop {best.drop_pp:+.2f}{spread} pp (bound {best.bound:+.2f}) vs {against} "
+              f"<= {max_accuracy_drop:g} pp"]
     if max_flash_kb is not None:
         limits.append(f"flash {best.bytes / 1024:.1f} KiB <= {max_flash_kb:g} KiB")
     if max_arena_kb is not None:
@@ -186,7 +248,7 @@ def recommend(
         f"candidates meeting the constraints: {'; '.join(limits)}; accuracy "
         f"{best.accuracy_pct:.2f}% vs reference {reference} {_pct(ref_acc)}"
     )
-    return Recommendation(best, reason, len(cands), rejected, reference, ref_acc)
+    return Recommendation(best, reason, len(cands), rejected, reference, ref_acc, runner, same)
 
 
 def _pct(v):
@@ -210,9 +272,10 @@ def format_recommendation(rec: Recommendation) -> str:
             f"recommended: {b.trial_id} [{b.mode}]",
             f"model: variant {b.variant}, recipe {b.recipe}",
             f"why: {rec.reason}",
-            f"accuracy: {b.accuracy_pct:.2f}% (drop {b.drop_pp:+.2f} pp vs {rec.reference} "
-            "baseline "
-            f"{_pct(rec.reference_accuracy_pct)})",
+            f"accuracy: >= {b.accuracy_lower_pct:.2f}% (mean − std, n={b.n}; mean "
+            f"{b.accuracy_pct:.2f}%); {rec.reference} baseline {_pct(rec.reference_accuracy_pct)}",
+            _drop_line(b),
+            _runner_up_line(rec),
             f"params: {b.params:,} (non-zero {b.nonzero_params:,}); FLOPs: {b.flops:,}",
             f"flash: {b.bytes:,} B (gzip {b.gzip_bytes if b.gzip_bytes is not None else 'n/a'} B); "
             f"arena: {b.arena_bytes if b.arena_bytes is not None else 'n/a'} B; "
@@ -221,6 +284,25 @@ def format_recommendation(rec: Recommendation) -> str:
             f"tflite: {b.path}",
         ]
     )
+
+
+def _drop_line(b: Candidate) -> str:
+    spread = f" ± {b.drop_std_pp:.2f}" if b.drop_std_pp is not None else ""
+    against = (f"its matched control {b.control}" if b.controlled and b.control != "none"
+               else "the reference baseline")
+    return (f"controlled drop: {b.drop_pp:+.2f}{spread} pp vs {against}; upper bound "
+            f"{b.bound:+.2f} pp")
+
+
+def _runner_up_line(rec: Recommendation) -> str:
+    r = rec.runner_up
+    if r is None:
+        return "runner-up: none (no other candidate meets the constraints)"
+    verdict = {True: "indistinguishable from the recommended model (accuracies within their "
+                     "combined spread)",
+               False: "distinguishable (accuracies differ by more than their combined spread)",
+               None: "cannot tell (one seed)"}[rec.indistinguishable]
+    return (f"runner-up: {r.trial_id} [{r.mode}] {r.accuracy_pct:.2f}% (n={r.n}): {verdict}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,6 +36,12 @@ from tfopt.experiments.tables import (  # noqa: F401  (re-exported)
 )
 
 
+def _seeds_records(rows) -> list[dict]:
+    from tfopt.experiments.seedstats import seeds_table
+
+    return seeds_table(as_results(rows))
+
+
 def load_rows(path: str) -> list[TrialResult]:
     """Latest row per trial from a WORKDIR or a results.jsonl file."""
     return latest(read_results(path))
@@ -87,7 +93,9 @@ def render_markdown(rows, plots: dict | None = None, title: str = "") -> str:
         f"(Keras accuracy {_fmt(ref_acc)}%). [%] columns are relative to it; size [MB] is the "
         "Keras weights file (2^20 bytes); FLOPs follow fvcore (1 multiply-add = 1 FLOP).\n",
     ]
-    techniques, variants, cells = technique_table(rows)
+    parts += _seeds_section(rows)
+    first_seed = min((r.seed or 0 for r in rows), default=0)  # architecture: one seed suffices
+    techniques, variants, cells = technique_table([r for r in rows if (r.seed or 0) == first_seed])
     if variants:
         parts.append("## Techniques per variant (baselines)\n")
         lines = [
@@ -216,6 +224,36 @@ def render_markdown(rows, plots: dict | None = None, title: str = "") -> str:
     return "\n".join(parts)
 
 
+def _seeds_section(rows) -> list[str]:
+    """"Across seeds": mean ± std (n), raw and matched-control drops, significance, convergence."""
+    from tfopt.experiments.seedstats import seeds_table
+
+    recs = seeds_table(rows)
+    if not recs:
+        return []
+    text = (
+        "## Across seeds (mean ± std (n); drops in pp, + = worse)\n\n"
+        "drop = the variant's own baseline − this, paired per seed; controlled drop = its "
+        "matched control − this: `control:n` is the baseline fine-tuned n times with the same "
+        "plateau recipe (so pruning step n, or any recipe with n fine-tuning fits, is compared "
+        "with equal training); another variant's baseline is compared with the reference "
+        "baseline. (n.s.): not significant (|drop| <= its spread); (?): one seed. Accuracies: "
+        "the test split, evaluated once per model; early stopping watched the held-out split.\n"
+    )
+    table = markdown_table(recs, [
+        ("variant", "variant", 0),
+        ("recipe", "recipe", 0),
+        ("n", "seeds", 0),
+        ("accuracy", "accuracy [%]", 0),
+        ("int8_accuracy", "int8 acc. [%]", 0),
+        ("drop", "drop vs baseline", 0),
+        ("control", "control", 0),
+        ("controlled_drop", "controlled drop", 0),
+        ("converged", "converged", 0),
+    ])
+    return [text, table]
+
+
 def write_hparams(rows, logdir: str) -> str:
     """One HParams run per ok trial (variant, recipe, width -> accuracies, bytes, params)."""
     from tfopt.core.env import import_tensorflow
@@ -294,6 +332,7 @@ def write_report(
         ("quantization", quantization_table(rows)),
         ("ocnna", ocnna_table(rows)),
         ("recommend", recommend_table(rows)),
+        ("seeds", _seeds_records(rows)),
     ):
         if records:
             p = os.path.join(outdir, f"{name}.csv")

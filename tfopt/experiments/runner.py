@@ -58,6 +58,9 @@ class TrialRunner:
         from tfopt.experiments import artefacts, measure
         from tfopt.experiments.trial_data import DataCache
 
+        fingerprint = config.fingerprint()  # the run's, not the per-seed copy's
+        config = config.for_seed(trial.seed)
+
         t0, started = time.monotonic(), now()
         tdir = trial_dir(config, trial)
         os.makedirs(tdir, exist_ok=True)
@@ -84,9 +87,11 @@ class TrialRunner:
             parent_trial=trial.parent,
             baseline_trial=trial.baseline,
             teacher_trial=trial.teacher,
+            seed=trial.seed,
+            control_trial=trial.control,
             reference_variant=config.reference,
             config=config.trial_settings(),
-            config_fingerprint=config.fingerprint(),
+            config_fingerprint=fingerprint,
             target_sparsity=_target_sparsity(trial.recipe),
             steps=records,
             tflite=tflite,

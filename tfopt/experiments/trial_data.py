@@ -1,6 +1,9 @@
 """The data a trial runs on, and the explicit cache that shares it between trials.
 
-`TrialData` loads the train/test pipelines and test arrays of an `ExperimentConfig` once; the
+`TrialData` loads the train/val/test pipelines and test arrays of an `ExperimentConfig` once;
+`val_ds` is the held-out tail of the (limited) train split (`val_fraction`; a stratified holdout
+for folder:PATH sources, `tfopt.train.holdout_split` otherwise) and is what early stopping and
+the plateau recipe watch -- the test split only measures, once per model. The
 OCNNA scoring images and int8 calibration images are drawn from a seeded training sample on
 first use. `DataCache` keeps the `TrialData` of the last config a runner saw (one runner per
 process: the local executor's, or one per Ray task). Imports TensorFlow.
@@ -32,23 +35,18 @@ class TrialData:
         }
         self.pre = {k: v for k, v in pre.items() if v not in (None, False)}
         common = dict(batch_size=config.train_batch_size, seed=config.seed, **self.pre)
-        self.train_ds, self.info = tfdata.load_epochs(   # EpochData: exact resume in fit
-            config.dataset,
-            "train",
-            augment=config.train_augment,
-            shuffle=True,
-            limit=config.train_limit,
-            **common,
-        )
+        self.train_ds, self.val_ds, self.info = _train_and_val(config, common)
         self.x_test, self.y_test, _ = tfdata.load_arrays(
             config.dataset, "test", limit=config.test_limit, seed=config.seed, **self.pre
         )
         self.test_ds, _ = tfdata.load(
             config.dataset, "test", augment=False, shuffle=False, limit=config.test_limit, **common
         )
-        self.train_examples = int(
-            min(config.train_limit or self.info.num_examples, self.info.num_examples)
-        )
+        self.train_examples = int(self.info.num_examples)
+        if self.val_ds is None:
+            self.train_examples = int(
+                min(config.train_limit or self.info.num_examples, self.info.num_examples)
+            )
         self._x_score = None
         self._x_calib = None
         self._train_xy = None
@@ -80,6 +78,29 @@ class TrialData:
             n = min(self.config.calibration_samples, len(x))
             self._x_calib = np.asarray(x[rng.choice(len(x), n, replace=False)], np.float32)
         return self._x_calib
+
+
+def _train_and_val(config: ExperimentConfig, common: dict):
+    """(train_ds, val_ds or None, train info): the train split minus its held-out part."""
+    import os
+
+    if not config.val_fraction:
+        train_ds, info = tfdata.load_epochs(config.dataset, "train", augment=config.train_augment,
+                                            shuffle=True, limit=config.train_limit, **common)
+        return train_ds, None, info
+    cache_dir = os.path.join(config.workdir, "data_cache")  # folder statistics, decode checks
+    if config.dataset.startswith("folder:"):  # the data library's stratified holdout
+        kw = dict(common, val_fraction=config.val_fraction, cache_dir=cache_dir,
+                  limit=config.train_limit)
+        train_ds, info = tfdata.load_epochs(config.dataset, "train",
+                                            augment=config.train_augment, shuffle=True, **kw)
+        val_ds, _ = tfdata.load(config.dataset, "validation", augment=False, shuffle=False, **kw)
+        return train_ds, val_ds, info
+    from tfopt.train import holdout_split
+
+    return holdout_split(config.dataset, val_fraction=config.val_fraction,
+                         limit=config.train_limit, augment=config.train_augment,
+                         cache_dir=cache_dir, **common)
 
 
 class DataCache:

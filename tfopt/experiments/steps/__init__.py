@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tfopt.core.choices import RECIPE_STEP_KINDS
 from tfopt.experiments.steps.base import StepContext
+from tfopt.experiments.steps.control import ControlFinetuneStep
 from tfopt.experiments.steps.kd import DistillStep
 from tfopt.experiments.steps.ocnna import FilterPruneStep
 from tfopt.experiments.steps.prune import PruneScheduleStep, PruneSeriesStep
@@ -17,7 +18,7 @@ from tfopt.experiments.steps.qat import QuantizeStep
 from tfopt.experiments.steps.train import TrainStep
 
 STEP_TYPES = (TrainStep, PruneSeriesStep, PruneScheduleStep, QuantizeStep, FilterPruneStep,
-              DistillStep)
+              DistillStep, ControlFinetuneStep)
 STEPS = {kind: step_type() for step_type in STEP_TYPES for kind in step_type.kinds}
 if set(STEPS) != set(RECIPE_STEP_KINDS):  # a new recipe kind needs a step type
     raise ImportError(f"steps for {sorted(set(RECIPE_STEP_KINDS) ^ set(STEPS))} missing or extra")

@@ -24,13 +24,13 @@ class DistillStep:
             tconf = ctx.train_config(epochs=c.kd_epochs or c.train_epochs)
         else:
             teacher, student = model, clone(model)
-            tconf = ctx.train_config(epochs=max(1, c.finetune_epochs), max_lr=c.finetune_max_lr)
+            tconf = ctx.finetune_config(max(1, c.finetune_epochs))
         result = distill.distill(
             student,
             teacher,
             ctx.data.train_ds,
             tconf,
-            val_ds=ctx.data.test_ds,
+            val_ds=ctx.val_ds,
             workdir=ctx.train_dir,
             temperature=step.temperature,
             alpha=step.alpha,

@@ -23,7 +23,8 @@ class FilterPruneStep:
             model, images, k=step.k, scope=step.scope, criterion=step.criterion,
             seed=ctx.config.seed,
         )
-        before_ft = 100.0 * float(evaluate(small, ctx.data.test_ds)["accuracy"])
+        held_out = ctx.val_ds if ctx.val_ds is not None else ctx.data.test_ds
+        before_ft = 100.0 * float(evaluate(small, held_out)["accuracy"])
         hist = ctx.finetune(small)
         return small, OcnnaRecord(
             step.kind, hist, criterion=step.criterion, k=step.k, scope=step.scope,

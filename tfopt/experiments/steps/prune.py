@@ -47,11 +47,11 @@ class PruneScheduleStep:
         res = pruning.prune_and_finetune(
             model,
             ctx.data.train_ds,
-            ctx.train_config(epochs=max(1, c.finetune_epochs), max_lr=c.finetune_max_lr),
+            ctx.finetune_config(max(1, c.finetune_epochs)),
             target_sparsity=step.target,
             schedule=schedule,
             num_examples=ctx.data.train_examples,
-            val_ds=ctx.data.test_ds,
+            val_ds=ctx.val_ds,
             workdir=ctx.train_dir,
         )
         return res.model, PruneScheduleRecord(
