@@ -42,7 +42,7 @@ def test_every_family_has_a_builder_and_every_row_a_family():
     assert {v.family for v in variants.VARIANTS} == set(variants.FAMILIES)
     assert set(variants.BASE_FAMILY) == {v.base for v in variants.VARIANTS}
     assert tuple(list_variants()) == variants.VARIANT_IDS
-    assert len(set(variants.VARIANT_IDS)) == len(variants.VARIANT_IDS) == 33
+    assert len(set(variants.VARIANT_IDS)) == len(variants.VARIANT_IDS) == 34  # 28 paper + 5 OCNNA/tiny + resnet8
 
 
 def test_a_family_module_that_fails_to_import_raises(monkeypatch):

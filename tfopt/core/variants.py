@@ -6,7 +6,8 @@ The builders live in `tfopt.models` (one per family, looked up by `Variant.famil
 
 Sources: Sobolewski & Szyc, "Architecture Optimization Techniques for Convolutional Neural
 Networks" (ResNet-101 table columns 1-15, VGG-19 table columns 1-13; reference-variants.md §2-3);
-the OCNNA base networks (ocnna.md §4); `tiny_cnn` is not from a paper.
+the OCNNA base networks (ocnna.md §4); `tiny_cnn` is not from a paper; `resnet8` is the MLPerf
+Tiny image-classification reference (the CIFAR-10 study's anchor, not a paper variant).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import difflib
 
 from tfopt.core.techniques import ResNetTechniques, VggTechniques
 
-FAMILIES = ("resnet", "vgg", "densenet", "mobilenet", "tiny")
+FAMILIES = ("resnet", "vgg", "densenet", "mobilenet", "tiny", "mlperf")
 """Builder families; `tfopt.models.registry.FAMILY_BUILDERS` maps each to its builder."""
 
 BASE_FAMILY: dict[str, str] = {
     "resnet101": "resnet", "resnet50": "resnet", "vgg19": "vgg", "vgg16": "vgg",
-    "densenet40": "densenet", "mobilenet_v1": "mobilenet", "tiny_cnn": "tiny"}
+    "densenet40": "densenet", "mobilenet_v1": "mobilenet", "tiny_cnn": "tiny",
+    "resnet8": "mlperf"}
 """Base network -> family."""
 
 RESNET_DEPTHS: dict[str, tuple[int, int, int, int]] = {
@@ -66,7 +68,7 @@ class Variant:
       id: Stable public id, e.g. "resnet101_v13" (a contract: never rename).
       base: Base network, a key of BASE_FAMILY, e.g. "resnet101", "vgg16".
       techniques: The frozen technique set (ResNetTechniques for ResNets, VggTechniques for
-        VGGs, None for the fixed networks densenet40, mobilenet_v1, tiny_cnn).
+        VGGs, None for the fixed networks densenet40, mobilenet_v1, tiny_cnn, resnet8).
       paper_ref: Where the variant comes from.
     """
 
@@ -144,6 +146,8 @@ VARIANTS: tuple[Variant, ...] = (
             "OCNNA base: MobileNetV1 with CIFAR strides (ocnna.md §4, §5.10)"),
     Variant("tiny_cnn", "tiny_cnn", None,
             "not from the paper: a small CNN for tests and quick runs"),
+    Variant("resnet8", "resnet8", None,
+            "not from the paper: MLPerf Tiny image-classification reference ResNet-8"),
 )
 
 _BY_ID: dict[str, Variant] = {v.id: v for v in VARIANTS}

@@ -148,6 +148,15 @@ def main(argv) -> int:
 
     env.quiet_tensorflow(tf_flags.FLAGS.tf_log_level)  # before TensorFlow loads in a trial
     logging.set_verbosity(logging.WARNING)
+    if tf_flags.FLAGS.dry_run:  # plan + estimate only; nothing trained, no results written
+        from tfopt.experiments import plan as dry
+
+        try:
+            dry.print_plan(config)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     try:
         failed = run_grid(config, flags_text=tf_flags.FLAGS.flags_into_string())
     except ValueError as err:  # workdir refused, ray missing, ...

@@ -153,6 +153,13 @@ flags.DEFINE_enum(
     "ERROR; default: $TF_CPP_MIN_LOG_LEVEL, else 3 (quiet).",
 )
 
+flags.DEFINE_bool(
+    "dry_run",
+    False,
+    "Parse and plan only: print the trial plan and an estimated training time per trial "
+    "(a few train steps of each model timed on random data; tfopt/experiments/plan.py).",
+)
+
 flags.DEFINE_alias("force", "overwrite")
 
 # Every ExperimentConfig field has a flag of the same name (checked by tests/test_experiments_flags.py).

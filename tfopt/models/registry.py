@@ -22,6 +22,7 @@ FAMILY_BUILDERS: dict[str, tuple[str, str]] = {
     "densenet": ("tfopt.models.densenet", "densenet40"),
     "mobilenet": ("tfopt.models.mobilenet", "mobilenet_v1"),
     "tiny": ("tfopt.models.tiny", "tiny_cnn"),
+    "mlperf": ("tfopt.models.mlperf", "resnet8"),
 }
 """Family (tfopt.core.variants.FAMILIES) -> (module, builder function)."""
 

@@ -1,0 +1,87 @@
+"""`--dry_run` (tfopt/experiments/plan.py): the CIFAR-10 flagfiles parse and plan; tiny timing."""
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfopt.experiments import plan as dry
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRUNE = ("prune_global:0.2,0.36,0.488,0.5904,0.67232,0.737856,0.7902848,0.83222784,"
+         "0.865782272,0.8926258176")
+
+
+def _config(tmp_path, name, *extra):
+    from absl import flags
+
+    from tfopt.experiments import flags as tf_flags
+
+    fv = flags.FlagValues()
+    for flag in tf_flags._FIELD_FLAGS:
+        fv[flag] = tf_flags.FLAGS[flag]
+    try:
+        fv(["prog", f"--flagfile={os.path.join(REPO, 'experiments', name)}",
+            f"--workdir={tmp_path / 'wd'}", *extra])
+        return tf_flags.config_from_flags(fv)
+    finally:
+        fv.unparse_flags()
+
+
+def _fake_speed(variant, config, data):
+    return 100.0 if variant == "resnet8" else 10.0
+
+
+@pytest.mark.parametrize("name,epochs,trials", [("cifar10_cpu.cfg", 15, 10),
+                                                ("cifar10_gpu.cfg", 150, 14)])
+def test_cifar10_flagfiles_parse_and_plan(tmp_path, name, epochs, trials):
+    config = _config(tmp_path, name)
+    data = dry.data_shape(config)
+    assert (data.examples, data.shape, data.classes) == (50_000, (32, 32, 3), 10)
+    rows = dry.make_plan(config, _fake_speed)
+    assert len(rows) == trials
+    assert "resnet8" in config.variants
+    for r in rows:
+        want = epochs if r.step == "none" else config.qat_epochs
+        assert r.epochs == want, r.trial.id
+        assert r.seconds == pytest.approx(want * 50_000 / _fake_speed(r.trial.variant, 0, 0))
+    out = io.StringIO()
+    total = dry.print_plan(config, _fake_speed, out=out)
+    assert total == pytest.approx(sum(r.seconds for r in rows))
+    assert "| 1 | " in out.getvalue() and "estimated training time" in out.getvalue()
+
+
+def test_pruning_step_plans_the_series_on_v13_only(tmp_path):
+    config = _config(tmp_path, "cifar10_cpu.cfg", "--compress_variants=resnet101_v13",
+                     f"--recipes={PRUNE}", "--train_limit=1000")
+    rows = dry.make_plan(config, _fake_speed)
+    prune = [r for r in rows if r.step == "prune_global"]
+    assert len(prune) == 10 and {r.trial.variant for r in prune} == {"resnet101_v13"}
+    assert all(r.epochs == 1 and r.seconds == pytest.approx(100.0) for r in prune)
+
+
+def test_folder_dataset_is_sized_without_loading(tmp_path):
+    from PIL import Image
+
+    for part, n in (("train", 3), ("test", 1)):
+        for cls in ("a", "b"):
+            os.makedirs(tmp_path / "d" / part / cls)
+            for i in range(n):
+                Image.new("RGB", (6, 5)).save(tmp_path / "d" / part / cls / f"{i}.png")
+    config = _config(tmp_path, "cifar10_cpu.cfg", f"--dataset=folder:{tmp_path / 'd'}")
+    assert dry.data_shape(config) == dry.DataShape(6, (5, 6, 3), 2)
+
+
+def test_measure_and_cli_dry_run_on_a_tiny_model(tmp_path):
+    args = ["--variants=tiny_cnn", "--recipes=none", "--recipes=qat",
+            "--dataset=synthetic:8x8x3:3:64", "--train_epochs=2", "--train_batch_size=4",
+            "--width_multiplier=0.25", f"--workdir={tmp_path / 'wd'}", "--dry_run"]
+    env = {**os.environ, "PYTHONPATH": REPO}
+    done = subprocess.run([sys.executable, "-m", "tfopt.experiments.ablation", *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "dry run: 2 trials; 64 train images 8x8x3, 3 classes" in done.stdout
+    assert "| 1 | tiny_cnn__none | none | 2 |" in done.stdout
+    assert not os.path.exists(tmp_path / "wd" / "results.jsonl")
