@@ -16,9 +16,9 @@ docs/deployment.md), hence the random weights. A candidate whose conv/dense kern
 Each candidate prints one progress line (flash, arena, fit, margin, seconds) and is appended to
 `OUT` minus `.cfg` plus `.fit.jsonl` as it finishes; a re-run reuses those rows (any board: the
 rows are board-independent). Then `OUT` is written: a flagfile for the ablation driver with the
-fitting variants, each at the largest width that fits. The driver takes one
-`--width_multiplier` per run, so variants whose best width differs go to `OUT.w<W>.cfg` files,
-one per width (named in OUT's header).
+fitting variants (`--variants`), each at the largest width that fits (`--variant_widths=
+VARIANT:WIDTH,...`). `tfopt.experiments.board_fit` runs the same measurement as the ablation
+driver's `--board` pre-pass.
 """
 
 from __future__ import annotations
@@ -380,20 +380,11 @@ def _num(value) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:.3f}"
 
 
-def _width_tag(width: float) -> str:
-    return f"w{width:g}"
-
-
 def flagfiles(spec: FitSpec, rows: list[dict], command: str) -> dict[str, str]:
-    """Path -> text: OUT for the largest best width, OUT.w<W>.cfg for each other width."""
+    """{OUT: text}: a flagfile with `--variants` (the fitting ones) and `--variant_widths`
+    (each at its largest fitting width), a commented table of the figures above them."""
     budget = boards.budget(spec.board, spec.reserve)
     best = best_widths(rows, budget)
-    groups: dict[float, list[str]] = {}
-    for variant, row in best.items():
-        groups.setdefault(row["width"], []).append(variant)
-    widths = sorted(groups, reverse=True)
-    stem = spec.out[:-4] if spec.out.endswith(".cfg") else spec.out
-    paths = {w: (spec.out if i == 0 else f"{stem}.{_width_tag(w)}.cfg") for i, w in enumerate(widths)}
     table = []
     for v, r in best.items():
         fit = fit_of(budget, r)
@@ -412,15 +403,11 @@ def flagfiles(spec: FitSpec, rows: list[dict], command: str) -> dict[str, str]:
         *table,
         f"# No width fits: {', '.join(misfits) if misfits else 'none'}.",
     ]
-    if len(widths) > 1:
-        header.append("# The ablation driver takes one --width_multiplier per run; one file per "
-                      "width: " + ", ".join(os.path.basename(paths[w]) for w in widths) + ".")
-    if not widths:
+    if not best:
         return {spec.out: "\n".join(header + ["# No candidate fits this board."]) + "\n"}
-    return {paths[w]: "\n".join(header + [f"# This file: width {w:g}.",
-                                          f"--variants={','.join(groups[w])}",
-                                          f"--width_multiplier={w:g}"]) + "\n"
-            for w in widths}
+    widths = ",".join(f"{v}:{r['width']:g}" for v, r in best.items())
+    return {spec.out: "\n".join(header + [f"--variants={','.join(best)}",
+                                          f"--variant_widths={widths}"]) + "\n"}
 
 
 def summary(spec: FitSpec, rows: list[dict], seconds: float, cached: int) -> str:
