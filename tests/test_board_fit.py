@@ -155,8 +155,8 @@ TINY_BOARD_FLAGS = """--variants=tiny_cnn,vgg19_v04,resnet101_v13
 def test_tiny_board_run_fit_figures_equal_the_trained_models(tmp_path):
     """A real run with --board: fit's untrained figures vs the trained, calibrated int8 model.
 
-    The graph bytes and the TFLM arena are equal exactly; the file bytes may differ by the
-    tfopt JSON metadata's decimal digits (scales, zero points: fit.METADATA_SLACK_BYTES)."""
+    The graph bytes (file with the tfopt JSON emptied) and the TFLM arena are equal exactly; the
+    file bytes differ only by that JSON (labels, normalisation, decimal digits)."""
     flagfile = tmp_path / "run.cfg"
     flagfile.write_text(TINY_BOARD_FLAGS)
     wd = tmp_path / "wd"
@@ -178,6 +178,9 @@ def test_tiny_board_run_fit_figures_equal_the_trained_models(tmp_path):
 
         content = open(r.int8.path, "rb").read()
         assert len(with_metadata(content, {})) == pred["graph_bytes"], tid
-        assert abs(r.int8.bytes - pred["flash_bytes"]) <= fit.METADATA_SLACK_BYTES, tid
+        # the trained file also carries its dataset's labels and normalisation in the tfopt
+        # JSON (measured: +216 B for Fashion-MNIST); fit's models have none
+        extra = r.int8.bytes - pred["flash_bytes"]
+        assert 0 < extra <= 256, (tid, extra)
         app = r.int8.path[: -len(".tflite")] + ".mediapipe.tflite"
         assert os.path.exists(app), os.listdir(os.path.dirname(r.int8.path))
