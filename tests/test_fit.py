@@ -162,7 +162,7 @@ def test_bad_input_is_one_line(tmp_path, args, message):
 
 
 @needs_micro
-def test_cli_streams_rows_resumes_and_writes_a_flagfile_per_width(tmp_path):
+def test_cli_streams_rows_resumes_and_writes_one_flagfile_with_per_variant_widths(tmp_path):
     args = ["--board=nano33ble", "--variants=tiny_cnn,vgg19_v04", "--widths=0.125,0.25",
             "--input_shape=16,16,3", "--out=fit.cfg"]
     first = _cli(*args, cwd=tmp_path)
@@ -173,13 +173,26 @@ def test_cli_streams_rows_resumes_and_writes_a_flagfile_per_width(tmp_path):
         ("tiny_cnn", 0.125), ("tiny_cnn", 0.25), ("vgg19_v04", 0.125), ("vgg19_v04", 0.25)]
     assert all(r["status"] == "ok" and r["seconds"] > 0 for r in rows)
     text = (tmp_path / "fit.cfg").read_text()
-    assert "--variants=tiny_cnn,vgg19_v04\n--width_multiplier=0.25\n" in text
+    assert "--variants=tiny_cnn,vgg19_v04\n--variant_widths=tiny_cnn:0.25,vgg19_v04:0.25\n" in text
     assert "# Board: nano33ble" in text
-    again = _cli(*args, cwd=tmp_path)
-    assert again.returncode == 0 and again.stdout.count("[cached]") == 4
+    again = _cli(*args, "--jobs=2", cwd=tmp_path)  # worker processes return the cached rows
+    assert again.returncode == 0 and again.stdout.count("[cached]") == 4, again.stderr[-2000:]
+    assert again.stdout.index("[1/4] tiny_cnn w=0.125") < again.stdout.index("[3/4] vgg19_v04")
     assert len((tmp_path / "fit.fit.jsonl").read_text().splitlines()) == 4  # nothing re-measured
     tight = _cli("--board=nano33ble", "--reserve=0.85", *args[1:], cwd=tmp_path)
     assert tight.returncode == 0, tight.stderr[-2000:]
-    files = sorted(p.name for p in tmp_path.glob("fit*.cfg"))
-    assert files == ["fit.cfg", "fit.w0.125.cfg"], files  # vgg19_v04 fits only at 0.125 there
-    assert "--variants=vgg19_v04\n--width_multiplier=0.125" in (tmp_path / "fit.w0.125.cfg").read_text()
+    assert sorted(p.name for p in tmp_path.glob("fit*.cfg")) == ["fit.cfg"]
+    # vgg19_v04 fits only at 0.125 there: one file, a width per variant
+    assert ("--variants=tiny_cnn,vgg19_v04\n--variant_widths=tiny_cnn:0.25,vgg19_v04:0.125\n"
+            in (tmp_path / "fit.cfg").read_text())
+
+
+@pytest.mark.slow
+@needs_micro
+def test_worker_processes_measure_what_one_process_measures(tmp_path):
+    spec = _spec(tmp_path, variants=("tiny_cnn", "vgg19_v04"), widths=(0.125,))
+    one, _ = fit.run_fit(spec, rerun=True, log=lambda line: None)
+    two, cached = fit.run_fit(spec, rerun=True, log=lambda line: None, jobs=2)
+    drop = ("seconds", "cpu_seconds", "flash_bytes")  # flash: the JSON's digits (see above)
+    assert cached == 0 and [{k: v for k, v in r.items() if k not in drop} for r in two] == [
+        {k: v for k, v in r.items() if k not in drop} for r in one]

@@ -35,7 +35,7 @@ OCNNA_SCOPES: tuple[str, ...] = ("layer", "global")
 RECIPE_STEP_KINDS: tuple[str, ...] = ("none", *PRUNE_KINDS, "qat", *OCNNA_KINDS, "kd", "control")
 
 # Outcome of a trial, a conversion, a TFLite Micro run.
-TRIAL_STATUSES: tuple[str, ...] = ("ok", "failed")
+TRIAL_STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")  # skipped: --board pre-pass
 MICRO_STATUSES: tuple[str, ...] = ("ok", "failed", "skipped", "unavailable")
 
 

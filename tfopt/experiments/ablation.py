@@ -87,6 +87,10 @@ def run_grid(
     try:
         store.prepare(config, flags_text)
         trials = plan(config)
+        if config.board:  # fit pre-pass: what cannot fit the board is recorded, not trained
+            from tfopt.experiments.board_fit import apply_board
+
+            trials = apply_board(config, trials, store, log=lambda m: print(m, file=out, flush=True))
         done = store.finished()
         todo = [t for t in trials if t.id not in done]
         print(

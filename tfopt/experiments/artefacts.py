@@ -72,7 +72,8 @@ def write_artefacts(
         if config.export:
             out_dir = export_dir(config, trial)
             path = _export(
-                int8.content, out_dir, artefact_name(trial), results["int8"], micro, len(data.y_test)
+                int8.content, out_dir, artefact_name(trial), results["int8"], micro, len(data.y_test),
+                app_metadata=config.export_metadata,
             )
         else:
             path = int8.save(os.path.join(trial_dir, f"{artefact_name(trial)}.int8.tflite"))
@@ -145,14 +146,17 @@ def _micro(content: bytes, data: TrialData, seed: int) -> MicroResult:
     )
 
 
-def _export(content, out_dir: str, name: str, int8: TFLiteResult, micro: MicroResult, n: int):
-    """Firmware export whose manifest holds the accuracy and arena measured above.
+def _export(content, out_dir: str, name: str, int8: TFLiteResult, micro: MicroResult, n: int,
+            app_metadata: bool = False):
+    """Firmware export whose manifest holds the accuracy and arena measured above; with
+    `app_metadata`, also NAME.mediapipe.tflite (labels, normalisation; `--export_metadata`).
 
     tfopt.tflite.export.export_model writes the files; TFLM is not run again (micro=False), so
     the arena bytes of `micro` are written into the header and the JSON afterwards.
     """
     accuracy = None if int8.accuracy_pct is None else int8.accuracy_pct / 100.0
-    res = tfl_export.export_model(content, out_dir, name=name, accuracy=accuracy, micro=False)
+    res = tfl_export.export_model(content, out_dir, name=name, accuracy=accuracy, micro=False,
+                                  metadata=app_metadata)
     arena = micro.arena_bytes if micro.status == "ok" else None
     meta = dict(res.metadata, arena_bytes=arena, tflm_error=micro.error)
     if accuracy is not None:

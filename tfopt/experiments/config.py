@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+from typing import Mapping
 
 from tfopt.core.choices import (  # noqa: F401  (re-exported)
     CONVERT_MODES,
@@ -67,7 +68,13 @@ EXECUTION_FIELDS = (
     "compress_variants",
     "verbose",
     "seeds",  # which seeds make up the grid, like variants/recipes: adding one extends a run
+    "board",  # the board pre-pass only chooses which trials run (skips are recorded)
+    "board_reserve",
+    "export_metadata",  # one more file beside the firmware export; no result changes
 )
+# Fields added after workdirs existed: left out of the fingerprint while unset (None), so an
+# older workdir still resumes.
+OPTIONAL_FIELDS = ("variant_widths",)
 
 
 # The ExperimentConfig fields that change what a trial's data holds (tfopt.experiments.trial_data
@@ -108,6 +115,8 @@ class ExperimentConfig:
     train_limit: int | None = None  # use only this many training images (None: all)
     test_limit: int | None = None  # evaluate on this many test images (None: all)
     width_multiplier: float = 1.0
+    # Per-variant width (variant -> multiplier); variants not named use width_multiplier.
+    variant_widths: Mapping[str, float] | None = None
     train_epochs: int = 150
     train_batch_size: int = 128
     train_optimizer: str = "sgd_onecycle"
@@ -133,6 +142,9 @@ class ExperimentConfig:
     latency_runs: int = 50
     eval_micro: bool = True  # run int8 models on TensorFlow Lite Micro
     export: bool = True  # firmware export (.tflite, .cc/.h, .json) per trial
+    export_metadata: bool = True  # with export: also NAME.mediapipe.tflite (labels, mean/std)
+    board: str | None = None  # fit pre-pass: skip the variants that cannot fit this board
+    board_reserve: float = 0.2  # with board: fraction of SRAM and flash kept for the app
     reference_variant: str | None = None  # accuracy drops are also reported vs this baseline
     executor: str = "local"
     ray_address: str | None = None
@@ -146,6 +158,7 @@ class ExperimentConfig:
         self._check_numbers()
         self._check_conversion_and_execution()
         self._check_roles()
+        self._check_widths_and_board()
 
     def _set(self, name, value) -> None:
         object.__setattr__(self, name, value)  # frozen: canonical forms are set once, here
@@ -267,7 +280,23 @@ class ExperimentConfig:
                     f"reference_variant={ref!r} is not in variants={list(self.variants)}"
                 )
 
+    def _check_widths_and_board(self) -> None:
+        """variant_widths: canonical variant ids that are in `variants`, 0 < width <= 8; board:
+        a known profile (tfopt.tflite.boards, TensorFlow-free)."""
+        if self.variant_widths is not None:
+            self._set("variant_widths", parse_variant_widths(self.variant_widths, self.variants))
+        if self.board is not None:
+            from tfopt.tflite import boards
+
+            boards.get_board(self.board)
+            self._set("board_reserve", boards.check_reserve(self.board_reserve))
+
     # ---- derived ------------------------------------------------------------------------
+    def width_of(self, variant: str) -> float:
+        """The width multiplier `variant` is built with (--variant_widths, else
+        --width_multiplier)."""
+        return float((self.variant_widths or {}).get(variant, self.width_multiplier))
+
     def variants_for(self, recipe: Recipe) -> tuple[str, ...]:
         """The variants a recipe runs on: all for 'none', else `compress_variants` (or all)."""
         if recipe.is_baseline or self.compress_variants is None:
@@ -291,16 +320,19 @@ class ExperimentConfig:
         if unknown:
             raise ValueError(f"config keys {unknown} are unknown; allowed: {sorted(fields)}")
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        if isinstance(kw.get("variant_widths"), tuple):  # [[variant, width], ...] is accepted too
+            kw["variant_widths"] = dict(kw["variant_widths"])
         return cls(**kw)
 
     def fingerprint(self) -> str:
         """Hash of every field that changes a trial's result (not where/how it runs, nor which
         trials make up the grid): a workdir accepts new trials only under the same fingerprint."""
-        d = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        d = self.trial_settings()
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def trial_settings(self) -> dict:
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS
+                and not (k in OPTIONAL_FIELDS and v is None)}
 
 
 def _positive_int(name: str, value) -> None:
@@ -311,6 +343,34 @@ def _positive_int(name: str, value) -> None:
 def _nonneg_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name}={value!r}; expected an integer >= 0")
+
+
+def parse_variant_widths(value, variants) -> dict[str, float]:
+    """{variant: width} from a mapping or 'VARIANT:WIDTH' items (`--variant_widths=vgg19_v04:0.25,
+    resnet101_v13:0.5`); each variant must be one of `variants`. One-line ValueError otherwise."""
+    items = value.items() if isinstance(value, Mapping) else []
+    if not isinstance(value, Mapping):
+        for item in _spec.split_variant_list(value):
+            variant, sep, width = str(item).rpartition(":")
+            if not sep or not variant:
+                raise ValueError(f"variant_widths: {item!r} is not VARIANT:WIDTH; e.g. "
+                                 "--variant_widths=vgg19_v04:0.25,resnet101_v13:0.5")
+            items.append((variant, width))
+    out: dict[str, float] = {}
+    for variant, width in items:
+        variant = check_variant_id(variant, "variant_widths")
+        try:
+            w = float(width)
+        except (TypeError, ValueError):
+            w = float("nan")
+        if not (math.isfinite(w) and 0 < w <= 8):
+            raise ValueError(f"variant_widths: {variant}:{width!r}; expected 0 < width <= 8")
+        if variant not in variants:
+            raise ValueError(f"variant_widths: {variant!r} is not in variants={list(variants)}")
+        if variant in out and out[variant] != w:
+            raise ValueError(f"variant_widths: {variant!r} is given two widths")
+        out[variant] = w
+    return out
 
 
 def check_variant_id(variant_id: str, flag: str = "variants") -> str:

@@ -16,15 +16,14 @@ docs/deployment.md), hence the random weights. A candidate whose conv/dense kern
 Each candidate prints one progress line (flash, arena, fit, margin, seconds) and is appended to
 `OUT` minus `.cfg` plus `.fit.jsonl` as it finishes; a re-run reuses those rows (any board: the
 rows are board-independent). Then `OUT` is written: a flagfile for the ablation driver with the
-fitting variants, each at the largest width that fits. The driver takes one
-`--width_multiplier` per run, so variants whose best width differs go to `OUT.w<W>.cfg` files,
-one per width (named in OUT's header).
+fitting variants (`--variants`), each at the largest width that fits (`--variant_widths=
+VARIANT:WIDTH,...`). `tfopt.experiments.board_fit` runs the same measurement as the ablation
+driver's `--board` pre-pass.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import fnmatch
 import json
 import os
@@ -65,6 +64,8 @@ flags.DEFINE_integer("calibration_samples", 4, "Random images calibrating the in
                      flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "Seed of the random weights and calibration images.",
                      flag_values=FLAGS)
+flags.DEFINE_integer("jobs", 1, "Worker processes, one variant each at a time (e.g. the "
+                     "number of idle cores); 1 measures in this process.", flag_values=FLAGS)
 flags.DEFINE_bool("rerun", False, "Ignore the rows cached beside --out and measure again.",
                   flag_values=FLAGS)
 
@@ -331,11 +332,43 @@ def progress_line(i: int, n: int, row: dict, budget: boards.Budget, cached: bool
     return f"{head}: {sizes}: {'FITS' if fit.fits else 'does not fit'} ({detail}) [{when}]"
 
 
-def run_fit(spec: FitSpec, *, rerun: bool = False, log=print) -> tuple[list[dict], int]:
-    """Measures (or reuses) every candidate, appending each new row to the cache at once.
+def variant_rows(variant: str, spec: FitSpec, cache: dict[str, dict],
+                 budget: boards.Budget) -> list[tuple[dict, bool]]:
+    """(row, from the cache) per width of `variant`, smallest first: once a width breaks the
+    flash or arena budget, the wider ones are skipped unbuilt (`inferred_skip`)."""
+    out, too_big = [], None  # the widest row so far whose lower bounds break the budget
+    for width in sorted(spec.widths):
+        key = cache_key(variant, width, spec.input_shape, spec.num_classes)
+        cached = reusable(cache.get(key), budget)
+        if cached:
+            row = {**cache[key], "from_cache": True}
+        elif too_big is not None:
+            row = inferred_skip(variant, width, spec, too_big)
+        else:
+            row = measure(variant, width, spec, budget.max_flash_bytes,
+                          latency=budget.max_latency_ms is not None)
+        if exceeds(budget, lower_bounds(row)):
+            too_big = row
+        out.append((row, cached))
+    return out
 
-    Widths run smallest first per variant: once a width breaks the flash or arena budget, the
-    wider ones are skipped unbuilt (`inferred_skip`).
+
+def _worker_rows(variant: str, spec: FitSpec, cache: dict[str, dict]) -> list[tuple[dict, bool]]:
+    """`variant_rows` in a worker process (`--jobs`), TensorFlow's logging quietened first."""
+    from absl import logging
+
+    from tfopt.core import env
+
+    env.quiet_tensorflow(None)
+    logging.set_verbosity(logging.WARNING)
+    return variant_rows(variant, spec, cache, boards.budget(spec.board, spec.reserve))
+
+
+def run_fit(spec: FitSpec, *, rerun: bool = False, log=print, jobs: int = 1
+            ) -> tuple[list[dict], int]:
+    """Measures (or reuses) every candidate, appending each variant's new rows to the cache as
+    soon as it is done; with `jobs` > 1, variants run in that many worker processes (spawned;
+    rows still come back, and are logged, in order).
 
     Returns:
       (one row per candidate, variants in order, widths ascending; how many came from the cache).
@@ -344,23 +377,30 @@ def run_fit(spec: FitSpec, *, rerun: bool = False, log=print) -> tuple[list[dict
     cache = {} if rerun else read_cache(spec.cache_path)
     n = len(spec.variants) * len(spec.widths)
     rows, reused = [], 0
-    for variant in spec.variants:
-        too_big = None  # the widest row so far whose lower bounds break the budget
-        for width in sorted(spec.widths):
-            key = cache_key(variant, width, spec.input_shape, spec.num_classes)
-            cached = reusable(cache.get(key), budget)
-            if cached:
-                row, reused = {**cache[key], "from_cache": True}, reused + 1
-            else:
-                row = (inferred_skip(variant, width, spec, too_big) if too_big is not None else
-                       measure(variant, width, spec, budget.max_flash_bytes,
-                               latency=budget.max_latency_ms is not None))
+    pool = None
+    if jobs > 1 and len(spec.variants) > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        pool = concurrent.futures.ProcessPoolExecutor(
+            min(jobs, len(spec.variants)), mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(_worker_rows, spec.variants, [spec] * len(spec.variants),
+                           [cache] * len(spec.variants))
+    else:
+        results = (variant_rows(v, spec, cache, budget) for v in spec.variants)
+    try:
+        for pairs in results:
+            new = [row for row, cached in pairs if not cached]
+            if new:
                 with open(spec.cache_path, "a") as f:
-                    f.write(json.dumps(row, sort_keys=True) + "\n")
-            if exceeds(budget, lower_bounds(row)):
-                too_big = row
-            rows.append(row)
-            log(progress_line(len(rows), n, row, budget, cached))
+                    f.writelines(json.dumps(row, sort_keys=True) + "\n" for row in new)
+            for row, cached in pairs:
+                rows.append(row)
+                reused += cached
+                log(progress_line(len(rows), n, row, budget, cached))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return rows, reused
 
 
@@ -371,68 +411,6 @@ def best_widths(rows: list[dict], budget: boards.Budget) -> dict[str, dict]:
         if fit_of(budget, row).fits and row["width"] > best.get(row["variant"], {}).get("width", 0):
             best[row["variant"]] = row
     return best
-
-
-def _num(value) -> str:
-    """'12,345' for ints, '0.123' for floats, '-' for no value (no limit / not measured)."""
-    if value is None:
-        return "-"
-    return f"{value:,}" if isinstance(value, int) else f"{value:.3f}"
-
-
-def _width_tag(width: float) -> str:
-    return f"w{width:g}"
-
-
-def flagfiles(spec: FitSpec, rows: list[dict], command: str) -> dict[str, str]:
-    """Path -> text: OUT for the largest best width, OUT.w<W>.cfg for each other width."""
-    budget = boards.budget(spec.board, spec.reserve)
-    best = best_widths(rows, budget)
-    groups: dict[float, list[str]] = {}
-    for variant, row in best.items():
-        groups.setdefault(row["width"], []).append(variant)
-    widths = sorted(groups, reverse=True)
-    stem = spec.out[:-4] if spec.out.endswith(".cfg") else spec.out
-    paths = {w: (spec.out if i == 0 else f"{stem}.{_width_tag(w)}.cfg") for i, w in enumerate(widths)}
-    table = []
-    for v, r in best.items():
-        fit = fit_of(budget, r)
-        table.append(f"#   {v:<28} {r['width']:>5g} {_num(r['flash_bytes']):>11} "
-                     f"{_num(r['arena_bytes']):>9} {_num(fit.flash_margin_bytes):>11} "
-                     f"{_num(fit.arena_margin_bytes):>10} {_num(r.get('latency_1t_median_ms')):>8}")
-    misfits = [v for v in spec.variants if v not in best]
-    header = [
-        f"# Generated by tfopt.experiments.fit on {datetime.date.today().isoformat()}:",
-        f"#   {command}",
-        f"# Board: {budget.describe()}.",
-        "# Measured untrained (trained-like random weights), int8, batch 1; arena = TFLM on x86-64.",
-        "# Each fitting variant at its largest fitting width (flash/arena left = margin, bytes):",
-        f"#   {'variant':<28} {'width':>5} {'flash B':>11} {'arena B':>9} {'flash left':>11} "
-        f"{'arena left':>10} {'ms':>8}",
-        *table,
-        f"# No width fits: {', '.join(misfits) if misfits else 'none'}.",
-    ]
-    if len(widths) > 1:
-        header.append("# The ablation driver takes one --width_multiplier per run; one file per "
-                      "width: " + ", ".join(os.path.basename(paths[w]) for w in widths) + ".")
-    if not widths:
-        return {spec.out: "\n".join(header + ["# No candidate fits this board."]) + "\n"}
-    return {paths[w]: "\n".join(header + [f"# This file: width {w:g}.",
-                                          f"--variants={','.join(groups[w])}",
-                                          f"--width_multiplier={w:g}"]) + "\n"
-            for w in widths}
-
-
-def summary(spec: FitSpec, rows: list[dict], seconds: float, cached: int) -> str:
-    budget = boards.budget(spec.board, spec.reserve)
-    fits = sum(fit_of(budget, r).fits for r in rows)
-    built = [r for r in rows if r.get("seconds") and not r.get("from_cache")]
-    wall = [r["seconds"] for r in built]
-    cpu = sum(r.get("cpu_seconds", 0.0) for r in built)
-    return (f"{fits} of {len(rows)} candidates fit {budget.describe()}; {seconds:.0f} s wall "
-            f"for {len(built)} built ({sum(wall) / max(1, len(wall)):.1f} s each, max "
-            f"{max(wall, default=0):.1f} s; {cpu:.0f} s CPU), {cached} from the cache, "
-            f"{len(rows) - len(built) - cached} skipped unbuilt")
 
 
 def main(argv) -> int:
@@ -451,7 +429,13 @@ def main(argv) -> int:
     print(f"board: {budget.describe()}\n{len(spec.variants) * len(spec.widths)} candidates; "
           f"rows stream to {spec.cache_path}", flush=True)
     start = time.perf_counter()
-    rows, cached = run_fit(spec, rerun=FLAGS.rerun, log=lambda line: print(line, flush=True))
+    if FLAGS.jobs < 1:
+        print(f"error: jobs={FLAGS.jobs}; expected an integer >= 1", file=sys.stderr)
+        return 2
+    rows, cached = run_fit(spec, rerun=FLAGS.rerun, log=lambda line: print(line, flush=True),
+                           jobs=FLAGS.jobs)
+    from tfopt.experiments.fit_output import flagfiles, summary
+
     command = "python -m tfopt.experiments.fit " + " ".join(sys.argv[1:])
     for path, text in flagfiles(spec, rows, command).items():
         with open(path, "w") as f:

@@ -64,6 +64,13 @@ flags.DEFINE_integer("train_limit", None, "Use only this many training images.")
 flags.DEFINE_integer("test_limit", None, "Evaluate on only this many test images.")
 # ---- model + training ---------------------------------------------------------------------
 flags.DEFINE_float("width_multiplier", 1.0, "Scales every channel count of the zoo models.")
+flags.DEFINE_list(
+    "variant_widths",
+    None,
+    "Per-variant width multiplier, VARIANT:WIDTH items, e.g. vgg19_v04:0.25,resnet101_v13:0.5 "
+    "(each variant also in --variants; the others use --width_multiplier). "
+    "`python -m tfopt.experiments.fit` writes it.",
+)
 flags.DEFINE_integer("train_epochs", 150, "Baseline training epochs.")
 flags.DEFINE_integer("train_batch_size", 128, "Batch size (images).")
 flags.DEFINE_string(
@@ -129,6 +136,21 @@ flags.DEFINE_bool("eval_latency", True, "Measure interpreter latency (median, p9
 flags.DEFINE_integer("latency_runs", 50, "Interpreter invocations per latency measurement.")
 flags.DEFINE_bool("eval_micro", True, "Run int8 models on TensorFlow Lite Micro (arena bytes).")
 flags.DEFINE_bool("export", True, "Write the firmware export (.tflite, .cc/.h, .json) per trial.")
+flags.DEFINE_bool(
+    "export_metadata",
+    True,
+    "With --export: also write NAME.mediapipe.tflite (float32 I/O, labels, normalisation: "
+    "what MediaPipe's ImageClassifier loads).",
+)
+flags.DEFINE_string(
+    "board",
+    None,
+    "Board profile (tfopt.tflite.boards: nano33ble, esp32s3, stm32f746, pico, phone): a fit "
+    "pre-pass skips, and records, the variants whose int8 model cannot fit it.",
+)
+flags.DEFINE_float(
+    "board_reserve", 0.2, "With --board: fraction of SRAM and flash kept for the application."
+)
 # ---- execution ----------------------------------------------------------------------------
 flags.DEFINE_string("executor", "local", f"How trials run: {', '.join(cfg.EXECUTORS)}.")
 flags.DEFINE_string(
@@ -164,6 +186,7 @@ flags.DEFINE_alias("force", "overwrite")
 
 # Every ExperimentConfig field has a flag of the same name (checked by tests/test_experiments_flags.py).
 _FIELD_FLAGS = tuple(f.name for f in dataclasses.fields(cfg.ExperimentConfig))
+
 
 
 def check_workdir(path: str) -> str:

@@ -49,7 +49,7 @@ def keras_measurements(
         "dataset": config.dataset,
         "num_classes": data.info.num_classes,
         "input_shape": tuple(data.info.image_shape),
-        "width_multiplier": config.width_multiplier,
+        "width_multiplier": config.width_of(trial.variant),
         "train_examples": data.train_examples,
         "test_examples": int(len(data.y_test)),
         "params": params,

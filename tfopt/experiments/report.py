@@ -80,16 +80,30 @@ def write_csv(path: str, records: list[dict]) -> None:
             w.writerow(rec)
 
 
+def _skipped_count(rows) -> str:
+    n = sum(r.status == "skipped" for r in rows)
+    return f", {n} skipped (do not fit the --board)" if n else ""
+
+
+def board_skipped_section(rows) -> list[str]:
+    """'## Skipped by the board pre-pass' (tfopt.experiments.board_fit), or nothing."""
+    skipped = [dataclasses.asdict(r) for r in rows if r.status == "skipped"]
+    if not skipped:
+        return []
+    return ["## Skipped by the board pre-pass\n", markdown_table(
+        skipped, [("trial_id", "trial", 0), ("width_multiplier", "width", 3), ("error", "reason", 0)])]
+
+
 def render_markdown(rows, plots: dict | None = None, title: str = "") -> str:
     """report.md's text. Long because it lays out every section of the report in order."""
     rows = as_results(rows)
     ok = ok_rows(rows)
-    failed = [r for r in rows if not r.ok]
+    failed = [r for r in rows if not r.ok and r.status != "skipped"]
     reference = reference_of(ok)
     ref_acc = reference_accuracy(ok, reference)
     parts = [
         f"# {title or 'Ablation report'}\n",
-        f"{len(ok)} trials ok, {len(failed)} failed. Reference baseline: `{reference}` "
+        f"{len(ok)} trials ok, {len(failed)} failed{_skipped_count(rows)}. Reference baseline: `{reference}` "
         f"(Keras accuracy {_fmt(ref_acc)}%). [%] columns are relative to it; size [MB] is the "
         "Keras weights file (2^20 bytes); FLOPs follow fvcore (1 multiply-add = 1 FLOP).\n",
     ]
@@ -217,6 +231,7 @@ def render_markdown(rows, plots: dict | None = None, title: str = "") -> str:
                 ],
             )
         )
+    parts += board_skipped_section(rows)
     if plots:
         parts.append("## Plots\n")
         for name, path in plots.items():

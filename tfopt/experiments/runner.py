@@ -126,7 +126,7 @@ class TrialRunner:
                     trial.variant,
                     num_classes=data.info.num_classes,
                     input_shape=tuple(data.info.image_shape),
-                    width_multiplier=config.width_multiplier,
+                    width_multiplier=config.width_of(trial.variant),
                 )
             else:
                 model = ctx.load_trial_model(trial.parent)
