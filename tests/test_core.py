@@ -92,3 +92,11 @@ def test_step_records_are_typed_per_kind_and_read_flat_rows():
     assert type(step_record_from_dict({"kind": "new_kind", "x": 1})) is StepRecord
     with pytest.raises(ValueError, match="PruneSeriesRecord kind='qat'"):
         PruneSeriesRecord("qat")
+
+
+def test_every_recipe_step_kind_has_exactly_one_record_type():
+    from tfopt.core.step_records import RECORD_TYPES
+    kinds = [k for cls in RECORD_TYPES for k in cls.KINDS]
+    assert len(kinds) == len(set(kinds))                       # no kind claimed twice
+    step_kinds = {"train" if k == "none" else k for k in choices.RECIPE_STEP_KINDS}
+    assert set(kinds) == step_kinds                            # baseline "none" trains: TrainRecord

@@ -287,6 +287,9 @@ def test_shuffle_is_a_seeded_permutation_per_epoch():
     assert steps == 4 and data.epoch_stream(ds, 1, 2) is None   # a plain dataset: no replay
     np.testing.assert_array_equal(order(stream), e1)
     assert not hasattr(ds, "_tfopt_epoch_fn")           # nothing hidden on the tf.data object
+    assert epochs.tensor_epoch                          # array source: one flat_map stream
+    three, _ = epochs.stream(0, 3)
+    np.testing.assert_array_equal(order(three), np.concatenate([e0, e1, order(fn(2))]))
 
 
 def test_augmentation_is_pad4_crop_and_flip_of_the_original():

@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Mapping
 
+from tfopt.core.choices import OCNNA_KINDS, PRUNE_SCHEDULE_KINDS, PRUNE_SERIES_KINDS
+
 
 @dataclasses.dataclass(frozen=True)
 class StepRecord:
@@ -61,7 +63,7 @@ class TrainRecord(StepRecord):
 class PruneSeriesRecord(StepRecord):
     """One cumulative step of the iterative L1 magnitude series (conv kernels)."""
 
-    KINDS: ClassVar[tuple[str, ...]] = ("prune_global", "prune_layer")
+    KINDS: ClassVar[tuple[str, ...]] = PRUNE_SERIES_KINDS
     allocation: str = "global"            # "global" or "layerwise"
     achieved_sparsity: float = 0.0        # zeros / prunable conv weights after stripping
     removed: int = 0                      # weights set to zero by this step
@@ -72,7 +74,7 @@ class PruneSeriesRecord(StepRecord):
 class PruneScheduleRecord(StepRecord):
     """tfmot pruning during fine-tuning with a PolynomialDecay or ConstantSparsity schedule."""
 
-    KINDS: ClassVar[tuple[str, ...]] = ("prune_poly", "prune_const")
+    KINDS: ClassVar[tuple[str, ...]] = PRUNE_SCHEDULE_KINDS
     schedule: str = "polynomial"          # or "constant"
     achieved_sparsity: float = 0.0
     begin_step: int = 0                   # optimizer steps
@@ -92,7 +94,7 @@ class QatRecord(StepRecord):
 class OcnnaRecord(StepRecord):
     """Filter removal by surgery (OCNNA, L1 or random ranking), then fine-tuning."""
 
-    KINDS: ClassVar[tuple[str, ...]] = ("ocnna", "ocnna_l1", "ocnna_random")
+    KINDS: ClassVar[tuple[str, ...]] = OCNNA_KINDS
     criterion: str = "ocnna"
     k: float = 0.0                        # percentile below which filters are removed
     scope: str = "layer"

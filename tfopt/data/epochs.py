@@ -29,12 +29,15 @@ class EpochData:
       num_examples: Images per epoch.
       epoch_fn: Epoch index (int, or an int64 tensor when `tensor_epoch`) -> that epoch's
         batches, always the same for the same index.
+      tensor_epoch: Whether `epoch_fn` takes an int64 tensor, so that a stream of epochs is
+        one `flat_map` (else one dataset per epoch, concatenated).
     """
 
     dataset: tf.data.Dataset
     steps: int
     num_examples: int
     epoch_fn: Callable[[Any], tf.data.Dataset]
+    tensor_epoch: bool = False
 
     def epoch(self, index: int) -> tf.data.Dataset:
         """The batches of epoch `index` (0-based)."""
@@ -42,7 +45,7 @@ class EpochData:
 
     def stream(self, initial_epoch: int, epochs: int) -> tuple[tf.data.Dataset, int]:
         """Epochs [initial_epoch, epochs) as one stream, and the steps per epoch."""
-        if getattr(self.epoch_fn, "tensor_epoch", False):
+        if self.tensor_epoch:
             stream = tf.data.Dataset.range(initial_epoch, epochs).flat_map(self.epoch_fn)
         else:
             stream = self.epoch_fn(initial_epoch)

@@ -167,8 +167,9 @@ def _epoch_key(seed: int, epoch) -> tf.Tensor:
 
 
 def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, seed, mean, std
-              ) -> Callable[[Any], tf.data.Dataset]:
-    """epoch (int or int64 tensor) -> the batched, pre-processed dataset of that epoch."""
+              ) -> tuple[Callable[[Any], tf.data.Dataset], bool]:
+    """(epoch -> the batched, pre-processed dataset of that epoch, whether the epoch may be an
+    int64 tensor (else a Python int, or None for a new seeded order on every pass))."""
 
     def finish(batched: tf.data.Dataset, key) -> tf.data.Dataset:
         """Pre-process batches; augmentation seed = fold_in(key, batch index), or per-batch
@@ -190,7 +191,8 @@ def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, se
         return keyed.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     if raw.paths is not None:
-        return _file_epoch_fn(raw, batch_size=batch_size, shuffle=shuffle, seed=seed, finish=finish)
+        return _file_epoch_fn(raw, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                              finish=finish), True
 
     if raw.images is not None:
         images = tf.constant(raw.images)
@@ -217,8 +219,7 @@ def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, se
                 return x, tf.gather(labels, ix)
             return tf.data.Dataset.range(num_batches).map(
                 make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        fn.tensor_epoch = True
-        return fn
+        return fn, True
 
     h, w, c = raw.shape
     if (h is None or w is None) and image_size is None:
@@ -244,8 +245,7 @@ def _epoch_fn(raw: _Raw, *, batch_size, image_size, to_rgb, augment, shuffle, se
             epoch_seed = int(np.random.SeedSequence([seed, int(epoch)]).generate_state(1)[0])
             ds = ds.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
         return finish(ds.batch(batch_size), key)
-    fn.tensor_epoch = False
-    return fn
+    return fn, False
 
 
 def _file_epoch_fn(raw: _Raw, *, batch_size, shuffle, seed, finish):
@@ -264,7 +264,6 @@ def _file_epoch_fn(raw: _Raw, *, batch_size, shuffle, seed, finish):
             lambda i: (raw.decode(paths[i]), labels[i]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return finish(ds.batch(batch_size), key)
-    fn.tensor_epoch = True
     return fn
 
 
@@ -273,7 +272,7 @@ def load_epochs(source: str, split: str, *, batch_size: int = 128, data_dir: str
          shuffle: bool | None = None, limit: int | None = None, seed: int = 0,
          skip_bad_files: bool = False, manual_dir: str | None = None,
          val_fraction: float | None = None, cache_dir: str | None = None
-         ) -> tuple[tf.data.Dataset, DatasetInfo]:
+         ) -> tuple[EpochData, DatasetInfo]:
     """A batched `tf.data.Dataset` of (float32 normalised NHWC images, int32 labels) + its info.
 
     Args:
@@ -324,11 +323,12 @@ def load_epochs(source: str, split: str, *, batch_size: int = 128, data_dir: str
                        image_shape=(int(h), int(w), int(channels)), class_names=raw.class_names,
                        mean=mean, std=std, num_examples=raw.num_examples,
                        num_skipped=raw.num_skipped)
-    fn = _epoch_fn(raw, batch_size=batch_size, image_size=size, to_rgb=to_rgb, augment=augment,
-                   shuffle=shuffle, seed=int(seed), mean=mean, std=std)
+    fn, tensor_epoch = _epoch_fn(raw, batch_size=batch_size, image_size=size, to_rgb=to_rgb,
+                                 augment=augment, shuffle=shuffle, seed=int(seed), mean=mean,
+                                 std=std)
     steps = math.ceil(raw.num_examples / batch_size)
     if shuffle or augment:   # a new seeded epoch key on every pass
-        if fn.tensor_epoch:
+        if tensor_epoch:
             keys = tf.data.Dataset.random(seed=int(seed), rerandomize_each_iteration=True)
             ds = keys.take(1).flat_map(fn)
         else:
@@ -336,7 +336,8 @@ def load_epochs(source: str, split: str, *, batch_size: int = 128, data_dir: str
     else:
         ds = fn(0)
     ds = ds.prefetch(tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(steps))
-    return EpochData(dataset=ds, steps=steps, num_examples=raw.num_examples, epoch_fn=fn), info
+    return EpochData(dataset=ds, steps=steps, num_examples=raw.num_examples, epoch_fn=fn,
+                     tensor_epoch=tensor_epoch), info
 
 
 def load(source: str, split: str, **kwargs) -> tuple[tf.data.Dataset, DatasetInfo]:
