@@ -165,3 +165,29 @@ def test_serialize_leaves_the_model_object_unchanged(converted):
     lean.serialize(model)
     options = [op.builtinOptions for op in model.subgraphs[0].operators if op.builtinOptions]
     assert len({id(o) for o in options}) == len(options)   # no table merged in the caller's copy
+
+
+def test_relu_as_max_pool_is_a_clamp_in_the_input_grid_that_tflm_matches(converted):
+    plain, _ = converted
+    assert make_lean(plain, name="concat_relu")[2]["relu_as_pool"] == 0     # opt-in
+    content, _, report = make_lean(plain, name="concat_relu", relu_as_pool=True)
+    ops = [op.name for op in inspect_model(content).operators]
+    assert report["relu_fused"] == 0 and report["relu_as_pool"] == 1
+    assert "RELU" not in ops and ops.count("MAX_POOL_2D") == 1
+    # The rewritten op alone: max(q, zero_point) of its input, in the input's quantization.
+    m = _model_object(content, "lean")
+    sg = m.subgraphs[0]
+    pool = next(op for op in sg.operators
+                if m.operatorCodes[op.opcodeIndex].builtinCode == 17)   # MAX_POOL_2D
+    x_q, y_q = (sg.tensors[int(t)].quantization for t in (pool.inputs[0], pool.outputs[0]))
+    assert list(x_q.scale) == list(y_q.scale) and list(x_q.zeroPoint) == list(y_q.zeroPoint)
+    only = _model_object(plain, "plain")             # the same rewrite alone on the plain file
+    assert rewrite.relu_as_max_pool(only) == 1
+    x = _int8_inputs(content)
+    pooled_file = lean.serialize(only)
+    pooled = predict(pooled_file, x, reference=True, raw=True).astype(int)
+    plain_logits = predict(plain, x, reference=True, raw=True).astype(int)
+    assert np.abs(pooled - plain_logits).max() <= 3    # the RELU's output grid only (2 measured)
+    if micro.micro_available():   # alone: TFLM = LiteRT reference (with per-tensor: 1 LSB)
+        report = micro.run_micro(pooled_file, num_samples=4, name="concat_relu")
+        assert report.ok and report.max_diff_lsb == 0, report
