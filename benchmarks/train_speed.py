@@ -8,8 +8,10 @@ For each model: `model.fit` on random tensors (batch 64, 32x32x3, 10 classes, SG
 cross-entropy), the first `--warmup` batches (tracing) excluded from the timing, then
 `--steps` timed batches. ResNet-8 is re-measured right before every variant (the machine is
 shared), and each ratio uses that adjacent measurement. Train GFLOP/s = 3 x fvcore FLOPs
-(`tfopt.metrics.count_flops`, forward, one image) x images/s. Last line:
-`min ratio over the 28 paper variants = X (variant)`.
+(`tfopt.metrics.count_flops`, forward, one image) x images/s. "÷ ResNet-8" is the ratio of
+train GFLOP/s, as in issue #12's table (ResNet-8 and resnet101_v13 have the same FLOPs, so
+there it equals the images/s ratio, also printed). Last line:
+`min ratio over the 28 paper variants = X (variant)` (the GFLOP/s ratio).
 
 `--profile` also traces `--profile_steps` steps of each variant with `tf.profiler` and prints
 its top TensorFlow ops by summed kernel time (docs/training_speed.md).
@@ -130,10 +132,13 @@ def top_ops(model, n_top: int) -> list[tuple[str, float, int]]:
     return [(op, t, calls[op] // FLAGS.profile_steps) for op, t in ms.most_common(n_top)]
 
 
-def _row(name, flops, ips, ref_ips, layers):
+def _row(name, flops, ips, ref_flops, ref_ips, layers) -> float:
+    """Print one table row; returns the train GFLOP/s ratio to the adjacent ResNet-8."""
     gflops = 3 * flops * ips / 1e9
+    ratio = (flops * ips) / (ref_flops * ref_ips)
     print(f"| {name} | {flops / 1e6:.1f} | {layers} | {ips:.1f} | {gflops:.2f} | "
-          f"{ips / ref_ips:.3f} |", flush=True)
+          f"{ratio:.3f} | {ips / ref_ips:.3f} |", flush=True)
+    return ratio
 
 
 def main(argv):
@@ -153,18 +158,18 @@ def main(argv):
     print(f"batch {FLAGS.batch_size}, {INPUT_SHAPE}, {FLAGS.steps} timed steps after "
           f"{FLAGS.warmup} warm-up, {platform.machine()} {os.cpu_count()} cores; ResNet-8 is "
           "re-measured before each variant")
-    print("| model | FLOPs [M] | layers | images/s | train GFLOP/s | ÷ ResNet-8 |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| model | FLOPs [M] | layers | images/s | train GFLOP/s | ÷ ResNet-8 | images/s ÷ "
+          "ResNet-8 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     ratios, profiles = {}, {}
     for v in variants:
         ref_ips = images_per_s(ref)
-        _row("ResNet-8", ref_flops, ref_ips, ref_ips, len(ref.layers))
+        _row("ResNet-8", ref_flops, ref_ips, ref_flops, ref_ips, len(ref.layers))
         model = build_model(v, num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
         _compile(model)
         ips = images_per_s(model)
         flops = count_flops(model)
-        _row(v, flops, ips, ref_ips, len(model.layers))
-        ratios[v] = ips / ref_ips
+        ratios[v] = _row(v, flops, ips, ref_flops, ref_ips, len(model.layers))
         if FLAGS.profile:
             profiles[v] = top_ops(model, FLAGS.top)
         del model

@@ -1,0 +1,39 @@
+"""The fast training layers leave the deployment graph alone: int8 .tflite bytes per variant.
+
+For every registered variant (at the small test size of tests/zoo_models.py), the int8 .tflite
+converted from the model `build_model` returns (with `GroupedConv2D`, the fast training path)
+has the same size within 1 % as the one converted from its stock-Keras copy
+(`tfopt.blocks.grouped.to_native`), and the same operator list. Issue #12's "same deployment
+graph" check; slow (two int8 conversions per variant).
+"""
+
+import numpy as np
+import pytest
+
+from tfopt.blocks import grouped
+from tfopt.models import list_variants
+from tfopt.tflite import convert as conv
+from tfopt.tflite.model_info import inspect_model
+from zoo_models import build_small
+
+
+def _int8(model):
+    images = np.random.default_rng(0).normal(size=(16, 32, 32, 3)).astype("float32")
+    return conv.convert(model, "int8", representative_data=images,
+                        num_calibration_samples=16).content
+
+
+def _ops(content):
+    return [op.name for op in inspect_model(content).operators]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", list_variants())
+def test_int8_bytes_of_fast_and_native_models_agree(variant):
+    model = build_small(variant)
+    native = grouped.to_native(model)
+    if native is model:
+        pytest.skip(f"{variant} has no fast-path layer")
+    fast_bytes, native_bytes = _int8(model), _int8(native)
+    assert abs(len(fast_bytes) - len(native_bytes)) <= 0.01 * len(native_bytes)
+    assert _ops(fast_bytes) == _ops(native_bytes)
