@@ -51,9 +51,10 @@ def describe(err: BaseException) -> str:
         text = f"{err.filename}: {err.strerror}"
     else:
         text = str(err)
-        required = _REQUIRED.search(text) if isinstance(err, flags.Error) else None
-        if required:
-            text = f"--{required.group(1)} is required"
+        if isinstance(err, flags.Error):
+            required = _REQUIRED.search(text)
+            text = f"--{required.group(1)} is required" if required else text
+            text = re.sub(r"^(ERROR:+\s*)+", "", text.strip())
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else type(err).__name__
 
