@@ -278,15 +278,22 @@ def _check_flags(fv) -> None:
             raise bad_value(name, value, "a number of KiB > 0")
     if not 0 <= fv.reserve < 1:
         raise bad_value("reserve", fv.reserve, "a fraction in [0, 1)")
+    if fv.metric not in METRICS:
+        raise unknown("--metric", fv.metric, METRICS)
 
 
 def _main(argv) -> int:
+    from tfopt.core.cli import bad_value as bad_value_
+
     fv = _define_flags()
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
     _check_flags(fv)
     limits = board_limits(fv.board, fv.reserve, fv.max_flash_kb, fv.max_arena_kb)
     rows = read_results(fv.results)
+    if not rows:
+        raise bad_value_("results", fv.results, "a results file with at least one trial row "
+                         "(it holds none that parse)")
     rec = recommend(rows, max_accuracy_drop=fv.max_accuracy_drop, metric=fv.metric,
                     reference=fv.reference, **limits)
     margin = board_margin(fv.board, fv.reserve, rec) if fv.board else None

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import tempfile
 
 from absl import flags
 
@@ -28,12 +30,9 @@ COMMANDS = ("convert", "evaluate", "export", "inspect")
 def _image_size(text: str | None):
     if text is None:
         return None
-    parts = text.lower().replace("x", ",").split(",")
-    try:
-        sizes = [int(p) for p in parts if p]
-    except ValueError:
-        sizes = []
-    if not sizes or len(sizes) > 2 or min(sizes) < 1:
+    sizes = ([int(p) for p in re.split(r"[x,]", text.lower())]
+             if re.fullmatch(r"\d+([x,]\d+)?", text.strip().lower()) else [])
+    if not sizes or min(sizes) < 1:
         raise cli.bad_value("image_size", text, "N or HxW with N, H, W >= 1")
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
@@ -205,8 +204,12 @@ def _check(command: str, args) -> None:
             parent = os.path.dirname(parent)
         if command == "convert" and os.path.isdir(out):
             raise cli.bad_value("out", out, "a .tflite file path (a folder of that name exists)")
-        if not os.access(parent, os.W_OK):
-            raise cli.bad_value("out", out, f"a writable path ({parent} is not writable)")
+        try:
+            with tempfile.TemporaryFile(dir=parent or "."):
+                pass
+        except OSError as err:
+            raise cli.bad_value("out", out, f"a writable path ({parent}: "
+                                f"{err.strerror or err})") from None
 
 
 def _args(command: str, rest: list[str]):

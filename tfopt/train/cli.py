@@ -121,6 +121,8 @@ def check_dataset(name: str, data_dir: str | None, test_fraction: float | None =
     """Raise a one-line ValueError if --dataset cannot name a source (without loading it)."""
     from tfopt.data import folder, idx, synthetic, tfds_source
     try:
+        if test_fraction is not None and not name.startswith("folder:"):
+            raise ValueError("--test_fraction is for folder:PATH datasets only")
         if name == "fashion_mnist":
             if data_dir is not None and idx.find_fashion_mnist(data_dir) is None:
                 raise ValueError(idx.missing_message(data_dir))
@@ -132,8 +134,6 @@ def check_dataset(name: str, data_dir: str | None, test_fraction: float | None =
             folder.split_dir(root, "train")
             if test_fraction is None:
                 folder.split_dir(root, "test")
-        elif test_fraction is not None:
-            raise ValueError("--test_fraction is for folder:PATH datasets only")
         else:
             tfds_source.builder(name, data_dir)
     except ValueError as err:
