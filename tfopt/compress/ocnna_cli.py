@@ -61,7 +61,11 @@ def check_flags(f=FLAGS) -> None:
                             "0 with --eval_limit=0 (the fine-tuned drop needs the test split)")
     if not os.path.exists(f.model):
         raise FileNotFoundError(2, "no such model file or folder", f.model)
-    out = f.out
+    try:
+        modelfile.check_safe(f.model, unsafe_load=f.unsafe_load)
+    except KeyError as err:
+        raise ValueError(f"{f.model}: not a Keras model file ({err.args[0]!r} missing)") from None
+    out = f.out   # created (writability probe) only once everything else passed
     if os.path.exists(out) and not os.path.isdir(out):
         raise cli.bad_value("out", out, "a folder (a file of that name exists)")
     try:
@@ -72,10 +76,6 @@ def check_flags(f=FLAGS) -> None:
         os.remove(probe)
     except OSError as err:
         raise cli.bad_value("out", out, f"a writable folder ({err.strerror or err})") from None
-    try:
-        modelfile.check_safe(f.model, unsafe_load=f.unsafe_load)
-    except KeyError as err:
-        raise ValueError(f"{f.model}: not a Keras model file ({err.args[0]!r} missing)") from None
 
 
 def _load_model(path: str, unsafe_load: bool):
