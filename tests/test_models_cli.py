@@ -17,8 +17,8 @@ def test_list_json_has_id_params_flops_macs(capsys):
 
 
 def test_list_match_takes_comma_separated_patterns(capsys):
-    with pytest.raises(SystemExit, match="matches no variant"):
-        cli.main(["list", "--match=nothing_*,nope"])
+    assert cli.main(["list", "--match=nothing_*,nope"]) == 2
+    assert "matches no variant" in capsys.readouterr().err
     cli.main(["list", "--match=nothing_*, tiny_*", "--format=json"])
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == ["tiny_cnn"]
 
@@ -39,8 +39,7 @@ def test_summary_blocks_add_up_to_the_total(capsys):
 
 
 def test_unknown_id_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit):
-        cli.main(["summary", "resnet101_v5"])
+    assert cli.main(["summary", "resnet101_v5"]) == 2
     assert "resnet101_v05" in capsys.readouterr().err
 
 

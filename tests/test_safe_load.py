@@ -127,20 +127,16 @@ def test_tflite_convert_loads_with_unsafe_load_and_plain_models_load(files, tmp_
 def test_ocnna_loads_with_unsafe_load(files, tmp_path):
     from tfopt.compress import ocnna
 
-    with pytest.raises(SystemExit) as refused:
-        ocnna.main([f"--model={files['lambda', '.h5']}", "--dataset=synthetic:8x8x1:2:16",
-                    "--k=30", f"--out={tmp_path / 'no'}"])
-    assert refused.value.code == 2 and not files["marker"].exists()
+    assert ocnna.main([f"--model={files['lambda', '.h5']}", "--dataset=synthetic:8x8x1:2:16",
+                       "--k=30", f"--out={tmp_path / 'no'}"]) == 2
+    assert not files["marker"].exists()
     out = tmp_path / "ocnna"
     assert ocnna.main([f"--model={files['plain', '.keras']}", "--dataset=synthetic:8x8x1:2:16",
                        "--k=30", "--n_images=8", "--eval_limit=0", f"--out={out}"]) == 0
     assert (out / "simplified.keras").exists()
-    try:
-        ocnna.main([f"--model={files['lambda', '.h5']}", "--dataset=synthetic:8x8x1:2:16",
-                    "--k=30", "--n_images=8", "--eval_limit=0", f"--out={out}",
-                    "--unsafe_load"])
-    except ValueError as err:  # scoring/surgery need not support a Lambda layer: loading it
-        assert not isinstance(err, modelfile.UnsafeModelError)  # is what is tested here
+    # scoring/surgery need not support a Lambda layer (exit 0 or 2): loading it is what is tested
+    ocnna.main([f"--model={files['lambda', '.h5']}", "--dataset=synthetic:8x8x1:2:16",
+                "--k=30", "--n_images=8", "--eval_limit=0", f"--out={out}", "--unsafe_load"])
     assert files["marker"].exists()
 
 

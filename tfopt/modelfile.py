@@ -31,6 +31,15 @@ def add_unsafe_load_flag(parser) -> None:
                              "Python code runs on load: only for files you trust)")
 
 
+def define_unsafe_load_flag(flag_values) -> None:
+    """Adds `--unsafe_load` to an absl FlagValues (the one spelling and help text)."""
+    from absl import flags
+
+    flags.DEFINE_bool(UNSAFE_FLAG[2:], False, "load a .h5/.keras model even if it has Lambda "
+                      "layers (their Python code runs on load: only for files you trust)",
+                      flag_values=flag_values)
+
+
 def model_config(path: str) -> dict | None:
     """The model's JSON config from an `.h5` or `.keras` file (or a SavedModel folder's layer
     metadata), or None (weights only, or a file Keras will reject itself when it loads it)."""

@@ -175,6 +175,9 @@ def frobenius_norms(model, images, layer_names: Sequence[str], *, n_components=N
         raise ValueError(f"pca_axis='dataset' supports only n_components=None (all components);"
                          f" got n_components={n_components!r}")
     model = surgery.as_functional(model)
+    if not layer_names:
+        raise ValueError(f"model {model.name!r} has no Conv2D layers to score (OCNNA removes "
+                         "filters of Conv2D layers)")
     taps = [_tap_layer(model, n, tap) for n in layer_names]
     feat = keras.Model(model.inputs, [model.get_layer(t).output for t in taps])
     reduce = _frobenius_fn(n_components, pca_axis)
@@ -256,6 +259,9 @@ def score_filters(model, images=None, *, criterion: str = "ocnna",
     model = surgery.as_functional(model)
     analysis = analysis or surgery.analyze(model, **analyze_kwargs)
     names = [m for g in analysis.groups for m in g.members]
+    if not names:
+        raise ValueError(f"model {model.name!r} has no Conv2D layers to score (OCNNA removes "
+                         "filters of Conv2D layers)")
     notes: dict[str, str] = {}
     if criterion == "ocnna":
         if images is None:

@@ -7,6 +7,7 @@ nothing re-declares them. TensorFlow-free.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any, Iterable
 
 # Data sources with a name (plus "folder:PATH", "synthetic:...", prepared TFDS names).
@@ -39,10 +40,25 @@ TRIAL_STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")  # skipped: --boar
 MICRO_STATUSES: tuple[str, ...] = ("ok", "failed", "skipped", "unavailable")
 
 
+def _numbers_as_ints(text: str) -> str:
+    """`resnet101_v01` -> `resnet101_v1`: zero padding does not make a different name."""
+    return re.sub(r"\d+", lambda m: str(int(m.group())), text.lower())
+
+
+def close_matches(value: Any, allowed: Iterable, n: int = 3) -> list[str]:
+    """Up to `n` allowed values close to `value`: first those equal to it but for zero padding
+    or case (`resnet101_v1` -> `resnet101_v01`), then difflib's closest."""
+    allowed = [str(a) for a in allowed]
+    key = _numbers_as_ints(str(value))
+    same = [a for a in allowed if _numbers_as_ints(a) == key]
+    near = difflib.get_close_matches(str(value), allowed, n=n, cutoff=0.5)
+    return list(dict.fromkeys(same + near))[:n]
+
+
 def unknown(what: str, value: Any, allowed: Iterable) -> ValueError:
     """A one-line ValueError naming the bad value, close matches and every allowed value."""
     allowed = [str(a) for a in allowed]
-    near = difflib.get_close_matches(str(value), allowed, n=3, cutoff=0.5)
+    near = close_matches(value, allowed)
     hint = f" (did you mean {', '.join(near)}?)" if near else ""
     return ValueError(f"{what}={value!r} is unknown{hint}; allowed: {', '.join(allowed)}")
 

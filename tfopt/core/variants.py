@@ -13,8 +13,8 @@ Tiny image-classification reference (the CIFAR-10 study's anchor, not a paper va
 from __future__ import annotations
 
 import dataclasses
-import difflib
 
+from tfopt.core import choices
 from tfopt.core.techniques import ResNetTechniques, VggTechniques
 
 FAMILIES = ("resnet", "vgg", "densenet", "mobilenet", "tiny", "mlperf")
@@ -166,7 +166,7 @@ def list_variants() -> list[str]:
 def get_variant(variant_id: str) -> Variant:
     """The registry row for `variant_id`; a ValueError naming close matches if unknown."""
     if variant_id not in _BY_ID:
-        near = difflib.get_close_matches(str(variant_id), _BY_ID, n=3, cutoff=0.5)
+        near = choices.close_matches(variant_id, _BY_ID)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
         raise ValueError(
             f"unknown variant {variant_id!r}{hint} (see `python -m tfopt.models list`)")

@@ -95,6 +95,11 @@ def class_names(root: str) -> tuple[str, ...]:
                          if os.path.isdir(os.path.join(train, d)) and not d.startswith(".")))
     if not names:
         raise ValueError(f"folder source: {train} has no class sub-folders; {_LAYOUT}")
+    for name in names:   # an empty folder would be a class no image ever has
+        with os.scandir(os.path.join(train, name)) as entries:
+            if not any(not e.name.startswith(".") for e in entries):
+                raise ValueError(f"folder source: class folder {os.path.join(train, name)} is "
+                                 "empty; add its images or remove it")
     return names
 
 

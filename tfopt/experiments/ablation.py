@@ -137,45 +137,34 @@ def run_grid(
         store.unlock()
 
 
-def main(argv) -> int:
+def _main(argv) -> int:
+    from absl import logging
+
     from tfopt.experiments import flags as tf_flags
 
     if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; every setting is a --flag", file=sys.stderr)
-        return 2
-    try:
-        config = tf_flags.config_from_flags()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    from absl import logging
-
+        raise ValueError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
+    config = tf_flags.config_from_flags()
     env.quiet_tensorflow(tf_flags.FLAGS.tf_log_level)  # before TensorFlow loads in a trial
     logging.set_verbosity(logging.WARNING)
     if tf_flags.FLAGS.dry_run:  # plan + estimate only; nothing trained, no results written
         from tfopt.experiments import plan as dry
 
-        try:
-            dry.print_plan(config)
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        dry.print_plan(config)
         return 0
-    try:
-        failed = run_grid(config, flags_text=tf_flags.FLAGS.flags_into_string())
-    except ValueError as err:  # workdir refused, ray missing, ...
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    failed = run_grid(config, flags_text=tf_flags.FLAGS.flags_into_string())
     return 1 if failed else 0
 
 
-def _entry() -> None:
-    from absl import app
-
+def main(argv=None) -> int:
+    """`python -m tfopt.experiments.ablation --flagfile=F` (argv without the program name);
+    returns the exit status: 0 all trials ok, 1 some failed, 2 a bad flag or file."""
+    from tfopt.core import cli
     from tfopt.experiments import flags as tf_flags
 
-    app.run(lambda argv: sys.exit(main(argv)), flags_parser=tf_flags.parse_argv)
+    return cli.run(_main, argv, flag_values=tf_flags.FLAGS, doc=__doc__,
+                   prog="python -m tfopt.experiments.ablation")
 
 
 if __name__ == "__main__":
-    _entry()
+    sys.exit(main())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
@@ -34,6 +33,7 @@ from tfopt.core.choices import (  # noqa: F401  (re-exported)
     PRUNE_KINDS,
     PRUNE_SERIES_KINDS,
     RECIPE_STEP_KINDS,
+    close_matches,
     unknown as _unknown,
 )
 from tfopt.core.recipe import (  # noqa: F401  (re-exported)
@@ -382,7 +382,7 @@ def check_variant_id(variant_id: str, flag: str = "variants") -> str:
         except ValueError as err:
             raise ValueError(f"{flag}: {err}") from None
     if variant_id not in KNOWN_VARIANT_IDS:
-        near = difflib.get_close_matches(str(variant_id), KNOWN_VARIANT_IDS, n=3, cutoff=0.5)
+        near = close_matches(variant_id, KNOWN_VARIANT_IDS)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
         raise ValueError(
             f"{flag}: unknown variant {variant_id!r}{hint} (list them: python -m tfopt.models "

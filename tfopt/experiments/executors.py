@@ -15,6 +15,7 @@ address a local cluster is started. `ray` is imported only in this module, only 
 from __future__ import annotations
 
 import os
+import socket
 from typing import Callable
 
 from tfopt.core.results import TrialResult, failure_message
@@ -106,6 +107,22 @@ class LocalExecutor:
             on_finish(t, row)
 
 
+def probe_address(address: str, timeout_s: float = 3.0) -> None:
+    """For a HOST:PORT (or ray://HOST:PORT) address, fail in seconds if nothing listens there
+    (ray.init itself retries for about 20 s and ends in a long traceback)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return   # "auto" or a form ray resolves itself
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as err:
+        raise ConnectionError(
+            f"--ray_address={address}: nothing answers at {host}:{port} "
+            f"({err.strerror or err}); start the head with `ray start --head` or drop "
+            f"--ray_address for a local cluster") from None
+
+
 class RayExecutor:
     """One Ray task per trial; as many in flight as the cluster's resources allow."""
 
@@ -148,7 +165,12 @@ class RayExecutor:
             if self.address:
                 kwargs.pop("num_cpus", None)
                 kwargs.pop("num_gpus", None)
-                ray.init(address=self.address, **kwargs)
+                probe_address(self.address)
+                try:
+                    ray.init(address=self.address, **kwargs)
+                except (ConnectionError, RuntimeError, ValueError) as err:
+                    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                    raise ConnectionError(f"--ray_address={self.address}: {first}") from None
             else:
                 ray.init(**kwargs)
         return ray

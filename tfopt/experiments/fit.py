@@ -413,25 +413,19 @@ def best_widths(rows: list[dict], budget: boards.Budget) -> dict[str, dict]:
     return best
 
 
-def main(argv) -> int:
+def _main(argv) -> int:
     if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
+        raise ValueError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)  # TensorFlow's converter logs at INFO per model
-    try:
-        spec = spec_from_flags()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    spec = spec_from_flags()
+    if FLAGS.jobs < 1:
+        raise ValueError(f"--jobs={FLAGS.jobs}: expected an integer >= 1")
     budget = boards.budget(spec.board, spec.reserve)
     print(f"board: {budget.describe()}\n{len(spec.variants) * len(spec.widths)} candidates; "
           f"rows stream to {spec.cache_path}", flush=True)
     start = time.perf_counter()
-    if FLAGS.jobs < 1:
-        print(f"error: jobs={FLAGS.jobs}; expected an integer >= 1", file=sys.stderr)
-        return 2
     rows, cached = run_fit(spec, rerun=FLAGS.rerun, log=lambda line: print(line, flush=True),
                            jobs=FLAGS.jobs)
     from tfopt.experiments.fit_output import flagfiles, summary
@@ -445,19 +439,13 @@ def main(argv) -> int:
     return 0 if best_widths(rows, budget) else 1
 
 
-def parse_argv(argv: list[str]) -> list[str]:
-    """absl flags parser that prints one line on a bad flag instead of a trace."""
-    try:
-        rest = FLAGS(argv)
-        flags.FLAGS.mark_as_parsed()  # absl's own flags keep their defaults
-        return rest
-    except flags.Error as err:
-        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
-              file=sys.stderr)
-        sys.exit(2)
+def main(argv=None) -> int:
+    """`python -m tfopt.experiments.fit --board=NAME ...` (argv without the program name)."""
+    from tfopt.core import cli
+
+    return cli.run(_main, argv, flag_values=FLAGS, doc=__doc__,
+                   prog="python -m tfopt.experiments.fit")
 
 
 if __name__ == "__main__":
-    from absl import app
-
-    app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_argv)
+    sys.exit(main())

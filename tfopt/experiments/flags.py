@@ -4,8 +4,10 @@ This module is the only code that reads `FLAGS`. It imports no TensorFlow, so a 
 (unknown variant, sparsity 1.2, epochs 0, missing dataset, unwritable workdir) fails with one
 line in well under a second, before any training.
 
-Flagfiles: one flag per line, `#` comment lines, nested `--flagfile=`, later flags win. Do not
-put a comment after a flag on the same line (absl keeps it in the value).
+Flagfiles: one flag per line, `#` comment lines, nested `--flagfile=`, later flags win. A
+comment after a flag on the same line is refused (`tfopt.core.cli`: absl would keep it in the
+value). `--epochs`, `--batch_size`, `--optimizer`, `--max_lr`, `--weight_decay`, `--augment` and
+`--limit` (the names of `python -m tfopt.train`) are aliases of the `--train_*` flags.
 """
 
 from __future__ import annotations
@@ -183,6 +185,13 @@ flags.DEFINE_bool(
 )
 
 flags.DEFINE_alias("force", "overwrite")
+# The spellings of `python -m tfopt.train` for the same settings (docs/ablation.md, "Flag names").
+TRAIN_CLI_ALIASES = {"epochs": "train_epochs", "batch_size": "train_batch_size",
+                     "optimizer": "train_optimizer", "max_lr": "train_max_lr",
+                     "weight_decay": "train_weight_decay", "augment": "train_augment",
+                     "limit": "train_limit"}
+for _alias, _name in TRAIN_CLI_ALIASES.items():
+    flags.DEFINE_alias(_alias, _name)
 
 # Every ExperimentConfig field has a flag of the same name (checked by tests/test_experiments_flags.py).
 _FIELD_FLAGS = tuple(f.name for f in dataclasses.fields(cfg.ExperimentConfig))
@@ -217,6 +226,8 @@ def config_from_flags(flag_values=FLAGS) -> cfg.ExperimentConfig:
     if kw["seeds"] is not None:
         kw["seeds"] = tuple(_seed(s) for s in kw["seeds"] if s.strip())
     kw["convert_modes"] = tuple(m.strip() for m in kw["convert_modes"] if m.strip())
+    if kw["data_dir"] is not None and not os.path.isdir(kw["data_dir"]):
+        raise ValueError(f"--data_dir={kw['data_dir']}: expected an existing directory")
     kw["workdir"] = check_workdir(kw["workdir"])
     return cfg.ExperimentConfig(**kw)  # validated once, here
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 
 from tfopt import stats
@@ -311,46 +312,72 @@ def _runner_up_line(rec: Recommendation) -> str:
 
 
 def _define_flags():
+    """This CLI's own absl FlagValues (defined on first use)."""
     from absl import flags
 
-    flags.DEFINE_string("results", None, "A WORKDIR of an ablation run, or its results.jsonl.")
-    flags.DEFINE_float("max_accuracy_drop", None, "Accepted accuracy drop vs the reference (pp).")
-    flags.DEFINE_float("max_flash_kb", None, "Largest .tflite in KiB (1024 bytes).")
-    flags.DEFINE_float("max_arena_kb", None, "Largest TFLite Micro arena in KiB.")
-    flags.DEFINE_string("metric", "bytes", f"What 'smallest' means: {', '.join(METRICS)}.")
-    flags.DEFINE_string("reference", None, "Reference variant (default: the run's).")
-    flags.DEFINE_bool("json", False, "Print the answer as JSON.")
-    flags.DEFINE_string("board", None, "Board profile that sets the budget (tfopt.tflite.boards): "
-                        "nano33ble, esp32s3, stm32f746, pico, phone.")
+    global _FLAGS
+    if _FLAGS is not None:
+        return _FLAGS
+    fv = _FLAGS = flags.FlagValues()
+    flags.DEFINE_string("results", None, "A WORKDIR of an ablation run, or its results.jsonl.",
+                        flag_values=fv)
+    flags.DEFINE_float("max_accuracy_drop", None, "Accepted accuracy drop vs the reference "
+                       "(pp, >= 0).", flag_values=fv)
+    flags.DEFINE_float("max_flash_kb", None, "Largest .tflite in KiB (1024 bytes, > 0).",
+                       flag_values=fv)
+    flags.DEFINE_float("max_arena_kb", None, "Largest TFLite Micro arena in KiB (> 0).",
+                       flag_values=fv)
+    flags.DEFINE_string("metric", "bytes", f"What 'smallest' means: {', '.join(METRICS)}.",
+                        flag_values=fv)
+    flags.DEFINE_string("reference", None, "Reference variant (default: the run's).",
+                        flag_values=fv)
+    flags.DEFINE_bool("json", False, "Print the answer as JSON.", flag_values=fv)
+    flags.DEFINE_string("board", None, "Board profile that sets the budget (tfopt.tflite.boards):"
+                        " nano33ble, esp32s3, stm32f746, pico, phone.", flag_values=fv)
     flags.DEFINE_float("reserve", 0.2, "With --board: fraction of SRAM and flash kept for the "
-                       "application.")
-    return flags.FLAGS
+                       "application (in [0, 1)).", flag_values=fv)
+    return fv
 
 
-def main(argv) -> int:
-    from absl import flags
+_FLAGS = None
 
-    fv = flags.FLAGS
+
+def _check_flags(fv) -> None:
+    from tfopt.core.cli import bad_value
+
+    if not fv.results:
+        raise ValueError("--results=WORKDIR is required")
+    if not os.path.exists(fv.results):
+        raise bad_value("results", fv.results, "an ablation WORKDIR or its results.jsonl "
+                        "(no such file or folder)")
+    if fv.max_accuracy_drop is None:
+        raise ValueError("--max_accuracy_drop=PP is required")
+    if not fv.max_accuracy_drop >= 0:
+        raise bad_value("max_accuracy_drop", fv.max_accuracy_drop, "a number >= 0 (pp)")
+    for name in ("max_flash_kb", "max_arena_kb"):
+        value = getattr(fv, name)
+        if value is not None and not value > 0:
+            raise bad_value(name, value, "a number of KiB > 0")
+    if not 0 <= fv.reserve < 1:
+        raise bad_value("reserve", fv.reserve, "a fraction in [0, 1)")
+    if fv.metric not in METRICS:
+        raise unknown("--metric", fv.metric, METRICS)
+
+
+def _main(argv) -> int:
+    from tfopt.core.cli import bad_value as bad_value_
+
+    fv = _define_flags()
     if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
-    try:
-        if not fv.results:
-            raise ValueError("--results=WORKDIR is required")
-        if fv.max_accuracy_drop is None:
-            raise ValueError("--max_accuracy_drop=PP is required")
-        limits = board_limits(fv.board, fv.reserve, fv.max_flash_kb, fv.max_arena_kb)
-        rows = read_results(fv.results)
-        rec = recommend(
-            rows,
-            max_accuracy_drop=fv.max_accuracy_drop,
-            metric=fv.metric,
-            reference=fv.reference,
-            **limits,
-        )
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise ValueError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
+    _check_flags(fv)
+    limits = board_limits(fv.board, fv.reserve, fv.max_flash_kb, fv.max_arena_kb)
+    rows = read_results(fv.results)
+    if not rows:
+        raise bad_value_("results", fv.results, "a results file with at least one trial row "
+                         "(it holds none that parse)")
+    rec = recommend(rows, max_accuracy_drop=fv.max_accuracy_drop, metric=fv.metric,
+                    reference=fv.reference, **limits)
     margin = board_margin(fv.board, fv.reserve, rec) if fv.board else None
     if fv.json:
         print(json.dumps({**rec.to_dict(), **({"board": margin} if margin else {})}, indent=2))
@@ -359,6 +386,15 @@ def main(argv) -> int:
         if margin:
             print(f"board: {margin['budget']}\nmargin: {margin['margin']}")
     return 0 if rec.best is not None else 1
+
+
+def main(argv=None) -> int:
+    """`python -m tfopt.experiments.recommend --results=WORKDIR --max_accuracy_drop=PP`;
+    argv without the program name; returns the exit status."""
+    from tfopt.core import cli
+
+    return cli.run(_main, argv, flag_values=_define_flags(), doc=__doc__,
+                   prog="python -m tfopt.experiments.recommend")
 
 
 def board_limits(board, reserve, max_flash_kb=None, max_arena_kb=None) -> dict:
@@ -396,9 +432,4 @@ def board_margin(board, reserve, rec: Recommendation) -> dict:
 
 
 if __name__ == "__main__":
-    from absl import app
-
-    from tfopt.experiments.flags import parse_argv
-
-    _define_flags()
-    app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_argv)
+    sys.exit(main())

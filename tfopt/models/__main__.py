@@ -11,7 +11,6 @@ prints id, technique set, trainable params, FLOPs (fvcore convention) and MACs (
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import re
@@ -64,7 +63,8 @@ def cmd_list(args) -> int:
     patterns = [p.strip() for p in args.match.split(",") if p.strip()]
     ids = [v for v in list_variants() if any(fnmatch.fnmatch(v, p) for p in patterns)]
     if not ids:
-        raise SystemExit(f"--match={args.match!r} matches no variant; ids: {list_variants()}")
+        raise ValueError(f"--match={args.match!r} matches no variant; ids: "
+                         f"{', '.join(list_variants())}")
     rows = [_costs(v, args.num_classes, args.width_multiplier)[0] for v in ids]
     if args.format == "json":
         print(json.dumps([{k: r[k] for k in ("id", "params", "flops", "macs")} for r in rows],
@@ -100,26 +100,62 @@ def cmd_summary(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tfopt.models", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_ in (("list", "every registered variant with params / FLOPs / MACs"),
-                        ("summary", "per-block breakdown of one variant")):
-        p = sub.add_parser(name, help=help_)
-        if name == "summary":
-            p.add_argument("variant", help="a variant id (see `list`) or a technique "
-                           "combination, e.g. 'vgg19[unit=dws,se=True]'")
-        p.add_argument("--num_classes", type=int, default=10, help="classifier outputs")
-        p.add_argument("--width_multiplier", type=float, default=1.0)
-        p.add_argument("--format", choices=("table", "json"), default="table")
+def _flag_values() -> dict:
+    """One absl FlagValues per subcommand."""
+    from absl import flags
+
+    out = {}
+    for name in COMMANDS:
+        fv = out[name] = flags.FlagValues()
+        flags.DEFINE_integer("num_classes", 10, "classifier outputs (>= 1)", flag_values=fv)
+        flags.DEFINE_float("width_multiplier", 1.0, "scale every channel count (> 0)",
+                           flag_values=fv)
+        flags.DEFINE_enum("format", "table", ["table", "json"], "output format", flag_values=fv)
         if name == "list":
-            p.add_argument("--match", default="*", help="comma-separated fnmatch patterns on ids, e.g. 'resnet101_v*,vgg19_v*'")
-    args = parser.parse_args(argv)
-    try:
-        return cmd_list(args) if args.command == "list" else cmd_summary(args)
-    except ValueError as err:  # unknown id, bad num_classes / width: one line, no traceback
-        parser.error(str(err))
+            flags.DEFINE_string("match", "*", "comma-separated fnmatch patterns on ids, e.g. "
+                                "'resnet101_v*,vgg19_v*'", flag_values=fv)
+    return out
+
+
+COMMANDS = ("list", "summary")
+FLAG_VALUES = _flag_values()
+
+
+def _args(command: str, rest: list[str]):
+    import types
+
+    from tfopt.core import cli
+
+    want = 2 if command == "summary" else 1
+    if len(rest) != want:
+        what = "one VARIANT argument" if want == 2 else "no positional argument"
+        raise ValueError(f"{command}: expected {what}, got {rest[1:] or 'none'}")
+    args = types.SimpleNamespace(**FLAG_VALUES[command].flag_values_dict())
+    args.variant = rest[1] if want == 2 else None
+    if args.num_classes < 1:
+        raise cli.bad_value("num_classes", args.num_classes, "an int >= 1")
+    if not args.width_multiplier > 0:
+        raise cli.bad_value("width_multiplier", args.width_multiplier, "a number > 0")
+    return args
+
+
+def main(argv=None) -> int:
+    """`python -m tfopt.models list|summary ...`; returns the exit status."""
+    from tfopt.core import cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in cli.HELP_ARGS:
+        print(__doc__)
+        return 0 if argv else 2
+    command = argv[0]
+    if command not in COMMANDS:
+        print(f"error: command {command!r}: expected one of {', '.join(COMMANDS)}",
+              file=sys.stderr)
+        return 2
+    run = cmd_list if command == "list" else cmd_summary
+    return cli.run(lambda rest: run(_args(command, rest)), argv[1:],
+                   flag_values=FLAG_VALUES[command], doc=__doc__,
+                   prog=f"python -m tfopt.models {command}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ The fields, allowed values and defaults are read from the technique dataclasses 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from typing import Any
 
@@ -73,7 +72,9 @@ def _fmt(v: Any) -> str:
 
 
 def _near(value: str, allowed) -> str:
-    near = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=3, cutoff=0.5)
+    from tfopt.core.choices import close_matches
+
+    near = close_matches(value, allowed)
     return f" (did you mean {', '.join(near)}?)" if near else ""
 
 

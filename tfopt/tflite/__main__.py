@@ -11,79 +11,86 @@ with one line on stderr (`error: FILE: ...`) and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import re
 import sys
+import tempfile
+
+from absl import flags
 
 from tfopt import modelfile
+from tfopt.core import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+COMMANDS = ("convert", "evaluate", "export", "inspect")
 
 
 def _image_size(text: str | None):
     if text is None:
         return None
-    parts = text.lower().replace("x", ",").split(",")
-    try:
-        sizes = [int(p) for p in parts if p]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--image_size={text!r}; expected N or HxW") from None
+    sizes = ([int(p) for p in re.split(r"[x,]", text.lower())]
+             if re.fullmatch(r"\d+([x,]\d+)?", text.strip().lower()) else [])
+    if not sizes or min(sizes) < 1:
+        raise cli.bad_value("image_size", text, "N or HxW with N, H, W >= 1")
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tfopt.tflite", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+def _flag_values() -> dict[str, flags.FlagValues]:
+    """One absl FlagValues per subcommand (the flag names of the former argparse CLI)."""
+    c, e, x, i = (flags.FlagValues() for _ in COMMANDS)
+    flags.DEFINE_string("mode", "int8", "float32, float16, dynamic or int8", flag_values=c)
+    flags.DEFINE_string("dataset", None, "tfopt.data source: int8 calibration (train split), "
+                        "labels and normalisation", flag_values=c)
+    flags.DEFINE_integer("num_calibration_samples", 200, "int8 calibration images (>= 1)",
+                         flag_values=c)
+    flags.DEFINE_string("image_size", None, "resize dataset images: N or HxW", flag_values=c)
+    flags.DEFINE_bool("to_rgb", False, "repeat grey images to 3 channels", flag_values=c)
+    flags.DEFINE_string("out", None, "output .tflite (default: MODEL stem + .MODE.tflite)",
+                        flag_values=c)
+    modelfile.define_unsafe_load_flag(c)
 
-    c = sub.add_parser("convert", help="Keras model (SavedModel dir, .keras or .h5) -> .tflite")
-    c.add_argument("model")
-    c.add_argument("--mode", default="int8", help="float32, float16, dynamic or int8")
-    c.add_argument("--dataset", help="tfopt.data source: int8 calibration (train split), labels "
-                                     "and normalisation")
-    c.add_argument("--num_calibration_samples", type=int, default=200)
-    c.add_argument("--image_size", type=_image_size, help="resize dataset images: N or HxW")
-    c.add_argument("--to_rgb", action="store_true", help="repeat grey images to 3 channels")
-    c.add_argument("--out", help="output .tflite (default: MODEL stem + .MODE.tflite)")
-    modelfile.add_unsafe_load_flag(c)
+    flags.DEFINE_string("dataset", None, "tfopt.data source name (omit for size/ops/latency "
+                        "only)", flag_values=e)
+    flags.DEFINE_string("split", "test", "dataset split", flag_values=e)
+    flags.DEFINE_integer("limit", None, "evaluate the first N examples (>= 1)", flag_values=e)
+    flags.DEFINE_integer("runs", 50, "timed invocations per thread setting (>= 1)",
+                         flag_values=e)
+    flags.DEFINE_bool("micro", False, "also run on TFLite Micro: arena bytes and LSB "
+                      "difference vs LiteRT", flag_values=e)
+    flags.DEFINE_bool("json", False, "print JSON instead of text", flag_values=e)
 
-    e = sub.add_parser("evaluate", help="accuracy, size, ops and latency with LiteRT")
-    e.add_argument("model")
-    e.add_argument("--dataset", help="tfopt.data source name (omit for size/ops/latency only)")
-    e.add_argument("--split", default="test")
-    e.add_argument("--limit", type=int, help="evaluate the first N examples")
-    e.add_argument("--runs", type=int, default=50, help="timed invocations per thread setting")
-    e.add_argument("--micro", action="store_true",
-                   help="also run on TFLite Micro: arena bytes and LSB difference vs LiteRT")
-    e.add_argument("--json", action="store_true", help="print JSON instead of text")
+    flags.DEFINE_string("out", "tflite_models", "output folder", flag_values=x)
+    flags.DEFINE_string("name", None, "base name (default: the file stem)", flag_values=x)
+    flags.DEFINE_string("dataset", None, "measure accuracy on this tfopt.data source",
+                        flag_values=x)
+    flags.DEFINE_string("split", "test", "dataset split", flag_values=x)
+    flags.DEFINE_integer("limit", None, "evaluate the first N examples (>= 1)", flag_values=x)
+    flags.DEFINE_bool("no_micro", False, "skip the TFLM arena measurement", flag_values=x)
+    flags.DEFINE_bool("metadata", False, "also write NAME.mediapipe.tflite: float32 I/O + "
+                      "TFLite Metadata (labels, normalisation, name, version) for MediaPipe's "
+                      "ImageClassifier", flag_values=x)
+    flags.DEFINE_string("model_version", "1", "version string in the TFLite Metadata",
+                        flag_values=x)
 
-    x = sub.add_parser("export", help=".tflite -> NAME.tflite/.cc/.h/_op_resolver.h/.json")
-    x.add_argument("model")
-    x.add_argument("--out", default="tflite_models", help="output folder")
-    x.add_argument("--name", help="base name (default: the file stem)")
-    x.add_argument("--dataset", help="measure accuracy on this tfopt.data source")
-    x.add_argument("--split", default="test")
-    x.add_argument("--limit", type=int)
-    x.add_argument("--no_micro", action="store_true", help="skip the TFLM arena measurement")
-    x.add_argument("--metadata", action="store_true",
-                   help="also write NAME.mediapipe.tflite: float32 I/O + TFLite Metadata (labels, "
-                        "normalisation, name, version) for MediaPipe's ImageClassifier")
-    x.add_argument("--model_version", default="1", help="version string in the TFLite Metadata")
+    flags.DEFINE_enum("format", "text", ["text", "json"], "output format", flag_values=i)
+    flags.DEFINE_bool("no_profile", False, "skip the per-op LiteRT timing", flag_values=i)
+    flags.DEFINE_bool("no_micro", False, "skip the TFLM arena measurement", flag_values=i)
+    flags.DEFINE_integer("runs", 10, "timed invocations per op (>= 1)", flag_values=i)
+    return dict(zip(COMMANDS, (c, e, x, i)))
 
-    i = sub.add_parser("inspect", help="bytes by category, ops, int8 coverage, per-op latency "
-                                       "share, TFLM arena and the tensors at its peak")
-    i.add_argument("model")
-    i.add_argument("--format", choices=("text", "json"), default="text")
-    i.add_argument("--no_profile", action="store_true", help="skip the per-op LiteRT timing")
-    i.add_argument("--no_micro", action="store_true", help="skip the TFLM arena measurement")
-    i.add_argument("--runs", type=int, default=10, help="timed invocations per op")
-    return p
+
+FLAG_VALUES = _flag_values()
 
 
 def _load_keras(path: str, *, unsafe_load: bool = False):
     if not os.path.exists(path):
         raise ValueError(f"{path}: no such Keras model file or folder")
-    modelfile.check_safe(path, unsafe_load=unsafe_load)  # before anything is deserialised
+    try:
+        modelfile.check_safe(path, unsafe_load=unsafe_load)  # before anything is deserialised
+    except KeyError as err:
+        raise ValueError(f"{path}: not a Keras model file ({err.args[0]!r} missing)") from None
     import contextlib
 
     from tfopt._keras import keras
@@ -96,7 +103,7 @@ def _load_keras(path: str, *, unsafe_load: bool = False):
         stack.enter_context(pruning.prune_scope())
         try:
             return keras.models.load_model(path, compile=False, safe_mode=not unsafe_load)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, KeyError) as err:
             raise ValueError(f"{path}: cannot load as a Keras model "
                              f"({str(err).splitlines()[0][:200]})") from err
 
@@ -166,25 +173,73 @@ def _export(args) -> int:
 def _inspect(args) -> int:
     from tfopt.tflite.inspect import format_text, inspect_tflite
 
-    if args.runs < 1:
-        raise ValueError(f"--runs={args.runs}; expected >= 1")
     result = inspect_tflite(args.model, profile=not args.no_profile, micro=not args.no_micro,
                             runs=args.runs)
     print(json.dumps(result.to_dict(), indent=2) if args.format == "json" else format_text(result))
     return 0
 
 
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    from tfopt.tflite.micro import MicroUnavailableError
+def _check(command: str, args) -> None:
+    """Every flag and the model path checked before any loading (one-line ValueError)."""
+    from tfopt.core.choices import CONVERT_MODES
 
-    try:
-        return {"convert": _convert, "evaluate": _evaluate, "export": _export,
-                "inspect": _inspect}[args.command](args)
-    except (ValueError, FileNotFoundError, MicroUnavailableError) as err:
-        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+    if not os.path.exists(args.model):
+        raise FileNotFoundError(2, "no such file or folder", args.model)
+    if command != "convert" and not os.path.isfile(args.model):
+        raise ValueError(f"{args.model}: expected a .tflite file, not a folder")
+    for name in ("runs", "limit", "num_calibration_samples"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise cli.bad_value(name, value, "an int >= 1")
+    if command == "convert":
+        if args.mode not in CONVERT_MODES:
+            raise cli.bad_value("mode", args.mode, f"one of {', '.join(CONVERT_MODES)}")
+        args.image_size = _image_size(args.image_size)
+        if args.mode == "int8" and not args.dataset:
+            raise ValueError("--mode=int8 needs --dataset=NAME (the calibration images)")
+    out = args.out if command in ("convert", "export") else None
+    if out:
+        parent = os.path.dirname(os.path.abspath(out)) if command == "convert" else out
+        while parent and not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if command == "convert" and os.path.isdir(out):
+            raise cli.bad_value("out", out, "a .tflite file path (a folder of that name exists)")
+        try:
+            with tempfile.TemporaryFile(dir=parent or "."):
+                pass
+        except OSError as err:
+            raise cli.bad_value("out", out, f"a writable path ({parent}: "
+                                f"{err.strerror or err})") from None
+
+
+def _args(command: str, rest: list[str]):
+    import types
+
+    if len(rest) != 2:
+        raise ValueError(f"{command}: expected one MODEL argument, got {len(rest) - 1}"
+                         + (f" ({' '.join(rest[1:])})" if len(rest) > 2 else ""))
+    args = types.SimpleNamespace(**FLAG_VALUES[command].flag_values_dict())
+    args.model, args.command = rest[1], command
+    _check(command, args)
+    return args
+
+
+def main(argv=None) -> int:
+    """`python -m tfopt.tflite COMMAND MODEL [--flags]`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in cli.HELP_ARGS:
+        print(__doc__)
+        return 0 if argv else 2
+    command = argv[0]
+    if command not in COMMANDS:
+        print(f"error: command {command!r}: expected one of {', '.join(COMMANDS)}",
               file=sys.stderr)
         return 2
+    run = {"convert": _convert, "evaluate": _evaluate, "export": _export,
+           "inspect": _inspect}[command]
+    return cli.run(lambda rest: run(_args(command, rest)), argv[1:],
+                   flag_values=FLAG_VALUES[command], doc=__doc__,
+                   prog=f"python -m tfopt.tflite {command}")
 
 
 if __name__ == "__main__":

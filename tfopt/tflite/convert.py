@@ -145,6 +145,11 @@ def batch_one_function(model):
     return module.serve.get_concrete_function(spec), module
 
 
+def _num_outputs(model) -> int | None:
+    shape = getattr(model, "output_shape", None)
+    return shape[-1] if isinstance(shape, tuple) and shape else None
+
+
 def _representative(data, model, *, num_samples: int, seed: int,
                     preprocessing: Mapping[str, Any]) -> Callable[[], Iterable[list]]:
     """Normalises the accepted representative-data forms into TFLite's generator contract."""
@@ -156,6 +161,11 @@ def _representative(data, model, *, num_samples: int, seed: int,
             data = tfdata.representative_dataset(data, num_samples=num_samples, seed=seed,
                                                  **dict(preprocessing))
             source = f"representative data from {data.info.name!r}"
+            outputs = _num_outputs(model)
+            if outputs and outputs > 1 and outputs != data.info.num_classes:
+                raise ValueError(f"model {model.name!r} has {outputs} outputs but dataset "
+                                 f"{data.info.name!r} has {data.info.num_classes} classes; "
+                                 "calibrate on the dataset it was trained on")
         else:
             source = "representative data"
         first = next(iter(data()), None)

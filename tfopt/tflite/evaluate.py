@@ -191,8 +191,12 @@ def load_split(dataset: str, split: str, *, info: ModelInfo, where: str,
     from tfopt import data as tfdata
 
     preprocessing = dict(info.metadata.get("preprocessing") or {})
-    x, y, _ = tfdata.load_arrays(dataset, split, limit=limit, seed=seed, **preprocessing)
+    x, y, data_info = tfdata.load_arrays(dataset, split, limit=limit, seed=seed, **preprocessing)
     _check_images(np.asarray(x), info, where, f"dataset {dataset!r} ({split})")
+    outputs = info.outputs[0].shape[-1] if info.outputs and info.outputs[0].shape else None
+    if outputs and outputs > 1 and outputs != data_info.num_classes:
+        raise ValueError(f"{where}: the model has {outputs} outputs but dataset {dataset!r} has "
+                         f"{data_info.num_classes} classes; evaluate it on its own dataset")
     return np.asarray(x, dtype=np.float32), np.asarray(y)
 
 

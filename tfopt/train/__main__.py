@@ -1,12 +1,10 @@
 """`python -m tfopt.train --model=ID --dataset=NAME --epochs=N --workdir=DIR` (see cli.py)."""
 
-from absl import app, flags
+import sys
 
 from tfopt.train import cli
 
-__doc__ = cli.__doc__   # absl prints the main module's docstring as the usage text
+__doc__ = cli.__doc__
 
 if __name__ == "__main__":
-    cli.define_flags()
-    flags.adopt_module_key_flags(cli)   # --helpshort lists the training flags
-    app.run(cli._main, flags_parser=cli._parse)
+    sys.exit(cli.main())

@@ -10,60 +10,88 @@ after every epoch, early stopping (`--early_stopping_patience`) watches its accu
 best epoch's weights are kept; the test split is then evaluated once, at the end.)
 Re-running the same command after a crash resumes from the last completed epoch.
 Every flag is checked before any work; a bad one is a one-line error (exit status 2).
-`--flagfile=FILE` reads flags from FILE (one per line, '#' comments).
+`--flagfile=FILE` reads flags from FILE (one per line; '#' comments on their own line only).
+Flags shared with the ablation driver have one canonical name here and accept the ablation's
+spelling as an alias: --epochs (--train_epochs), --batch_size (--train_batch_size), --optimizer
+(--train_optimizer), --max_lr (--train_max_lr), --weight_decay (--train_weight_decay),
+--augment (--train_augment), --limit (--train_limit).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import platform
-import sys
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-FLAGS = flags.FLAGS
+from tfopt.core import cli
+
+FLAGS = flags.FlagValues()   # this CLI's own flags (in-process runs do not clash)
+
+# canonical name here -> the ablation driver's name, accepted as an alias (docs/ablation.md)
+ABLATION_ALIASES = {"epochs": "train_epochs", "batch_size": "train_batch_size",
+                    "optimizer": "train_optimizer", "max_lr": "train_max_lr",
+                    "weight_decay": "train_weight_decay", "augment": "train_augment",
+                    "limit": "train_limit"}
 
 
 def define_flags() -> None:
-    """Define the CLI's flags (only when run as a program: absl flag names are global)."""
-    flags.DEFINE_string("model", None, "Model id from the registry, e.g. tiny_cnn, resnet101_v13.")
-    flags.DEFINE_string("dataset", None, "fashion_mnist, cifar10, cifar100, imagenet2012, any "
-                        "tensorflow-datasets name, folder:PATH or synthetic[:HxWxC[:K[:N]]].")
-    flags.DEFINE_integer("epochs", None, "Total training epochs (>= 1).")
-    flags.DEFINE_string("workdir", None, "Output directory; an unfinished run there is resumed.")
-    flags.DEFINE_integer("batch_size", 128, "Images per step (>= 1).")
-    flags.DEFINE_string("optimizer", "sgd_onecycle", "sgd_onecycle | sgd_plateau | adam | sgd.")
-    flags.DEFINE_float("max_lr", 0.0125, "Peak learning rate of sgd_onecycle (> 0).")
-    flags.DEFINE_float("lr", None, "Learning rate of sgd_plateau/adam/sgd (> 0; default "
-                       "0.01 / 0.001 / 0.01).")
-    flags.DEFINE_float("weight_decay", 2e-5, "Coupled L2 on every weight (>= 0).")
-    flags.DEFINE_integer("seed", 0, "Seed of weight init, data order and augmentation.")
-    flags.DEFINE_string("data_dir", None, "Where the data files are (IDX files / tfds data dir).")
-    flags.DEFINE_integer("image_size", None, "Resize images to this square size (>= 1), e.g. 32.")
-    flags.DEFINE_boolean("to_rgb", False, "Repeat grey images to 3 channels.")
-    flags.DEFINE_boolean("augment", True, "Paper augmentation: pad 4 + random crop + flip.")
-    flags.DEFINE_float("width_multiplier", 1.0, "Scale every layer's channels (> 0).")
-    flags.DEFINE_integer("limit", None, "Use only N train images (>= 1; folder: datasets: a "
-                         "class-stratified subset, others: the first N).")
-    flags.DEFINE_integer("test_limit", None, "Use only N test images (>= 1; as --limit).")
-    flags.DEFINE_float("test_fraction", None, "folder: datasets: hold out this class-stratified "
-                       "fraction of train/ (in (0, 1)) as the test split when PATH has no test/ "
-                       "folder; training uses the rest.")
-    flags.DEFINE_boolean("skip_bad_files", False, "folder: datasets: skip (and count) image "
-                         "files that do not decode instead of stopping.")
-    flags.DEFINE_boolean("eval_every_epoch", True, "Evaluate on the test split after each epoch "
-                         "(ignored with --val_fraction: the held-out split is evaluated instead).")
-    flags.DEFINE_float("val_fraction", 0.0, "Hold out this fraction of the train split (after "
-                       "--limit) for per-epoch validation and early stopping; 0: none.")
-    flags.DEFINE_integer("early_stopping_patience", None, "Stop after this many epochs without "
-                         "a better held-out accuracy and keep the best epoch (needs "
-                         "--val_fraction; default: sgd_plateau 10 on the train loss, else off).")
-    flags.DEFINE_integer("verbose", 1, "0 silent, 1 progress bars, 2 one line per epoch.")
-    flags.DEFINE_string("mixed_precision", "auto", "auto (on iff a GPU is present) | on | off.")
-    flags.mark_flags_as_required(["model", "dataset", "epochs", "workdir"])
+    """Define the CLI's flags into this module's FlagValues (once)."""
+    if "model" in FLAGS:
+        return
+    _define()
+    for name, alias in ABLATION_ALIASES.items():
+        flags.DEFINE_alias(alias, name, flag_values=FLAGS)
+
+
+class _Bound:
+    """`flags.DEFINE_*` bound to this CLI's FlagValues."""
+
+    def __getattr__(self, name):
+        return functools.partial(getattr(flags, name), flag_values=FLAGS)
+
+
+def _define() -> None:
+    _f = _Bound()
+    _f.DEFINE_string("model", None, "Model id from the registry, e.g. tiny_cnn, resnet101_v13.")
+    _f.DEFINE_string("dataset", None, "fashion_mnist, cifar10, cifar100, imagenet2012, any "
+                     "tensorflow-datasets name, folder:PATH or synthetic[:HxWxC[:K[:N]]].")
+    _f.DEFINE_integer("epochs", None, "Total training epochs (>= 1).")
+    _f.DEFINE_string("workdir", None, "Output directory; an unfinished run there is resumed.")
+    _f.DEFINE_integer("batch_size", 128, "Images per step (>= 1).")
+    _f.DEFINE_string("optimizer", "sgd_onecycle", "sgd_onecycle | sgd_plateau | adam | sgd.")
+    _f.DEFINE_float("max_lr", 0.0125, "Peak learning rate of sgd_onecycle (> 0).")
+    _f.DEFINE_float("lr", None, "Learning rate of sgd_plateau/adam/sgd (> 0; default "
+                    "0.01 / 0.001 / 0.01).")
+    _f.DEFINE_float("weight_decay", 2e-5, "Coupled L2 on every weight (>= 0).")
+    _f.DEFINE_integer("seed", 0, "Seed of weight init, data order and augmentation.")
+    _f.DEFINE_string("data_dir", None, "Where the data files are (IDX files / tfds data dir).")
+    _f.DEFINE_integer("image_size", None, "Resize images to this square size (>= 1), e.g. 32.")
+    _f.DEFINE_boolean("to_rgb", False, "Repeat grey images to 3 channels.")
+    _f.DEFINE_boolean("augment", True, "Paper augmentation: pad 4 + random crop + flip.")
+    _f.DEFINE_float("width_multiplier", 1.0, "Scale every layer's channels (> 0).")
+    _f.DEFINE_integer("limit", None, "Use only N train images (>= 1; folder: datasets: a "
+                      "class-stratified subset, others: the first N).")
+    _f.DEFINE_integer("test_limit", None, "Use only N test images (>= 1; as --limit).")
+    _f.DEFINE_float("test_fraction", None, "folder: datasets: hold out this class-stratified "
+                    "fraction of train/ (in (0, 1)) as the test split when PATH has no test/ "
+                    "folder; training uses the rest.")
+    _f.DEFINE_boolean("skip_bad_files", False, "folder: datasets: skip (and count) image "
+                      "files that do not decode instead of stopping.")
+    _f.DEFINE_boolean("eval_every_epoch", True, "Evaluate on the test split after each epoch "
+                      "(ignored with --val_fraction: the held-out split is evaluated instead).")
+    _f.DEFINE_float("val_fraction", 0.0, "Hold out this fraction of the train split (after "
+                    "--limit) for per-epoch validation and early stopping; 0: none.")
+    _f.DEFINE_integer("early_stopping_patience", None, "Stop after this many epochs without "
+                      "a better held-out accuracy and keep the best epoch (needs "
+                      "--val_fraction; default: sgd_plateau 10 on the train loss, else off).")
+    _f.DEFINE_integer("verbose", 1, "0 silent, 1 progress bars, 2 one line per epoch.")
+    _f.DEFINE_string("mixed_precision", "auto", "auto (on iff a GPU is present) | on | off.")
+    flags.mark_flags_as_required(["model", "dataset", "epochs", "workdir"], flag_values=FLAGS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,9 +119,13 @@ def _bad(flag: str, value, allowed: str) -> ValueError:
 
 def check_dataset(name: str, data_dir: str | None, test_fraction: float | None = None) -> None:
     """Raise a one-line ValueError if --dataset cannot name a source (without loading it)."""
-    from tfopt.data import folder, synthetic, tfds_source
+    from tfopt.data import folder, idx, synthetic, tfds_source
     try:
+        if test_fraction is not None and not name.startswith("folder:"):
+            raise ValueError("--test_fraction is for folder:PATH datasets only")
         if name == "fashion_mnist":
+            if data_dir is not None and idx.find_fashion_mnist(data_dir) is None:
+                raise ValueError(idx.missing_message(data_dir))
             return
         if name == "synthetic" or name.startswith("synthetic:"):
             synthetic.parse_spec(name)
@@ -102,12 +134,22 @@ def check_dataset(name: str, data_dir: str | None, test_fraction: float | None =
             folder.split_dir(root, "train")
             if test_fraction is None:
                 folder.split_dir(root, "test")
-        elif test_fraction is not None:
-            raise ValueError("--test_fraction is for folder:PATH datasets only")
         else:
             tfds_source.builder(name, data_dir)
     except ValueError as err:
         raise ValueError(f"--dataset={name}: {err}") from err
+
+
+def _check_writable(workdir: str) -> None:
+    """Create `workdir` and prove it is writable, before any data loads (one-line error)."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write_probe")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise _bad("workdir", workdir, f"a writable directory ({err.strerror or err})") from None
 
 
 def settings_from_flags():
@@ -174,6 +216,7 @@ def settings_from_flags():
                          early_stopping_patience=f.early_stopping_patience,
                          monitor="val_accuracy" if held_out else "loss")
     check_workdir(f.workdir, config)
+    _check_writable(f.workdir)   # last: a bad flag leaves no empty folder behind
     saved = os.path.join(f.workdir, "config.json")
     if os.path.exists(saved):
         with open(saved) as fh:
@@ -210,8 +253,7 @@ def _load_data(settings: RunSettings, config):
         test_ds, _ = tfopt.data.load(settings.dataset, "test", batch_size=config.batch_size,
                                      limit=settings.test_limit, **data_kw)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: --dataset={settings.dataset}: {err}", file=sys.stderr)
-        sys.exit(2)
+        raise ValueError(f"--dataset={settings.dataset}: {cli.describe(err)}") from err
     return train_ds, val_ds, info, test_ds
 
 
@@ -289,30 +331,16 @@ def run(settings: RunSettings, config) -> dict:
     return metrics
 
 
-def _parse(argv):
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
 def _main(argv):
     if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; flags look like --name=value",
-              file=sys.stderr)
-        sys.exit(2)
-    if not FLAGS["verbosity"].present:   # keep tfds/absl INFO chatter off the console
-        logging.set_verbosity(logging.WARNING)
-    try:
-        settings, config = settings_from_flags()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        raise ValueError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    logging.set_verbosity(logging.WARNING)   # keep tfds/absl INFO chatter off the console
+    settings, config = settings_from_flags()
     run(settings, config)
+    return 0
 
 
-def main() -> None:
-    """Entry point (also usable as a console script)."""
+def main(argv=None) -> int:
+    """Entry point: `python -m tfopt.train` (argv without the program name; exit status)."""
     define_flags()
-    app.run(_main, flags_parser=_parse)
+    return cli.run(_main, argv, flag_values=FLAGS, doc=__doc__, prog="python -m tfopt.train")
