@@ -41,7 +41,9 @@ def test_cifar10_flagfiles_parse_and_plan(tmp_path, name, epochs, trials):
     data = dry.data_shape(config)
     assert (data.examples, data.shape, data.classes) == (50_000, (32, 32, 3), 10)
     rows = dry.make_plan(config, _fake_speed)
-    assert len(rows) == trials
+    controls = [r for r in rows if r.step == "control"]   # matched controls (issue 14)
+    rows = [r for r in rows if r.step != "control"]
+    assert len(rows) == trials and controls
     assert "resnet8" in config.variants
     for r in rows:
         want = epochs if r.step == "none" else config.qat_epochs
@@ -82,6 +84,6 @@ def test_measure_and_cli_dry_run_on_a_tiny_model(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tfopt.experiments.ablation", *args],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "dry run: 2 trials; 64 train images 8x8x3, 3 classes" in done.stdout
+    assert "dry run: 3 trials; 64 train images 8x8x3, 3 classes" in done.stdout  # + its control
     assert "| 1 | tiny_cnn__none | none | 2 |" in done.stdout
     assert not os.path.exists(tmp_path / "wd" / "results.jsonl")
