@@ -69,3 +69,11 @@ def check(what: str, value: Any, allowed: Iterable) -> Any:
     if value not in allowed:
         raise unknown(what, value, allowed)
     return value
+
+
+# One training setting, two spellings: `python -m tfopt.train` name -> the ablation driver's name.
+# Each CLI keeps its own as canonical and accepts the other as an alias (docs/ablation.md).
+TRAIN_FLAG_SPELLINGS = {"epochs": "train_epochs", "batch_size": "train_batch_size",
+                        "optimizer": "train_optimizer", "max_lr": "train_max_lr",
+                        "weight_decay": "train_weight_decay", "augment": "train_augment",
+                        "limit": "train_limit"}

@@ -19,6 +19,7 @@ import tempfile
 
 from absl import flags
 
+from tfopt.core.choices import TRAIN_FLAG_SPELLINGS
 from tfopt.core.env import TF_LOG_LEVELS
 from tfopt.experiments import config as cfg
 from tfopt.models.spec import split_variant_list
@@ -186,10 +187,7 @@ flags.DEFINE_bool(
 
 flags.DEFINE_alias("force", "overwrite")
 # The spellings of `python -m tfopt.train` for the same settings (docs/ablation.md, "Flag names").
-TRAIN_CLI_ALIASES = {"epochs": "train_epochs", "batch_size": "train_batch_size",
-                     "optimizer": "train_optimizer", "max_lr": "train_max_lr",
-                     "weight_decay": "train_weight_decay", "augment": "train_augment",
-                     "limit": "train_limit"}
+TRAIN_CLI_ALIASES = TRAIN_FLAG_SPELLINGS
 for _alias, _name in TRAIN_CLI_ALIASES.items():
     flags.DEFINE_alias(_alias, _name)
 

@@ -29,14 +29,12 @@ import time
 from absl import flags, logging
 
 from tfopt.core import cli
+from tfopt.core.choices import TRAIN_FLAG_SPELLINGS
 
 FLAGS = flags.FlagValues()   # this CLI's own flags (in-process runs do not clash)
 
 # canonical name here -> the ablation driver's name, accepted as an alias (docs/ablation.md)
-ABLATION_ALIASES = {"epochs": "train_epochs", "batch_size": "train_batch_size",
-                    "optimizer": "train_optimizer", "max_lr": "train_max_lr",
-                    "weight_decay": "train_weight_decay", "augment": "train_augment",
-                    "limit": "train_limit"}
+ABLATION_ALIASES = TRAIN_FLAG_SPELLINGS
 
 
 def define_flags() -> None:
