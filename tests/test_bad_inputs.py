@@ -403,7 +403,7 @@ HEAVY_CASES = [
     ("train", _train("--dataset=fashion_mnist", "--data_dir={idx_trunc}"), "IDX body"),
     ("train", _train("--dataset=fashion_mnist", "--data_dir={gz_bad}"), "gz"),
     ("train", _train("--dataset=folder:{folder_corrupt}"), "--skip_bad_files"),
-    ("train", _train("--dataset=folder:{folder_empty_class}"), "is empty"),
+    ("train", _train("--dataset=folder:{folder_empty_class}"), "has no images"),
 ]
 
 

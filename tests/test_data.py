@@ -215,6 +215,7 @@ def test_folder_source_corrupt_file_is_named_or_skipped_and_counted(tmp_path, mo
 
 def test_folder_source_missing_layout_is_a_clear_error(tmp_path):
     (tmp_path / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "train" / "cat" / "a.png").write_bytes(b"not decoded before the layout check")
     with pytest.raises(ValueError, match="test or .*val directory"):
         data.load(f"folder:{tmp_path}", "test")
 

@@ -152,4 +152,4 @@ def test_cli_convert_from_a_saved_keras_model(tmp_path, capsys):
     rc = cli(["convert", str(tmp_path / "missing.h5")])
     assert rc == 2
     assert capsys.readouterr().err.strip() == (
-        f"error: {tmp_path / 'missing.h5'}: no such Keras model file or folder")
+        f"error: {tmp_path / 'missing.h5'}: no such file or folder")

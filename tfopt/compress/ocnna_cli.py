@@ -66,16 +66,7 @@ def check_flags(f=FLAGS) -> None:
     except KeyError as err:
         raise ValueError(f"{f.model}: not a Keras model file ({err.args[0]!r} missing)") from None
     out = f.out   # created (writability probe) only once everything else passed
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise cli.bad_value("out", out, "a folder (a file of that name exists)")
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, ".write_probe")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as err:
-        raise cli.bad_value("out", out, f"a writable folder ({err.strerror or err})") from None
+    cli.check_writable_dir("out", out)
 
 
 def _load_model(path: str, unsafe_load: bool):

@@ -123,6 +123,38 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
         return _fail(describe(err), err)
 
 
+def run_command(argv: Sequence[str] | None, *, doc: str | None, prog: str,
+                commands: dict[str, Callable[[list[str]], int | None]],
+                flag_values: dict[str, flags.FlagValues]) -> int:
+    """`prog COMMAND [args]`: picks `commands[COMMAND]` and runs it through `run` with that
+    command's FlagValues; no command or --help prints `doc`; an unknown one is one line, exit 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in HELP_ARGS:
+        print(doc)
+        return 0 if argv else USAGE_STATUS
+    command = argv[0]
+    if command not in commands:
+        print(f"error: command {command!r}: expected one of {', '.join(commands)}",
+              file=sys.stderr)
+        return USAGE_STATUS
+    return run(commands[command], argv[1:], flag_values=flag_values[command], doc=doc,
+               prog=f"{prog} {command}")
+
+
+def check_writable_dir(flag: str, path: str) -> None:
+    """Create folder `path` and prove it is writable, before long work (one-line ValueError)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise bad_value(flag, path, "a folder (a file of that name exists)")
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write_probe")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise bad_value(flag, path, f"a writable folder ({err.strerror or err})") from None
+
+
 def _fail(message: str, err: BaseException) -> int:
     if os.environ.get("TFOPT_TRACEBACK"):
         raise err

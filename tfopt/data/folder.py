@@ -98,8 +98,8 @@ def class_names(root: str) -> tuple[str, ...]:
     for name in names:   # an empty folder would be a class no image ever has
         with os.scandir(os.path.join(train, name)) as entries:
             if not any(not e.name.startswith(".") for e in entries):
-                raise ValueError(f"folder source: class folder {os.path.join(train, name)} is "
-                                 "empty; add its images or remove it")
+                raise ValueError(f"folder source: class folder {os.path.join(train, name)} has "
+                                 "no images; add its images or remove it")
     return names
 
 

@@ -78,14 +78,8 @@ class LocalExecutor:
     def __init__(self, trial_fn: TrialFn | None = None):
         self.trial_fn = trial_fn
 
-    def run(
-        self,
-        trials: list[Trial],
-        config: ExperimentConfig,
-        done: dict[str, TrialResult],
-        on_start: OnStart,
-        on_finish: OnFinish,
-    ) -> None:
+    def run(self, trials: list[Trial], config: ExperimentConfig, done: dict[str, TrialResult],
+            on_start: OnStart, on_finish: OnFinish) -> None:
         graph = _Graph(trials, done)
         trial_fn = self.trial_fn or default_trial_fn()
         while graph.pending:
@@ -175,14 +169,8 @@ class RayExecutor:
                 ray.init(**kwargs)
         return ray
 
-    def run(
-        self,
-        trials: list[Trial],
-        config: ExperimentConfig,
-        done: dict[str, TrialResult],
-        on_start: OnStart,
-        on_finish: OnFinish,
-    ) -> None:
+    def run(self, trials: list[Trial], config: ExperimentConfig, done: dict[str, TrialResult],
+            on_start: OnStart, on_finish: OnFinish) -> None:
         graph = _Graph(trials, done)
         if not graph.pending:
             return

@@ -12,6 +12,7 @@ prints id, technique set, trainable params, FLOPs (fvcore convention) and MACs (
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 import sys
@@ -143,19 +144,10 @@ def main(argv=None) -> int:
     """`python -m tfopt.models list|summary ...`; returns the exit status."""
     from tfopt.core import cli
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in cli.HELP_ARGS:
-        print(__doc__)
-        return 0 if argv else 2
-    command = argv[0]
-    if command not in COMMANDS:
-        print(f"error: command {command!r}: expected one of {', '.join(COMMANDS)}",
-              file=sys.stderr)
-        return 2
-    run = cmd_list if command == "list" else cmd_summary
-    return cli.run(lambda rest: run(_args(command, rest)), argv[1:],
-                   flag_values=FLAG_VALUES[command], doc=__doc__,
-                   prog=f"python -m tfopt.models {command}")
+    commands = {c: functools.partial(lambda c, rest: (cmd_list if c == "list" else cmd_summary)(
+        _args(c, rest)), c) for c in COMMANDS}
+    return cli.run_command(argv, doc=__doc__, prog="python -m tfopt.models", commands=commands,
+                           flag_values=FLAG_VALUES)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ with one line on stderr (`error: FILE: ...`) and exit status 2.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -226,20 +227,10 @@ def _args(command: str, rest: list[str]):
 
 def main(argv=None) -> int:
     """`python -m tfopt.tflite COMMAND MODEL [--flags]`; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in cli.HELP_ARGS:
-        print(__doc__)
-        return 0 if argv else 2
-    command = argv[0]
-    if command not in COMMANDS:
-        print(f"error: command {command!r}: expected one of {', '.join(COMMANDS)}",
-              file=sys.stderr)
-        return 2
-    run = {"convert": _convert, "evaluate": _evaluate, "export": _export,
-           "inspect": _inspect}[command]
-    return cli.run(lambda rest: run(_args(command, rest)), argv[1:],
-                   flag_values=FLAG_VALUES[command], doc=__doc__,
-                   prog=f"python -m tfopt.tflite {command}")
+    runs = {"convert": _convert, "evaluate": _evaluate, "export": _export, "inspect": _inspect}
+    commands = {c: functools.partial(lambda c, rest: runs[c](_args(c, rest)), c) for c in runs}
+    return cli.run_command(argv, doc=__doc__, prog="python -m tfopt.tflite", commands=commands,
+                           flag_values=FLAG_VALUES)
 
 
 if __name__ == "__main__":

@@ -161,11 +161,6 @@ def _representative(data, model, *, num_samples: int, seed: int,
             data = tfdata.representative_dataset(data, num_samples=num_samples, seed=seed,
                                                  **dict(preprocessing))
             source = f"representative data from {data.info.name!r}"
-            outputs = _num_outputs(model)
-            if outputs and outputs > 1 and outputs != data.info.num_classes:
-                raise ValueError(f"model {model.name!r} has {outputs} outputs but dataset "
-                                 f"{data.info.name!r} has {data.info.num_classes} classes; "
-                                 "calibrate on the dataset it was trained on")
         else:
             source = "representative data"
         first = next(iter(data()), None)
@@ -174,6 +169,11 @@ def _representative(data, model, *, num_samples: int, seed: int,
             raise ValueError(f"model {model.name!r}: {source} yields batches of shape {shape}, "
                              f"expected {(1,) + expected} (resize with preprocessing="
                              "{'image_size': ..., 'to_rgb': ...})")
+        outputs, info = _num_outputs(model), getattr(data, "info", None)
+        if info is not None and outputs and outputs > 1 and outputs != info.num_classes:
+            raise ValueError(f"model {model.name!r} has {outputs} outputs but dataset "
+                             f"{info.name!r} has {info.num_classes} classes; "
+                             "calibrate on the dataset it was trained on")
         return data
     x = np.asarray(data, dtype=np.float32)
     if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:

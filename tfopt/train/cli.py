@@ -140,14 +140,7 @@ def check_dataset(name: str, data_dir: str | None, test_fraction: float | None =
 
 def _check_writable(workdir: str) -> None:
     """Create `workdir` and prove it is writable, before any data loads (one-line error)."""
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, ".write_probe")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as err:
-        raise _bad("workdir", workdir, f"a writable directory ({err.strerror or err})") from None
+    cli.check_writable_dir("workdir", workdir)
 
 
 def settings_from_flags():
