@@ -137,6 +137,7 @@ TINY_BOARD_FLAGS = """--variants=tiny_cnn,vgg19_v04,resnet101_v13
 --image_size=16
 --to_rgb
 --train_limit=256
+--val_fraction=0.25
 --test_limit=64
 --train_batch_size=64
 --train_epochs=1

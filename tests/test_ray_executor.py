@@ -55,7 +55,7 @@ def test_ray_runs_the_grid_in_dependency_order_one_task_per_trial(tmp_path, ray_
     )
     rows = read_results(c.workdir)
     by = {r.trial_id: r for r in rows}
-    assert len(rows) == 8 and failed == 2
+    assert len(rows) == 12 and failed == 2   # 8 trials + 4 matched controls
     assert by["vgg16__prune_poly_0.5"].status == "failed"
     assert "simulated failure" in by["vgg16__prune_poly_0.5"].error
     assert by["vgg16__prune_global_0.2_0.36"].status == "ok"
@@ -73,7 +73,7 @@ def test_ray_runs_the_grid_in_dependency_order_one_task_per_trial(tmp_path, ray_
         c, executor=RayExecutor(trial_fn=ok_fn, gpus_per_trial=0), write_report=False
     )
     assert failed2 == 0
-    assert len(read_results(c.workdir)) == 10
+    assert len(read_results(c.workdir)) == 14
     del calls
 
 
