@@ -156,7 +156,6 @@ def relu_as_max_pool(model) -> int:
     sg = model.subgraphs[0]
     kinds = _op_names(model)
     _, consumers = _graph(sg)
-    pool = None
     done = 0
     for i, op in enumerate(sg.operators):
         if kinds[i] != "RELU":
@@ -178,11 +177,7 @@ def relu_as_max_pool(model) -> int:
         opts.padding = schema.Padding.VALID
         opts.strideW = opts.strideH = opts.filterWidth = opts.filterHeight = 1
         opts.fusedActivationFunction = schema.ActivationFunctionType.RELU
-        if pool is None:
-            pool = _opcode_index(model, schema.BuiltinOperator.MAX_POOL_2D)
-        op.opcodeIndex = pool
-        op.builtinOptionsType = schema.BuiltinOptions.Pool2DOptions
-        op.builtinOptions = opts
+        _become(model, op, "MAX_POOL_2D", "Pool2DOptions", opts)
         done += 1
     return done
 
@@ -324,7 +319,6 @@ def grouped_to_depthwise(model) -> int:
     schema = _schema()
     sg = model.subgraphs[0]
     kinds = _op_names(model)
-    dw = None
     done = 0
     for i, op in enumerate(sg.operators):
         if kinds[i] != "CONV_2D" or len(op.inputs) < 2:
@@ -348,13 +342,17 @@ def grouped_to_depthwise(model) -> int:
         opts.dilationWFactor, opts.dilationHFactor = conv.dilationWFactor, conv.dilationHFactor
         opts.fusedActivationFunction = conv.fusedActivationFunction
         opts.depthMultiplier = shape[0] // cin
-        if dw is None:
-            dw = _opcode_index(model, schema.BuiltinOperator.DEPTHWISE_CONV_2D)
-        op.opcodeIndex = dw
-        op.builtinOptionsType = schema.BuiltinOptions.DepthwiseConv2DOptions
-        op.builtinOptions = opts
+        _become(model, op, "DEPTHWISE_CONV_2D", "DepthwiseConv2DOptions", opts)
         done += 1
     return done
+
+
+def _become(model, op, builtin: str, options: str, opts) -> None:
+    """Turn `op` into builtin operator `builtin` with options table `opts` (of type `options`)."""
+    schema = _schema()
+    op.opcodeIndex = _opcode_index(model, getattr(schema.BuiltinOperator, builtin))
+    op.builtinOptionsType = getattr(schema.BuiltinOptions, options)
+    op.builtinOptions = opts
 
 
 def _opcode_index(model, builtin: int) -> int:
