@@ -138,11 +138,6 @@ def check_dataset(name: str, data_dir: str | None, test_fraction: float | None =
         raise ValueError(f"--dataset={name}: {err}") from err
 
 
-def _check_writable(workdir: str) -> None:
-    """Create `workdir` and prove it is writable, before any data loads (one-line error)."""
-    cli.check_writable_dir("workdir", workdir)
-
-
 def settings_from_flags():
     """Validate every flag -> (RunSettings, TrainConfig); the first problem is a ValueError."""
     from tfopt.models import get_variant
@@ -207,7 +202,7 @@ def settings_from_flags():
                          early_stopping_patience=f.early_stopping_patience,
                          monitor="val_accuracy" if held_out else "loss")
     check_workdir(f.workdir, config)
-    _check_writable(f.workdir)   # last: a bad flag leaves no empty folder behind
+    cli.check_writable_dir("workdir", f.workdir)   # last: a bad flag leaves no empty folder behind
     saved = os.path.join(f.workdir, "config.json")
     if os.path.exists(saved):
         with open(saved) as fh:
