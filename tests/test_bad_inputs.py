@@ -483,6 +483,8 @@ REAL = [
     ("tfopt.train", ["--model=tiny_cnn", "--dataset=fashion_mnist", "--epochs=1",
                      "--workdir=/proc/x"], "--workdir=/proc/x"),
     ("tfopt.tflite", ["evaluate", "{text_tflite}", "--runs=1"], "notes.tflite"),
+    ("tfopt.tflite", ["convert", "{lambda_h5}", "--mode=float32", "--out={tmp}/l2.tflite"],
+     "--unsafe_load"),
     ("tfopt.compress.ocnna", ["--model={keras}", f"--dataset={SYN}", "--k=300",
                               "--out={tmp}/o3"], "--k=300"),
     ("tfopt.experiments.recommend", ["--results={results_dir}", "--max_accuracy_drop=1",
@@ -492,7 +494,7 @@ REAL = [
 ]
 
 
-@pytest.mark.parametrize("module,argv,expected", REAL, ids=[r[0] for r in REAL])
+@pytest.mark.parametrize("module,argv,expected", REAL, ids=[f"{r[0]}:{r[1][0]}" for r in REAL])
 def test_real_entry_points(module, argv, expected, fx):
     env = {**os.environ, "PYTHONPATH": REPO}
     env.pop("TFOPT_TRACEBACK", None)

@@ -157,17 +157,14 @@ def test_convergence_flags_a_run_still_improving():
         train.convergence({"loss": [1.0, 0.5]}, key="loss")
 
 
-def _cli(*args):
-    import os
-    import subprocess
-    import sys
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "tfopt.train", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+def _cli(run_cli, *args):
+    from tfopt.train import cli
+
+    return run_cli(cli.main, *args)
 
 
-def test_cli_refuses_early_stopping_without_a_held_out_split(tmp_path):
-    proc = _cli("--model=tiny_cnn", "--dataset=synthetic", "--epochs=2",
+def test_cli_refuses_early_stopping_without_a_held_out_split(tmp_path, run_cli):
+    proc = _cli(run_cli, "--model=tiny_cnn", "--dataset=synthetic", "--epochs=2",
                 "--early_stopping_patience=2", f"--workdir={tmp_path}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
@@ -176,14 +173,14 @@ def test_cli_refuses_early_stopping_without_a_held_out_split(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_with_a_held_out_split_writes_the_stop_rule_outcome(tmp_path):
+def test_cli_with_a_held_out_split_writes_the_stop_rule_outcome(tmp_path, run_cli):
     workdir = tmp_path / "run"
-    proc = _cli("--model=tiny_cnn", "--dataset=synthetic", "--epochs=2", "--val_fraction=1",
-                f"--workdir={workdir}")
+    proc = _cli(run_cli, "--model=tiny_cnn", "--dataset=synthetic", "--epochs=2",
+                "--val_fraction=1", f"--workdir={workdir}")
     assert proc.returncode == 2 and "--val_fraction=1.0: expected a number in [0, 1)" in (
         proc.stderr)
-    proc = _cli("--model=tiny_cnn", "--dataset=synthetic:8x8x3:4:96", "--width_multiplier=0.25",
-                "--batch_size=16", "--verbose=0", "--epochs=4", "--val_fraction=0.25",
+    proc = _cli(run_cli, "--model=tiny_cnn", "--dataset=synthetic:8x8x3:4:96",
+                "--width_multiplier=0.25", "--batch_size=16", "--verbose=0", "--epochs=4", "--val_fraction=0.25",
                 "--early_stopping_patience=1", f"--workdir={workdir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((workdir / "metrics.json").read_text())

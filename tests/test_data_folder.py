@@ -136,31 +136,29 @@ def test_stream_arrays_matches_load_arrays_and_epochs_replay(tmp_path):
 
 # ---- tfopt.train on folders ------------------------------------------------------------------
 
-def _train_cli(*args):
-    import subprocess
-    import sys
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "tfopt.train", "--model=tiny_cnn",
-                           "--epochs=1", "--width_multiplier=0.25", "--batch_size=8",
-                           "--verbose=0", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+def _train_cli(run_cli, *args):
+    from tfopt.train import cli
+
+    return run_cli(cli.main, "--model=tiny_cnn", "--epochs=1", "--width_multiplier=0.25",
+                   "--batch_size=8", "--verbose=0", *args)
 
 
-def test_train_cli_folder_without_test_needs_a_valid_test_fraction(tmp_path):
+def test_train_cli_folder_without_test_needs_a_valid_test_fraction(tmp_path, run_cli):
     source = _make(tmp_path / "d", [2, 2])
-    proc = _train_cli(f"--dataset={source}", f"--workdir={tmp_path / 'w'}")
+    proc = _train_cli(run_cli, f"--dataset={source}", f"--workdir={tmp_path / 'w'}")
     assert proc.returncode == 2 and "--test_fraction" in proc.stderr.strip().splitlines()[-1]
-    proc = _train_cli(f"--dataset={source}", f"--workdir={tmp_path / 'w'}", "--test_fraction=2")
+    proc = _train_cli(run_cli, f"--dataset={source}", f"--workdir={tmp_path / 'w'}",
+                      "--test_fraction=2")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: --test_fraction=2.0: expected a number in (0, 1) (or leave it unset)")
 
 
 @pytest.mark.slow
-def test_train_cli_test_fraction_trains_on_a_folder_without_test(tmp_path):
+def test_train_cli_test_fraction_trains_on_a_folder_without_test(tmp_path, run_cli):
     import json
     source = _make(tmp_path / "d", [8, 8])
-    proc = _train_cli(f"--dataset={source}", f"--workdir={tmp_path / 'w'}",
+    proc = _train_cli(run_cli, f"--dataset={source}", f"--workdir={tmp_path / 'w'}",
                       "--test_fraction=0.25")
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
@@ -168,10 +166,10 @@ def test_train_cli_test_fraction_trains_on_a_folder_without_test(tmp_path):
     assert os.listdir(tmp_path / "w" / "data_cache" / "stats")
 
 
-def test_train_cli_corrupt_image_is_one_line_naming_the_file_and_the_flag(tmp_path):
+def test_train_cli_corrupt_image_is_one_line_naming_the_file_and_the_flag(tmp_path, run_cli):
     source = _make(tmp_path / "d", [3, 3], splits=("train", "test"))
     (tmp_path / "d" / "test" / "c0" / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
-    proc = _train_cli(f"--dataset={source}", f"--workdir={tmp_path / 'w'}")
+    proc = _train_cli(run_cli, f"--dataset={source}", f"--workdir={tmp_path / 'w'}")
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "test/c0/bad.jpg: not a decodable image" in last and "--skip_bad_files" in last

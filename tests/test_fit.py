@@ -162,10 +162,13 @@ def test_bad_input_is_one_line(tmp_path, args, message):
 
 
 @needs_micro
-def test_cli_streams_rows_resumes_and_writes_one_flagfile_with_per_variant_widths(tmp_path):
+def test_cli_streams_rows_resumes_and_writes_one_flagfile_with_per_variant_widths(
+        tmp_path, run_cli):
+    # In-process (fit.main, run_cli): the conversions dominate; the program's own start and
+    # exit status are checked by test_bad_input_is_one_line above.
     args = ["--board=nano33ble", "--variants=tiny_cnn,vgg19_v04", "--widths=0.125,0.25",
             "--input_shape=16,16,3", "--out=fit.cfg"]
-    first = _cli(*args, cwd=tmp_path)
+    first = run_cli(fit.main, *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "[1/4] tiny_cnn w=0.125: flash " in first.stdout and " B left" in first.stdout
     rows = [json.loads(line) for line in (tmp_path / "fit.fit.jsonl").read_text().splitlines()]
@@ -175,11 +178,11 @@ def test_cli_streams_rows_resumes_and_writes_one_flagfile_with_per_variant_width
     text = (tmp_path / "fit.cfg").read_text()
     assert "--variants=tiny_cnn,vgg19_v04\n--variant_widths=tiny_cnn:0.25,vgg19_v04:0.25\n" in text
     assert "# Board: nano33ble" in text
-    again = _cli(*args, "--jobs=2", cwd=tmp_path)  # worker processes return the cached rows
+    again = run_cli(fit.main, *args, "--jobs=2")  # worker processes return the cached rows
     assert again.returncode == 0 and again.stdout.count("[cached]") == 4, again.stderr[-2000:]
     assert again.stdout.index("[1/4] tiny_cnn w=0.125") < again.stdout.index("[3/4] vgg19_v04")
     assert len((tmp_path / "fit.fit.jsonl").read_text().splitlines()) == 4  # nothing re-measured
-    tight = _cli("--board=nano33ble", "--reserve=0.85", *args[1:], cwd=tmp_path)
+    tight = run_cli(fit.main, "--board=nano33ble", "--reserve=0.85", *args[1:])
     assert tight.returncode == 0, tight.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.glob("fit*.cfg")) == ["fit.cfg"]
     # vgg19_v04 fits only at 0.125 there: one file, a width per variant

@@ -2,8 +2,6 @@
 
 import io
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -76,13 +74,13 @@ def test_folder_dataset_is_sized_without_loading(tmp_path):
     assert dry.data_shape(config) == dry.DataShape(6, (5, 6, 3), 2)
 
 
-def test_measure_and_cli_dry_run_on_a_tiny_model(tmp_path):
+def test_measure_and_cli_dry_run_on_a_tiny_model(tmp_path, run_cli):
+    from tfopt.experiments import ablation
+
     args = ["--variants=tiny_cnn", "--recipes=none", "--recipes=qat",
             "--dataset=synthetic:8x8x3:3:64", "--train_epochs=2", "--train_batch_size=4",
             "--width_multiplier=0.25", f"--workdir={tmp_path / 'wd'}", "--dry_run"]
-    env = {**os.environ, "PYTHONPATH": REPO}
-    done = subprocess.run([sys.executable, "-m", "tfopt.experiments.ablation", *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = run_cli(ablation.main, *args)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "dry run: 3 trials; 64 train images 8x8x3, 3 classes" in done.stdout  # + its control
     assert "| 1 | tiny_cnn__none | none | 2 |" in done.stdout

@@ -9,7 +9,7 @@ ray = pytest.importorskip("ray")
 from tfopt.core.results import TrialResult  # noqa: E402
 from tfopt.experiments import ablation  # noqa: E402
 from tfopt.experiments.config import ExperimentConfig  # noqa: E402
-from tfopt.experiments.executors import RayExecutor  # noqa: E402
+from tfopt.experiments.executors import RayExecutor, gpus_per_trial_for  # noqa: E402
 from tfopt.experiments.store import read_results  # noqa: E402
 
 
@@ -53,6 +53,7 @@ def test_ray_runs_the_grid_in_dependency_order_one_task_per_trial(tmp_path, ray_
     failed = ablation.run_grid(
         c, executor=RayExecutor(trial_fn=trial_fn, gpus_per_trial=0), write_report=False
     )
+    assert gpus_per_trial_for(None, ray.cluster_resources().get("GPU", 0)) == 0  # CPU cluster
     rows = read_results(c.workdir)
     by = {r.trial_id: r for r in rows}
     assert len(rows) == 12 and failed == 2   # 8 trials + 4 matched controls
@@ -77,7 +78,10 @@ def test_ray_runs_the_grid_in_dependency_order_one_task_per_trial(tmp_path, ray_
     del calls
 
 
-def test_ray_gpu_request_defaults_to_zero_without_gpus(ray_cluster):
-    assert ray.cluster_resources().get("GPU", 0) == 0
+def test_ray_gpu_request_defaults_to_zero_without_gpus():
+    # No cluster here (starting one costs seconds); the slow test above resolves it on one.
     ex = RayExecutor()
     assert ex.gpus_per_trial is None  # resolved at run time from the cluster
+    assert gpus_per_trial_for(None, 0) == 0 and gpus_per_trial_for(None, 0.5) == 0
+    assert gpus_per_trial_for(None, 2) == 1
+    assert gpus_per_trial_for(0.5, 0) == 0.5  # an explicit request wins

@@ -6,10 +6,6 @@ before deserialising" is measured (the marker stays absent), not assumed.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from tfopt import modelfile
@@ -32,22 +28,31 @@ def _model(with_lambda: bool):
     return keras.Model(inp, layers.Dense(2, name="logits")(x))
 
 
+@pytest.fixture(scope="module")
+def _saved(tmp_path_factory):
+    """{(kind, ext): path} for a Lambda model and a normal one, as .h5 and .keras (built once
+    per module; loading never changes them)."""
+    root = tmp_path_factory.mktemp("safe_load")
+    marker = root / "build_marker"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(MARKER_ENV, str(marker))   # building the model runs the Lambda once
+        out = {}
+        for kind, with_lambda in (("lambda", True), ("plain", False)):
+            model = _model(with_lambda)
+            for ext in (".h5", ".keras"):
+                path = root / f"{kind}{ext}"
+                model.save(path)
+                out[kind, ext] = path
+    return out
+
+
 @pytest.fixture
-def files(tmp_path, monkeypatch):
-    """{(kind, ext): path} for a Lambda model and a normal one, as .h5 and .keras; the marker
-    path is in the environment (subprocesses inherit it) and absent when the test starts."""
+def files(_saved, tmp_path, monkeypatch):
+    """The saved models plus "marker": a path in the environment that the Lambda's code
+    touches whenever it runs, absent when the test starts."""
     marker = tmp_path / "lambda_ran"
     monkeypatch.setenv(MARKER_ENV, str(marker))
-    out = {}
-    for kind, with_lambda in (("lambda", True), ("plain", False)):
-        model = _model(with_lambda)
-        for ext in (".h5", ".keras"):
-            path = tmp_path / f"{kind}{ext}"
-            model.save(path)
-            out[kind, ext] = path
-    marker.unlink(missing_ok=True)  # building the model ran the Lambda once
-    out["marker"] = marker
-    return out
+    return {**_saved, "marker": marker}
 
 
 def test_config_inspection_finds_the_lambda_layers_without_loading(files):
@@ -86,22 +91,20 @@ def test_nested_lambda_is_found():
     assert modelfile.unsafe_layers(config) == ["deep"]
 
 
-def _cli(args, cwd):
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300, env=dict(os.environ))
-
-
 @pytest.mark.parametrize("ext", [".h5", ".keras"])
 @pytest.mark.parametrize("cli", ["tflite", "ocnna"])
-def test_cli_refuses_a_lambda_model_in_one_line(files, tmp_path, cli, ext):
+def test_cli_refuses_a_lambda_model_in_one_line(files, tmp_path, cli, ext, run_cli):
+    # In-process (run_cli); tests/test_bad_inputs.py runs both programs for real.
+    from tfopt.compress import ocnna_cli
+    from tfopt.tflite import __main__ as tflite_cli
+
     path = files["lambda", ext]
     if cli == "tflite":
-        args = ["tfopt.tflite", "convert", str(path), "--mode=float32",
-                f"--out={tmp_path / 'm.tflite'}"]
+        proc = run_cli(tflite_cli.main, "convert", path, "--mode=float32",
+                       f"--out={tmp_path / 'm.tflite'}", cwd=tmp_path)
     else:
-        args = ["tfopt.compress.ocnna", f"--model={path}", "--dataset=synthetic:8x8x1:2:16",
-                "--k=30", f"--out={tmp_path / 'ocnna'}"]
-    proc = _cli(args, tmp_path)
+        proc = run_cli(ocnna_cli.main, f"--model={path}", "--dataset=synthetic:8x8x1:2:16",
+                       "--k=30", f"--out={tmp_path / 'ocnna'}", cwd=tmp_path)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr

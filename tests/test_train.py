@@ -3,8 +3,6 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -194,14 +192,14 @@ def test_tiny_cnn_learns_fashion_mnist_slice_in_one_epoch():
     assert result["accuracy"] >= 0.80, result
 
 
-def _cli(*args, timeout=300):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "tfopt.train", *args], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+def _cli(run_cli, *args):
+    from tfopt.train import cli
+
+    return run_cli(cli.main, *args)
 
 
-def test_cli_rejects_a_bad_flag_in_one_line(tmp_path):
-    proc = _cli("--model=tiny_cnn", "--dataset=synthetic", "--epochs=0",
+def test_cli_rejects_a_bad_flag_in_one_line(tmp_path, run_cli):
+    proc = _cli(run_cli, "--model=tiny_cnn", "--dataset=synthetic", "--epochs=0",
                 f"--workdir={tmp_path}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "error: --epochs=0: expected an int >= 1"
@@ -209,12 +207,12 @@ def test_cli_rejects_a_bad_flag_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_trains_evaluates_and_writes_outputs(tmp_path):
+def test_cli_trains_evaluates_and_writes_outputs(tmp_path, run_cli):
     flagfile = tmp_path / "run.cfg"
     flagfile.write_text("# a flagfile\n--model=tiny_cnn\n--dataset=synthetic:8x8x3:4:64\n"
                         "--width_multiplier=0.25\n--batch_size=32\n--verbose=0\n")
     workdir = tmp_path / "run"
-    proc = _cli(f"--flagfile={flagfile}", "--epochs=1", f"--workdir={workdir}")
+    proc = _cli(run_cli, f"--flagfile={flagfile}", "--epochs=1", f"--workdir={workdir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((workdir / "metrics.json").read_text())
     for key in ("accuracy", "loss", "epochs", "wall_time_s", "images_per_s"):

@@ -117,6 +117,13 @@ def probe_address(address: str, timeout_s: float = 3.0) -> None:
             f"--ray_address for a local cluster") from None
 
 
+def gpus_per_trial_for(requested: float | None, cluster_gpus: float) -> float:
+    """GPUs each Ray task asks for: `requested` if given, else 1 on a cluster with a GPU, else 0."""
+    if requested is not None:
+        return requested
+    return 1 if cluster_gpus >= 1 else 0
+
+
 class RayExecutor:
     """One Ray task per trial; as many in flight as the cluster's resources allow."""
 
@@ -175,9 +182,7 @@ class RayExecutor:
         if not graph.pending:
             return
         ray = self._init()
-        gpus = self.gpus_per_trial
-        if gpus is None:
-            gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        gpus = gpus_per_trial_for(self.gpus_per_trial, ray.cluster_resources().get("GPU", 0))
         remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=gpus, max_retries=0)(
             self.trial_fn or default_trial_fn()
         )
