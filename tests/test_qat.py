@@ -82,18 +82,37 @@ def test_qat_model_builds_runs_and_converts_to_int8():
     assert np.abs(logits - y_q[:1]).max() <= 3 * o_scale + 0.05 * np.abs(y_q[:1]).max()
 
 
-def test_pqat_keeps_sparsity_through_training():
+@pytest.fixture(scope="module")
+def pruned_weights():
+    """The block model's weights with 60% of every kernel zeroed (tfmot wrap, prune, strip),
+    pruned once for the module (plain numpy: conftest clears the Keras session per test)."""
     import tensorflow_model_optimization as tfmot
-    model = _block_model()
-    wrapped = P.wrap(model, tfmot.sparsity.keras.ConstantSparsity(0.6, 0, 0, 1))
+    keras.utils.set_random_seed(0)
+    wrapped = P.wrap(_block_model(), tfmot.sparsity.keras.ConstantSparsity(0.6, 0, 0, 1))
     P.prune_now(wrapped)
-    pruned = P.strip(wrapped)
+    return P.strip(wrapped).get_weights()
+
+
+def _pruned_block_model(weights):
+    model = _block_model()
+    model.set_weights(weights)
+    return model
+
+
+def _compile(q):
+    # Eager steps: the few steps here cost less than tracing the QAT train graph (same ops).
+    q.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+              keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=True)
+
+
+def test_pqat_keeps_sparsity_through_training(pruned_weights):
+    pruned = _pruned_block_model(pruned_weights)
     target = S.model_sparsity(pruned)
+    assert target > 0.5
     zeros = {r.layer: r.zeros for r in S.layer_sparsities(pruned)}
     q = qat.quantize(pruned)                      # auto: the model is sparse -> PQAT
     assert qat.kernel_sparsity(q) == pytest.approx(target)
-    q.compile(keras.optimizers.SGD(0.05, momentum=0.9),
-              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _compile(q)
     x = _images(32)
     q.fit(x, np.arange(32) % 10, batch_size=8, epochs=2, verbose=0)
     after = {r.layer: r.zeros for r in S.layer_sparsities(q)}
@@ -101,19 +120,14 @@ def test_pqat_keeps_sparsity_through_training():
     assert qat.kernel_sparsity(q) == pytest.approx(target)
 
 
-def test_plain_qat_does_not_preserve_sparsity():
-    import tensorflow_model_optimization as tfmot
-    wrapped = P.wrap(_block_model(), tfmot.sparsity.keras.ConstantSparsity(0.6, 0, 0, 1))
-    P.prune_now(wrapped)
-    q = qat.quantize(P.strip(wrapped), preserve_sparsity=False)
-    q.compile(keras.optimizers.SGD(0.05, momentum=0.9),
-              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+def test_plain_qat_does_not_preserve_sparsity_and_saves_and_loads_in_scope(pruned_weights,
+                                                                          tmp_path):
+    q = qat.quantize(_pruned_block_model(pruned_weights), preserve_sparsity=False)
+    assert qat.kernel_sparsity(q) > 0.5
+    _compile(q)
     q.fit(_images(32), np.arange(32) % 10, batch_size=8, epochs=1, verbose=0)
     assert qat.kernel_sparsity(q) < 0.5          # zeros regrow without PQAT
-
-
-def test_save_and_load_in_scope(tmp_path):
-    q = qat.quantize(_block_model())
+    # the trained QAT model (quantize wrappers, tfopt's QuantizeConfigs) saves and loads
     path = str(tmp_path / "qat.h5")
     qat.save(q, path)
     loaded = qat.load(path)

@@ -52,7 +52,11 @@ def load_trial_model(workdir: str, trial_id: str):
 
 
 def save_model(model, trial_dir: str, *, is_qat: bool) -> str:
+    """Saves `model` in `trial_dir`; returns the path (`model.keras`, or `model.h5` for QAT)."""
     if is_qat:
+        # HDF5 on purpose: tfmot 0.8.1's QuantizeLayer reloads from .keras with 3 of its 5
+        # variables ("expected 5 variables, but received 3"; checked with tf-keras 2.21), so a
+        # QAT trial could not resume from its cache. Legacy .h5 reloads all of them.
         path = os.path.join(trial_dir, HDF5_MODEL_FILE)
         model.save(path, include_optimizer=False)
     else:
