@@ -237,7 +237,7 @@ BAD = {
     "sparsity 1.2": ("--recipes=prune_global:0.2,1.2", "sparsity 1.2"),
     "epochs 0": ("--train_epochs=0", "train_epochs=0"),
     "missing dataset": ("--dataset=folder:/no/such/data", "does not exist"),
-    "unwritable workdir": ("--workdir=/proc/tfopt_cannot_write_here", "not writable"),
+    "unwritable workdir": ("--workdir=/proc/tfopt_cannot_write_here", "a writable folder"),
     "unknown flag": ("--trian_epochs=3", "trian_epochs"),
     "bad technique field": ("--variants=resnet101[blok=ghost]", "unknown resnet101 field 'blok'"),
     "bad technique value": ("--variants=vgg19[unit=dwz]", "unit='dwz' is not allowed"),

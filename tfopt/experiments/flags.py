@@ -15,10 +15,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tempfile
 
 from absl import flags
 
+from tfopt.core import cli
 from tfopt.core.choices import TRAIN_FLAG_SPELLINGS
 from tfopt.core.env import TF_LOG_LEVELS
 from tfopt.experiments import config as cfg
@@ -187,8 +187,7 @@ flags.DEFINE_bool(
 
 flags.DEFINE_alias("force", "overwrite")
 # The spellings of `python -m tfopt.train` for the same settings (docs/ablation.md, "Flag names").
-TRAIN_CLI_ALIASES = TRAIN_FLAG_SPELLINGS
-for _alias, _name in TRAIN_CLI_ALIASES.items():
+for _alias, _name in TRAIN_FLAG_SPELLINGS.items():
     flags.DEFINE_alias(_alias, _name)
 
 # Every ExperimentConfig field has a flag of the same name (checked by tests/test_experiments_flags.py).
@@ -196,17 +195,13 @@ _FIELD_FLAGS = tuple(f.name for f in dataclasses.fields(cfg.ExperimentConfig))
 
 
 
-def check_workdir(path: str) -> str:
-    """Create `path` if needed and prove it is writable; a one-line ValueError otherwise."""
-    if not path:
-        raise ValueError("workdir is missing; give --workdir=DIR")
+def workdir_path(path: str) -> str:
+    """`--workdir` as an absolute path, created and proven writable
+    (`tfopt.core.cli.check_writable_dir`, the check every CLI uses; one-line ValueError)."""
+    if not path.strip():
+        raise cli.bad_value("workdir", repr(path), "a directory path")
     path = os.path.abspath(os.path.expanduser(path))
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_probe_"):
-            pass
-    except OSError as err:
-        raise ValueError(f"workdir={path!r} is not writable ({err.strerror or err})") from None
+    cli.check_writable_dir("workdir", path)
     return path
 
 
@@ -226,7 +221,7 @@ def config_from_flags(flag_values=FLAGS) -> cfg.ExperimentConfig:
     kw["convert_modes"] = tuple(m.strip() for m in kw["convert_modes"] if m.strip())
     if kw["data_dir"] is not None and not os.path.isdir(kw["data_dir"]):
         raise ValueError(f"--data_dir={kw['data_dir']}: expected an existing directory")
-    kw["workdir"] = check_workdir(kw["workdir"])
+    kw["workdir"] = workdir_path(kw["workdir"])
     return cfg.ExperimentConfig(**kw)  # validated once, here
 
 

@@ -33,16 +33,14 @@ from tfopt.core.choices import TRAIN_FLAG_SPELLINGS
 
 FLAGS = flags.FlagValues()   # this CLI's own flags (in-process runs do not clash)
 
-# canonical name here -> the ablation driver's name, accepted as an alias (docs/ablation.md)
-ABLATION_ALIASES = TRAIN_FLAG_SPELLINGS
-
 
 def define_flags() -> None:
     """Define the CLI's flags into this module's FlagValues (once)."""
     if "model" in FLAGS:
         return
     _define()
-    for name, alias in ABLATION_ALIASES.items():
+    # canonical name here -> the ablation driver's name, accepted as an alias (docs/ablation.md)
+    for name, alias in TRAIN_FLAG_SPELLINGS.items():
         flags.DEFINE_alias(alias, name, flag_values=FLAGS)
 
 
