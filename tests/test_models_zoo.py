@@ -66,3 +66,12 @@ def test_variant_ids_and_techniques_need_no_tensorflow():
                          check=True, env={**os.environ})
     n_ids, n_core, tf_modules = json.loads(out.stdout.strip().splitlines()[-1])
     assert n_ids == n_core == 34 and tf_modules == []   # 33 + resnet8 (MLPerf Tiny)
+
+
+def test_vgg_twin_keeps_the_first_two_slots_of_every_stage():
+    names = [layer.name for layer in build_small("vgg19_v02").layers]
+    slots = {tuple(n.split("_")[:2]) for n in names if re.match(r"s\d_b\d+_", n)}
+    assert slots == {(f"s{s}", f"b{b}") for s in range(1, 6) for b in (1, 2)}
+    with pytest.raises(ValueError, match="max_slots_per_stage=0"):
+        from tfopt.models.vgg import vgg
+        vgg(None, num_classes=10, max_slots_per_stage=0)

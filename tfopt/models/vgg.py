@@ -58,7 +58,7 @@ def _pool(x, stage: int, name: str):
 
 def vgg(techniques: VggTechniques | None = None, *, num_classes: int, input_shape=(32, 32, 3),
         width_multiplier: float = 1.0, batch_size: int | None = None, base: str = "vgg19",
-        name: str | None = None):
+        name: str | None = None, max_slots_per_stage: int | None = None):
     """Build a VGG from its stage table and a technique set; outputs logits.
 
     Args:
@@ -70,6 +70,8 @@ def vgg(techniques: VggTechniques | None = None, *, num_classes: int, input_shap
       batch_size: None for a training graph; 1 for the fixed-batch deployment graph.
       base: "vgg19" or "vgg16" (stage table and hidden FC width, VGG_BASES).
       name: Model name; None names it `base`.
+      max_slots_per_stage: None for the table's slots; n keeps each stage's first n slots (the
+        tests' shallow twins: with 2, the channel-changing first slot and a same-shape one).
 
     Returns:
       A functional `tf_keras.Model` mapping images to logits.
@@ -77,6 +79,8 @@ def vgg(techniques: VggTechniques | None = None, *, num_classes: int, input_shap
     techniques = VggTechniques() if techniques is None else techniques
     if base not in VGG_BASES:
         raise ValueError(f"base={base!r}; expected one of {tuple(VGG_BASES)}")
+    if max_slots_per_stage is not None and max_slots_per_stage < 1:
+        raise ValueError(f"max_slots_per_stage={max_slots_per_stage!r}; expected None or >= 1")
     table, name = VGG_BASES[base], name or base
     unit = vgg_units.UNITS[techniques.unit]
 
@@ -87,7 +91,7 @@ def vgg(techniques: VggTechniques | None = None, *, num_classes: int, input_shap
     x = inputs
     for s, (width, slots) in enumerate(table.stages, start=1):
         filters = ch(width)
-        for b in range(1, slots + 1):
+        for b in range(1, min(slots, max_slots_per_stage or slots) + 1):
             x = unit(x, filters=filters, name=f"s{s}_b{b}")
             if techniques.se:
                 x = squeeze_excite(x, reduction=4, name=f"s{s}_b{b}_se")
