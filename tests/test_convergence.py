@@ -180,8 +180,8 @@ def test_cli_with_a_held_out_split_writes_the_stop_rule_outcome(tmp_path, run_cl
     assert proc.returncode == 2 and "--val_fraction=1.0: expected a number in [0, 1)" in (
         proc.stderr)
     proc = _cli(run_cli, "--model=tiny_cnn", "--dataset=synthetic:8x8x3:4:96",
-                "--width_multiplier=0.25", "--batch_size=16", "--verbose=0", "--epochs=4", "--val_fraction=0.25",
-                "--early_stopping_patience=1", f"--workdir={workdir}")
+                "--width_multiplier=0.25", "--batch_size=16", "--verbose=0", "--epochs=4",
+                "--val_fraction=0.25", "--early_stopping_patience=1", f"--workdir={workdir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["train_examples"] == 72 and metrics["val_examples"] == 24
