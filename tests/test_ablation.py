@@ -187,7 +187,7 @@ TINY_FLAGS = """# tiny end-to-end run for tests
 --qat_epochs=1
 --ocnna_images=64
 --calibration_samples=32
---latency_runs=5
+--latency_runs=2
 --convert_modes=int8
 --verbose=0
 """
@@ -220,7 +220,7 @@ def _fashion_mnist_available():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _fashion_mnist_available(), reason="Fashion-MNIST files not installed")
-def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
+def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path, run_cli):
     ff = tmp_path / "tiny.cfg"
     ff.write_text(TINY_FLAGS)
     wd = tmp_path / "wd"
@@ -286,8 +286,9 @@ def test_tiny_real_run_end_to_end_and_resume_after_kill(tmp_path):
     assert manifest["arena_bytes"] == base.micro.arena_bytes
     assert (wd / "trials" / "tiny_cnn__none" / "model.keras").exists()
     assert (wd / "trials" / "tiny_cnn__qat" / "model.h5").exists()
-    # The same command again: nothing to do, nothing appended.
-    res2 = _run_driver(ff, wd)
+    # The same command again (in-process: no trial runs, so no fresh TensorFlow import is
+    # needed): nothing to do, nothing appended.
+    res2 = run_cli(ablation.main, f"--flagfile={ff}", f"--workdir={wd}", cwd=REPO)
     assert res2.returncode == 0
     assert len(read_results(str(results))) == len(rows)
     assert "already done" in res2.stdout
