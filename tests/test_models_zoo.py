@@ -2,7 +2,8 @@
 
 Parametrised over `list_variants()`, so a newly registered id is tested without editing this
 file. ResNet-101 variants are built as their shallow twins (tests/zoo_models.py: every block
-kind and shape transition, at most three blocks per stage) to keep the fast suite fast.
+kind and shape transition, at most three blocks per stage) and VGGs with the first two conv slots
+of every stage, to keep the fast suite fast.
 """
 
 import json
