@@ -13,7 +13,8 @@ bytes, the int32 bias and the (per-tensor or per-channel, dimension 0) quantizat
 unchanged, only the requantization changes to the one both runtimes share.
 
 The 4-D input comes from the producer where that costs no op: a flattening RESHAPE or a MEAN
-(keepDims) that only this FC reads is retargeted; otherwise a RESHAPE is inserted. The output
+(keepDims) that only this FC reads is retargeted, the RESHAPE after a previous rewritten FC is
+skipped (SE blocks: FC -> FC); otherwise a RESHAPE is inserted. The output
 gets a RESHAPE back to [1, N] (graph output shapes stay).
 """
 
@@ -84,6 +85,9 @@ def _four_d_input(model, sg, kinds, producer, consumers, x: int, k: int):
     if p is not None and len(consumers.get(x, ())) == 1 and x not in outputs:
         op = sg.operators[p]
         if kinds[p] == "RESHAPE":
+            src = int(op.inputs[0])
+            if [int(d) for d in sg.tensors[src].shape] == [1, 1, 1, k]:
+                return src, None       # that RESHAPE is then unused (removed by fc_as_conv)
             op.inputs = np.array([int(op.inputs[0]),
                                   _const_int32(model, sg, [1, 1, 1, k], "fc_as_conv/shape")],
                                  np.int32)
@@ -161,4 +165,12 @@ def fc_as_conv(model) -> int:
         sg.operators[i:i + 1] = new
         i += len(new)
         done += 1
+    _drop_dead_reshapes(sg, kinds=_op_names(model))
     return done
+
+
+def _drop_dead_reshapes(sg, kinds) -> None:
+    """Removes RESHAPE ops whose output nothing reads (left by chained FC rewrites)."""
+    read = {int(t) for op in sg.operators for t in op.inputs} | {int(t) for t in sg.outputs}
+    sg.operators = [op for op, kind in zip(sg.operators, kinds)
+                    if kind != "RESHAPE" or int(op.outputs[0]) in read]
