@@ -238,3 +238,27 @@ def test_fc_as_conv_computes_what_tflm_computes_for_the_fc(converted):
     np.testing.assert_array_equal(ref, np.stack(tflm))
     fast = predict(conv_file, x, raw=True).astype(int)        # XNNPACK runs the conv too
     assert np.abs(fast - ref.astype(int)).max() <= 2
+
+
+def test_depthwise_multiplier_one_is_bit_identical_in_every_runtime(converted):
+    """A depthwise with multiplier M > 1 (here the 1-channel-group proj, M = 2) becomes a
+    one-hot 1x1 CONV_2D (exact channel copy) + multiplier 1: same outputs on LiteRT's
+    reference kernels, on XNNPACK and on TFLM."""
+    from tfopt.tflite import rewrite_dw
+
+    plain, _ = converted
+    model = _model_object(plain, "p")
+    assert rewrite.grouped_to_depthwise(model) == 1
+    before = lean.serialize(model)
+    assert rewrite_dw.depthwise_multiplier_one(model) == 1
+    after = lean.serialize(model)
+    sg = model.subgraphs[0]
+    assert all(op.builtinOptions.depthMultiplier == 1 for op in sg.operators
+               if type(op.builtinOptions).__name__ == "DepthwiseConv2DOptionsT")
+    x = _int8_inputs(plain, 20)
+    for reference in (True, False):
+        np.testing.assert_array_equal(predict(after, x, reference=reference, raw=True),
+                                      predict(before, x, reference=reference, raw=True))
+    assert make_lean(plain)[2]["dw_multiplier_one"] == 1
+    if micro.micro_available():
+        assert _tflm_vs_reference(after, 20) == 0
