@@ -262,3 +262,30 @@ def test_depthwise_multiplier_one_is_bit_identical_in_every_runtime(converted):
     assert make_lean(plain)[2]["dw_multiplier_one"] == 1
     if micro.micro_available():
         assert _tflm_vs_reference(after, 20) == 0
+
+
+def test_dense_groups_is_opt_in_and_bit_identical():
+    """A grouped 1x1 conv on a large activation written dense (block-diagonal filter): same
+    int8 outputs on LiteRT's reference kernels and on XNNPACK; off by default."""
+    from tfopt.tflite import rewrite_groups
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 8), name="image")
+    x = layers.Conv2D(16, 1, groups=4, activation="relu", name="grouped")(inp)
+    model = keras.Model(inp, layers.Conv2D(4, 1, name="head")(x), name="groups")
+    rng = np.random.default_rng(0)
+    plain = convert(model, "int8", lean=False,
+                    representative_data=rng.standard_normal((16, 16, 16, 8)).astype(np.float32))
+    assert make_lean(plain.content)[2]["dense_groups"] == 0
+    content, _, report = make_lean(plain.content, dense_groups=True)
+    assert report["dense_groups"] == 1
+    m = _model_object(content, "m")
+    shapes = [list(t.shape) for t in m.subgraphs[0].tensors if list(t.shape) == [16, 1, 1, 8]]
+    assert shapes, "the grouped filter [16, 1, 1, 2] is now dense [16, 1, 1, 8]"
+    x = _int8_inputs(content, 10)
+    base = make_lean(plain.content)[0]
+    for reference in (True, False):
+        np.testing.assert_array_equal(predict(content, x, reference=reference, raw=True),
+                                      predict(base, x, reference=reference, raw=True))
+    tiny = _model_object(plain.content, "p")
+    assert rewrite_groups.dense_groups(tiny, min_pixels_per_weight=1e9)["layers"] == 0

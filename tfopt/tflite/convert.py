@@ -361,7 +361,8 @@ def convert(
 
 def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
               relu_as_pool: bool = True, fc_as_conv: bool = True,
-              dw_multiplier_one: bool = True) -> tuple[bytes, dict, dict]:
+              dw_multiplier_one: bool = True,
+              dense_groups: bool = False) -> tuple[bytes, dict, dict]:
     """The lean int8 pass: `tfopt.tflite.rewrite` (each standalone RELU as a 1x1 MAX_POOL_2D
     clamp that XNNPACK runs, 1-channel-group CONV_2D as DEPTHWISE_CONV_2D, per-tensor weights
     where cheap, drop orphans; with `fuse_relu` also concat+RELU fused),
@@ -376,14 +377,16 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     (vgg19_v08 int8 4.52 -> 0.97 ms on LiteRT, float 0.56 ms) is exact on TFLM; the 1 LSB once
     blamed on it came from FULLY_CONNECTED, whose int8 requantization rounds differently in
     TFLM and in LiteRT's reference kernels, also in the converter's own file: `fc_as_conv`
-    removes that (tfopt/tflite/rewrite_fc.py).
+    removes that (tfopt/tflite/rewrite_fc.py). `dense_groups` (off: TFLM would run groups x the
+    MACs) writes grouped convs with large activations as dense block-diagonal ones, which
+    XNNPACK runs faster in int8 (tfopt/tflite/rewrite_groups.py), for LiteRT-only deployments.
 
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
-      "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "per_tensor_layers",
-      "per_channel_layers"}).
+      "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
+      "per_tensor_layers", "per_channel_layers"}).
     """
-    from tfopt.tflite import lean, rewrite, rewrite_dw, rewrite_fc
+    from tfopt.tflite import lean, rewrite, rewrite_dw, rewrite_fc, rewrite_groups
     from tfopt.tflite.model_info import _model_object
 
     model = _model_object(content, name)
@@ -392,12 +395,13 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     depthwise = rewrite.grouped_to_depthwise(model)
     dw_multiplier = rewrite_dw.depthwise_multiplier_one(model) if dw_multiplier_one else 0
     fc_convs = rewrite_fc.fc_as_conv(model) if fc_as_conv else 0
+    densified = rewrite_groups.dense_groups(model)["layers"] if dense_groups else 0
     layers = rewrite.per_tensor_weights(model)
     rewrite.drop_unused(model)
     names = lean.strip_names(model)
     report = {"bytes_before": len(content), "relu_fused": fused, "relu_as_pool": relu_pools,
               "grouped_to_depthwise": depthwise, "dw_multiplier_one": dw_multiplier,
-              "fc_as_conv": fc_convs,
+              "fc_as_conv": fc_convs, "dense_groups": densified,
               "per_tensor_layers": sum(r["per_tensor"] for r in layers),
               "per_channel_layers": sum(not r["per_tensor"] for r in layers)}
     return lean.serialize(model), names, report
