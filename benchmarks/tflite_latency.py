@@ -3,6 +3,9 @@
     python benchmarks/tflite_latency.py                       # default variants, width 0.25
     python benchmarks/tflite_latency.py --variants=vgg19_v01,tiny_cnn --width=0.5 --runs=100
     python benchmarks/tflite_latency.py --variants=paper --width=1.0   # the 28 paper variants
+    # one process per variant, then one table:
+    for v in resnet101_v01 vgg19_v08; do python benchmarks/tflite_latency.py --variants=$v \
+        --width=1.0 --append=rows.jsonl; done; python benchmarks/tflite_latency.py --table_from=rows.jsonl
 
 Models have random (untrained) weights: latency and size do not depend on the values; int8
 is calibrated on 16 synthetic images. Latency is the median of `--runs` invocations after
@@ -89,20 +92,10 @@ def paired_cpu_ms(contents, *, runs: int, rounds: int) -> list[float]:
     return best
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                   help="comma-separated zoo ids, or 'paper' for all vgg19_v*/resnet101_v* "
-                        "(unknown ids are listed and skipped)")
-    p.add_argument("--width", type=float, default=0.25, help="width_multiplier")
-    p.add_argument("--runs", type=int, default=50, help="timed invocations (>= 50)")
-    p.add_argument("--rounds", type=int, default=5,
-                   help="interleaved rounds (float32 and int8 alternate; min round median)")
-    p.add_argument("--image_size", type=int, default=32)
-    p.add_argument("--no_lean", action="store_true", help="int8 as the converter writes it")
-    args = p.parse_args(argv)
-    if args.runs < 50:
-        p.error(f"--runs={args.runs}; need >= 50")
+def _measure_all(args, header: str):
+    """Measures each wanted variant; (rows, not measured). With --append, each outcome is also
+    appended to that file as one JSON line as soon as it is known."""
+    import json
 
     import numpy as np
 
@@ -116,15 +109,38 @@ def main(argv=None) -> int:
     rows = []
     for vid in (v for v in wanted if v in known):
         t0 = time.time()
+        record = {"header": header, "variant": vid}
         try:
             rows.append((vid,) + _measure(vid, args, shape, x, not args.no_lean))
+            record["row"] = rows[-1]
         except (RuntimeError, ValueError) as err:  # e.g. XNNPACK failing to prepare a graph
             missing.append(f"{vid} (failed: {str(err).splitlines()[0][:120]})")
+            record["missing"] = missing[-1]
         print(f"# {vid}: {time.time() - t0:.1f} s", file=sys.stderr, flush=True)
+        if args.append:
+            with open(args.append, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+    return rows, missing
 
-    print(f"LiteRT {platform.machine()}, {os.cpu_count()} CPUs, 1 thread, width "
-          f"{args.width}, input {shape}, median CPU time of {args.runs} runs, "
-          f"{'converter' if args.no_lean else 'lean'} int8\n")
+
+def _read_rows(path: str):
+    """(header, rows, not measured) from an --append file; a later line for a variant wins."""
+    import json
+
+    by: dict = {}
+    header = ""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                header = header or record["header"]
+                by[record["variant"]] = record
+    rows = [tuple(r["row"]) for r in by.values() if "row" in r]
+    return header, sorted(rows), [r["missing"] for r in by.values() if "missing" in r]
+
+
+def _print_table(header: str, rows, missing) -> None:
+    print(header + "\n")
     print("| variant | params | float32 B | int8 B | int8 B/param | int8 B target | float32 ms "
           "| int8 ms | int8/f32 latency | TFLM arena B |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -143,6 +159,37 @@ def main(argv=None) -> int:
         print(f"\nworst int8 B/param = {worst_b[3] / worst_b[1]:.2f} ({worst_b[0]}); "
               f"worst int8/f32 latency = {worst_l[5] / worst_l[4]:.2f} ({worst_l[0]}); "
               f"resnet101_v13 arena = {'n/a' if arena is None else f'{arena:,}'} B")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                   help="comma-separated zoo ids, or 'paper' for all vgg19_v*/resnet101_v* "
+                        "(unknown ids are listed and skipped)")
+    p.add_argument("--width", type=float, default=0.25, help="width_multiplier")
+    p.add_argument("--runs", type=int, default=50, help="timed invocations (>= 50)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="interleaved rounds (float32 and int8 alternate; min round median)")
+    p.add_argument("--image_size", type=int, default=32)
+    p.add_argument("--no_lean", action="store_true", help="int8 as the converter writes it")
+    p.add_argument("--append", default=None,
+                   help="also append each variant's row as a JSON line to this file (one "
+                        "process per variant, then --table_from)")
+    p.add_argument("--table_from", default=None,
+                   help="print the table from an --append file instead of measuring")
+    args = p.parse_args(argv)
+    if args.runs < 50:
+        p.error(f"--runs={args.runs}; need >= 50")
+
+    header = (f"LiteRT {platform.machine()}, {os.cpu_count()} CPUs, 1 thread, width "
+              f"{args.width}, input {(args.image_size, args.image_size, 3)}, CPU time: min "
+              f"round median, {args.rounds} interleaved rounds of {args.runs} runs in all, "
+              f"{'converter' if args.no_lean else 'lean'} int8")
+    if args.table_from:
+        header, rows, missing = _read_rows(args.table_from)
+    else:
+        rows, missing = _measure_all(args, header)
+    _print_table(header, rows, missing)
     return 0
 
 
