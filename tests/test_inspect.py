@@ -289,3 +289,44 @@ def test_dense_groups_is_opt_in_and_bit_identical():
                                       predict(base, x, reference=reference, raw=True))
     tiny = _model_object(plain.content, "p")
     assert rewrite_groups.dense_groups(tiny, min_pixels_per_weight=1e9)["layers"] == 0
+
+
+def _branchy_model():
+    """Two 3-conv branches from one input, joined by a concat: the order matters."""
+    inp = keras.Input((16, 16, 4), name="image")
+    outs = []
+    for b in range(2):
+        x = inp
+        for k in range(3):
+            x = layers.Conv2D(16, 1, activation="relu", name=f"b{b}_c{k}")(x)
+        outs.append(layers.Conv2D(2, 1, name=f"b{b}_out")(x))
+    return keras.Model(inp, layers.Concatenate(name="cat")(outs), name="branchy")
+
+
+def test_memory_order_finishes_branches_first_and_changes_no_output():
+    from tfopt.tflite import schedule
+    from tfopt.tflite.inspect import liveness_peak
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).standard_normal((8, 16, 16, 4)).astype(np.float32)
+    plain = convert(_branchy_model(), "int8", representative_data=x, lean=False).content
+    model = _model_object(plain, "p")
+    sg = model.subgraphs[0]
+    # interleave the branches (b0_c0, b1_c0, b0_c1, ...): a valid order with a high peak
+    def rank(op):
+        name = (sg.tensors[int(op.outputs[0])].name or b"").decode()
+        layers_ = [f"b{b}_{'out' if k == 3 else f'c{k}'}" for k in range(4) for b in range(2)]
+        return next((r for r, layer in enumerate(layers_) if layer in name), 99)
+
+    order = sorted(sg.operators, key=rank)
+    sg.operators = order
+    interleaved = lean.serialize(model)
+    peak = liveness_peak(model)[0]
+    result = schedule.memory_order(model)
+    assert result["reordered"] and result["peak_before"] == peak > result["peak_after"]
+    assert result["peak_after"] == liveness_peak(model)[0]
+    xq = _int8_inputs(plain, 5)
+    np.testing.assert_array_equal(predict(lean.serialize(model), xq, reference=True, raw=True),
+                                  predict(interleaved, xq, reference=True, raw=True))
+    again = schedule.memory_order(model)          # already the best order found: kept
+    assert not again["reordered"] and again["peak_before"] == result["peak_after"]

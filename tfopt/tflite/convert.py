@@ -384,9 +384,10 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "per_tensor_layers", "per_channel_layers"}).
+      "reordered", "peak_bytes", "per_tensor_layers", "per_channel_layers"}); the operators
+      are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`).
     """
-    from tfopt.tflite import lean, rewrite, rewrite_dw, rewrite_fc, rewrite_groups
+    from tfopt.tflite import lean, rewrite, rewrite_dw, rewrite_fc, rewrite_groups, schedule
     from tfopt.tflite.model_info import _model_object
 
     model = _model_object(content, name)
@@ -398,10 +399,12 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     densified = rewrite_groups.dense_groups(model)["layers"] if dense_groups else 0
     layers = rewrite.per_tensor_weights(model)
     rewrite.drop_unused(model)
+    order = schedule.memory_order(model)
     names = lean.strip_names(model)
     report = {"bytes_before": len(content), "relu_fused": fused, "relu_as_pool": relu_pools,
               "grouped_to_depthwise": depthwise, "dw_multiplier_one": dw_multiplier,
               "fc_as_conv": fc_convs, "dense_groups": densified,
+              "reordered": order["reordered"], "peak_bytes": order["peak_after"],
               "per_tensor_layers": sum(r["per_tensor"] for r in layers),
               "per_channel_layers": sum(not r["per_tensor"] for r in layers)}
     return lean.serialize(model), names, report
