@@ -330,3 +330,35 @@ def test_memory_order_finishes_branches_first_and_changes_no_output():
                                   predict(interleaved, xq, reference=True, raw=True))
     again = schedule.memory_order(model)          # already the best order found: kept
     assert not again["reordered"] and again["peak_before"] == result["peak_after"]
+
+
+def test_requant_ratio_cap_makes_xnnpack_accept_a_degenerate_output_scale(converted):
+    """A conv output calibrated to a near-zero range (an untrained SE conv) gives a
+    requantization ratio >= 256, which XNNPACK refuses ("failed to create XNNPACK runtime",
+    the unseeded vgg19_v13 failure); the cap raises that scale and the model runs."""
+    from tfopt.tflite import rewrite_scale
+    from tfopt.tflite.evaluate import make_interpreter
+
+    plain, _ = converted
+    model = _model_object(plain, "p")
+    sg = model.subgraphs[0]
+    kinds = rewrite._op_names(model)
+    stem = kinds.index("CONV_2D")
+    op = sg.operators[stem]
+    x, w, y = (sg.tensors[int(t)].quantization for t in (op.inputs[0], op.inputs[1],
+                                                           op.outputs[0]))
+    y.scale = np.array([float(x.scale[0]) * float(np.max(w.scale)) / 300.0], np.float32)
+    degenerate = lean.serialize(model)
+    with pytest.raises(RuntimeError):
+        make_interpreter(degenerate).invoke()
+    assert rewrite_scale.cap_requant_ratio(model) == 1
+    fixed = lean.serialize(model)
+    make_interpreter(fixed).invoke()                                   # XNNPACK prepares
+    ratio = float(x.scale[0]) * float(np.max(w.scale)) / float(
+        sg.tensors[int(op.outputs[0])].quantization.scale[0])
+    assert ratio == pytest.approx(rewrite_scale.MAX_RATIO, rel=1e-5)
+    assert rewrite_scale.cap_requant_ratio(model) == 0                 # nothing left to cap
+    xq = _int8_inputs(plain, 5)
+    ref = predict(fixed, xq, reference=True, raw=True)
+    np.testing.assert_array_equal(predict(fixed, xq, raw=True).shape, ref.shape)
+    assert make_lean(plain)[2]["ratio_capped"] == 0                   # a healthy file: untouched
