@@ -136,6 +136,24 @@ def test_write_report_from_a_results_file(tmp_path):
     with open(paths["csv"]) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(ROWS) and "tflite_int8_bytes" in rows[0]
+    assert "tflite_int8_bytes_weights" not in rows[0]        # no inspect in these rows
+
+
+def test_int8_bytes_breakdown_column_and_csv_from_the_stored_inspect(tmp_path):
+    cats = {"weights": 138131, "quantization": 9276, "strings": 40, "metadata": 631,
+            "structure": 51890, "duplicates": 0}
+    row = _row("a", "none", 90.0, 150_000, int8=(sum(cats.values()), 89.0))
+    row["tflite"]["int8"]["inspect"] = {"bytes_by_category": cats, "num_ops": 494,
+                                        "peak_bytes": 155904}
+    (tmp_path / "results.jsonl").write_text(json.dumps(row) + "\n")
+    paths = report.write_report(str(tmp_path), tensorboard=False, plots=False)
+    md = open(paths["markdown"]).read()
+    assert "W weights · Q quant." in md
+    assert "| W 138,131 · Q 9,276 · S 40 · M 631 · G 51,890 |" in md   # D only when not 0
+    with open(paths["csv"]) as f:
+        (flat,) = list(csv.DictReader(f))
+    assert flat["tflite_int8_bytes_structure"] == "51890" and flat["tflite_int8_num_ops"] == "494"
+    assert "tflite_int8_inspect" not in flat
     with open(paths["csv_recommend"]) as f:
         rec = list(csv.DictReader(f))
     assert {r["max_drop_pp"] for r in rec} == {"0.5", "1.0", "2.0", "5.0"}

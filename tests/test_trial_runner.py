@@ -43,6 +43,12 @@ def test_runner_trains_prunes_converts_and_exports_once(tmp_path):
     # int8 is written once, into the firmware export; its manifest holds the measured accuracy
     assert int8.path == os.path.join(base.export_dir, f"{base_trial.id}.tflite")
     assert os.path.getsize(int8.path) == int8.bytes
+    # inspect is stored per trial (cheap: no latency profile, no second TFLM run)
+    seen = int8.inspect
+    assert sum(seen["bytes_by_category"].values()) == int8.bytes
+    assert seen["num_ops"] == sum(seen["op_counts"].values()) and seen["int8_coverage"] == 1.0
+    assert 0 < len(seen["peak_tensors"]) <= 5 and "latency_by_op" not in seen
+    assert not any(t["name"].startswith("tensor ") for t in seen["peak_tensors"])  # sidecar names
     assert not os.path.exists(os.path.join(tmp_path, "trials", base_trial.id,
                                            f"{base_trial.id}.int8.tflite"))
     with open(os.path.join(base.export_dir, f"{base_trial.id}.json")) as f:

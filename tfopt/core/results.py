@@ -55,6 +55,10 @@ class TFLiteResult:
     latency_all_p90_ms: float | None = None
     latency_all_threads: int | None = None
     error: str | None = None
+    # int8: `tfopt.tflite.inspect` without the latency profile or a TFLM run (bytes by
+    # category, op counts, int8 coverage, liveness peak and its largest tensors); see
+    # tfopt.experiments.artefacts.inspect_summary.
+    inspect: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

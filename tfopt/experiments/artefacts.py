@@ -23,6 +23,7 @@ from tfopt.experiments.trial_data import TrialData
 from tfopt.tflite import convert as tfl_convert
 from tfopt.tflite import evaluate as tfl_eval
 from tfopt.tflite import export as tfl_export
+from tfopt.tflite import inspect as tfl_inspect
 from tfopt.tflite import micro as tflm
 from tfopt.tflite.model_info import inspect_model
 
@@ -106,6 +107,8 @@ def _measure(config: ExperimentConfig, data: TrialData, conv, path: str) -> TFLi
         "input_scale": conv.input_scale,
         "input_zero_point": conv.input_zero_point,
     }
+    if conv.mode == "int8":
+        fields["inspect"] = inspect_summary(conv.content, conv.names, name=path)
     if config.eval_tflite or config.eval_latency:
         rep = tfl_eval.evaluate_tflite(
             conv.content,
@@ -123,6 +126,27 @@ def _measure(config: ExperimentConfig, data: TrialData, conv, path: str) -> TFLi
                 fields[f"{key}_p90_ms"] = round(lat["p90_ms"], 4)
                 fields[f"{key}_threads"] = lat["num_threads"]
     return TFLiteResult(status="ok", **fields)
+
+
+PEAK_TENSORS_KEPT = 5
+
+
+def inspect_summary(content: bytes, names: dict | None = None, *, name: str) -> dict:
+    """`tfopt.tflite.inspect` of a converted model for the results row, without what costs
+    time (no per-op latency profile; the TFLM arena is measured once, by `_micro`): bytes by
+    category (B), op counts, int8 coverage, per-channel tensors, the liveness peak (B) and its
+    `PEAK_TENSORS_KEPT` largest tensors. Never raises: {"error": ...} instead."""
+    tensor_names = (names or {}).get("subgraphs", [{}])[0].get("tensors")
+    try:
+        r = tfl_inspect.inspect_tflite(content, profile=False, micro=False, name=name,
+                                       tensor_names=tensor_names)
+    except Exception as err:  # the trial's measurements must not fail on a report
+        return {"error": failure_message(err)}
+    d = r.to_dict()
+    for key in ("name", "latency_by_op", "arena_bytes"):
+        d.pop(key)
+    d["peak_tensors"] = d["peak_tensors"][:PEAK_TENSORS_KEPT]
+    return d
 
 
 def _replace_path(result: TFLiteResult, path: str) -> TFLiteResult:

@@ -171,6 +171,8 @@ def render_markdown(rows, plots: dict | None = None, title: str = "") -> str:
                 ("mode", "mode", 0),
                 ("bytes", "bytes", 0),
                 ("gzip_bytes", "gzip bytes", 0),
+                ("bytes_breakdown", "bytes: W weights · Q quant. · S strings · M metadata · "
+                 "G graph · D duplicates [B]", 0),
                 ("accuracy_pct", "accuracy [%]", 2),
                 ("keras_accuracy_pct", "Keras acc. [%]", 2),
                 ("latency_ms", "latency [ms]", 3),

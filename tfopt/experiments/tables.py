@@ -129,6 +129,21 @@ def pruning_table(rows) -> list[dict]:
     return out
 
 
+# Order and short names of `tfopt.tflite.inspect.bytes_by_category` in the report column.
+BREAKDOWN_KEYS = (("weights", "W"), ("quantization", "Q"), ("strings", "S"), ("metadata", "M"),
+                  ("structure", "G"), ("duplicates", "D"))
+
+
+def bytes_breakdown(inspect: dict | None) -> str | None:
+    """'W 138,131 · Q 9,276 · S 40 · M 631 · G 51,890' (B; weights, quantization, strings,
+    metadata, graph structure, duplicates -- the last only when not 0) or None."""
+    cats = (inspect or {}).get("bytes_by_category")
+    if not cats:
+        return None
+    return " · ".join(f"{short} {cats[key]:,}" for key, short in BREAKDOWN_KEYS
+                      if key in cats and (key != "duplicates" or cats[key]))
+
+
 def quantization_table(rows) -> list[dict]:
     """One line per (trial, TFLite mode): bytes, gzip bytes, accuracy, latency, arena."""
     out = []
@@ -147,6 +162,7 @@ def quantization_table(rows) -> list[dict]:
                     "keras_accuracy_pct": r.keras_accuracy_pct,
                     "latency_ms": t.latency_1t_median_ms,
                     "latency_p90_ms": t.latency_1t_p90_ms,
+                    "bytes_breakdown": bytes_breakdown(t.inspect),
                     "arena_bytes": r.micro.arena_bytes if mode == "int8" else None,
                     "micro_status": r.micro.status if mode == "int8" else None,
                     "error": t.error,
@@ -212,7 +228,13 @@ def flat_results(rows) -> list[dict]:
         d = r.to_dict()
         flat = {k: v for k, v in d.items() if not isinstance(v, (dict, list))}
         for mode, t in d["tflite"].items():
-            flat.update({f"tflite_{mode}_{k}": v for k, v in t.items() if not isinstance(v, list)})
+            flat.update({f"tflite_{mode}_{k}": v for k, v in t.items()
+                         if not isinstance(v, (list, dict))})
+            seen = t.get("inspect") or {}
+            flat.update({f"tflite_{mode}_bytes_{k}": v
+                         for k, v in (seen.get("bytes_by_category") or {}).items()})
+            flat.update({f"tflite_{mode}_{k}": seen[k] for k in ("num_ops", "peak_bytes")
+                         if k in seen})
         flat.update({f"micro_{k}": v for k, v in d["micro"].items() if not isinstance(v, list)})
         out.append(flat)
     return out

@@ -283,9 +283,10 @@ def convert(
       preprocessing: Extra keyword arguments for tfopt.data (image_size, to_rgb, data_dir).
       seed: Seed of the calibration sample.
       name: Model name used in messages and metadata (default: the Keras model name).
-      lean: int8 only: apply `make_lean` (fuse concat+RELU, 1-channel groups as depthwise,
-        per-tensor weights where no channel's weight error exceeds 3 %, strip tensor names into
-        `.names`, share equal flatbuffer objects). False keeps the converter's flatbuffer.
+      lean: int8 only: apply `make_lean` (standalone RELU as a 1x1 MAX_POOL_2D clamp,
+        1-channel groups as depthwise, depthwise with multiplier 1, FULLY_CONNECTED as 1x1
+        CONV_2D, per-tensor weights where no channel's weight error exceeds 3 %, strip tensor
+        names into `.names`, share equal flatbuffer objects). False keeps the converter's flatbuffer.
 
     Returns:
       A `ConversionResult`; `.content` holds the .tflite bytes.
@@ -359,35 +360,56 @@ def convert(
 
 
 def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
-              relu_as_pool: bool = False) -> tuple[bytes, dict, dict]:
-    """The lean int8 pass: `tfopt.tflite.rewrite` (1-channel-group CONV_2D as DEPTHWISE_CONV_2D,
-    per-tensor weights where cheap, drop orphans; with `fuse_relu` also concat+RELU fused; with
-    `relu_as_pool` each standalone RELU as a 1x1 MAX_POOL_2D clamp that XNNPACK runs), then
-    `tfopt.tflite.lean` (strip names, share objects).
+              relu_as_pool: bool = True, fc_as_conv: bool = True,
+              dw_multiplier_one: bool = True,
+              dense_groups: bool = False) -> tuple[bytes, dict, dict]:
+    """The lean int8 pass: `tfopt.tflite.rewrite` (each standalone RELU as a 1x1 MAX_POOL_2D
+    clamp that XNNPACK runs, 1-channel-group CONV_2D as DEPTHWISE_CONV_2D, per-tensor weights
+    where cheap, drop orphans; with `fuse_relu` also concat+RELU fused),
+    `tfopt.tflite.rewrite_dw` (depthwise with depth_multiplier > 1 as an exact channel
+    replication + multiplier 1, which XNNPACK runs 10x faster in int8),
+    `tfopt.tflite.rewrite_fc` (FULLY_CONNECTED as a 1x1 CONV_2D), then `tfopt.tflite.lean`
+    (strip names, share objects).
 
     `fuse_relu` is off by default: a CONCATENATION with a fused RELU runs fast on XNNPACK, but
     TFLite Micro's output then differs from LiteRT's reference kernels (7-11 LSB measured on
-    vgg19_v11 at width 0.125), so it is only for LiteRT-only deployments. `relu_as_pool` is off
-    for the same reason, smaller: vgg19_v08 int8 runs 4.52 -> 0.97 ms on LiteRT (float 0.56 ms)
-    and the rewrite alone keeps TFLM = LiteRT reference (0 LSB), but combined with the
-    per-tensor weights TFLM differed by 1 LSB on the test model (tests/test_inspect.py).
+    vgg19_v11 at width 0.125), so it is only for LiteRT-only deployments. `relu_as_pool`
+    (vgg19_v08 int8 4.52 -> 0.97 ms on LiteRT, float 0.56 ms) is exact on TFLM; the 1 LSB once
+    blamed on it came from FULLY_CONNECTED, whose int8 requantization rounds differently in
+    TFLM and in LiteRT's reference kernels, also in the converter's own file: `fc_as_conv`
+    removes that (tfopt/tflite/rewrite_fc.py). `dense_groups` (off: TFLM would run groups x the
+    MACs) writes grouped convs with large activations as dense block-diagonal ones, which
+    XNNPACK runs faster in int8 (tfopt/tflite/rewrite_groups.py), for LiteRT-only deployments.
 
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
-      "grouped_to_depthwise", "per_tensor_layers", "per_channel_layers"}).
+      "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
+      "ratio_capped", "reordered", "peak_bytes", "per_tensor_layers", "per_channel_layers"});
+      output scales whose requantization ratio would make XNNPACK refuse the model are raised
+      (`tfopt.tflite.rewrite_scale`); the operators
+      are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`).
     """
-    from tfopt.tflite import lean, rewrite
+    from tfopt.tflite import (lean, rewrite, rewrite_dw, rewrite_fc, rewrite_groups,
+                              rewrite_scale, schedule)
     from tfopt.tflite.model_info import _model_object
 
     model = _model_object(content, name)
     fused = rewrite.fuse_concat_relu(model) if fuse_relu else 0
     relu_pools = rewrite.relu_as_max_pool(model) if relu_as_pool else 0
     depthwise = rewrite.grouped_to_depthwise(model)
+    dw_multiplier = rewrite_dw.depthwise_multiplier_one(model) if dw_multiplier_one else 0
+    fc_convs = rewrite_fc.fc_as_conv(model) if fc_as_conv else 0
+    densified = rewrite_groups.dense_groups(model)["layers"] if dense_groups else 0
     layers = rewrite.per_tensor_weights(model)
+    capped = rewrite_scale.cap_requant_ratio(model)
     rewrite.drop_unused(model)
+    order = schedule.memory_order(model)
     names = lean.strip_names(model)
     report = {"bytes_before": len(content), "relu_fused": fused, "relu_as_pool": relu_pools,
-              "grouped_to_depthwise": depthwise,
+              "grouped_to_depthwise": depthwise, "dw_multiplier_one": dw_multiplier,
+              "fc_as_conv": fc_convs, "dense_groups": densified,
+              "ratio_capped": capped,
+              "reordered": order["reordered"], "peak_bytes": order["peak_after"],
               "per_tensor_layers": sum(r["per_tensor"] for r in layers),
               "per_channel_layers": sum(not r["per_tensor"] for r in layers)}
     return lean.serialize(model), names, report

@@ -152,7 +152,8 @@ def liveness_peak(model, names: list[str] | None = None) -> tuple[int, int, list
 
 
 def inspect_tflite(model: str | os.PathLike | bytes, *, profile: bool = True,
-                   micro: bool = True, runs: int = 10, name: str | None = None) -> InspectResult:
+                   micro: bool = True, runs: int = 10, name: str | None = None,
+                   tensor_names: list[str] | None = None) -> InspectResult:
     """Bytes by category, op counts, int8 coverage, per-op latency share, arena and its peak.
 
     Args:
@@ -160,6 +161,8 @@ def inspect_tflite(model: str | os.PathLike | bytes, *, profile: bool = True,
       profile: Time every operator alone with LiteRT (`op_profile`; ~10 ms per op).
       micro: Measure the TFLM arena (skipped when tflite-micro is not installed).
       runs: Timed invocations per operator for the profile.
+      tensor_names: Names of the tensors by index for a file whose names were stripped
+        (default: NAME.names.json next to a path).
 
     Raises:
       ValueError: (one line) missing file, not a TFLite model, or a corrupt one.
@@ -185,7 +188,7 @@ def inspect_tflite(model: str | os.PathLike | bytes, *, profile: bool = True,
 
         if tflm.micro_available():
             arena = tflm.run_micro(content, num_samples=1, compare=False, name=where).arena_bytes
-    peak, peak_op, tensors = liveness_peak(obj, _sidecar_names(path))
+    peak, peak_op, tensors = liveness_peak(obj, tensor_names or _sidecar_names(path))
     op_name = info.operators[peak_op].name if info.operators else "-"
     n_ops = len(info.operators) or 1
     return InspectResult(

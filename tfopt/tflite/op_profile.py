@@ -4,7 +4,9 @@ The `ai-edge-litert` wheel has no Python hook into LiteRT's op profiler (that li
 C++ `benchmark_model --enable_op_profiling` binary, not on PyPI), so the profile is measured
 the way that profiler attributes time: every operator of subgraph 0 is cut out into its own
 model (its constant inputs kept, its other inputs made graph inputs), run by the default
-LiteRT kernels (XNNPACK where it takes the op, batch 1, `num_threads`) and timed. The
+LiteRT kernels (XNNPACK where it takes the op, batch 1, `num_threads`) and timed as the calling
+thread's CPU time (with `num_threads=1` every kernel runs in it; waiting for a core on a shared
+machine does not count, wall time did). The
 per-op medians add up to a little more than the whole model's latency (each op pays its own
 invoke overhead); their shares per op type say where the time goes.
 
@@ -88,9 +90,9 @@ def _time_model(content: bytes, runs: int, num_threads: int) -> tuple[float, boo
     interp.invoke()
     times = []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()   # CPU time of this thread (1 thread: the kernels run here)
         interp.invoke()
-        times.append(time.perf_counter() - t0)
+        times.append(time.thread_time() - t0)
     return float(np.median(times) * 1e3), delegated
 
 

@@ -15,8 +15,9 @@
   (each runs the builtin kernel and splits the delegated graph) but runs a 1x1 max pool as a
   clamp: vgg19_v08 int8 went from 4.52 to 0.97 ms (float 0.56 ms), measured. Cost: the RELU's
   output keeps its input's scale (at most one bit coarser than a [0, max] scale), passed on
-  through the reshapes/transposes after it, and the next conv's bias is re-expressed in it.
-  Opt-in (`make_lean(relu_as_pool=True)`): with the per-tensor weights TFLM differed by 1 LSB.
+  through the reshapes/transposes after it, and the next conv's bias is re-expressed in it
+  (a bias shared with another op is copied first). On by default in `make_lean`; the 1 LSB
+  TFLM difference once seen with it came from FULLY_CONNECTED (`tfopt/tflite/rewrite_fc.py`).
 * `grouped_to_depthwise`: a CONV_2D with 1-channel groups is a DEPTHWISE_CONV_2D with
   depth_multiplier > 1 (exact, bit-identical outputs); XNNPACK runs it much faster.
 * `drop_unused`: removes tensors/buffers orphaned by the rewrites (TFLM plans them).
@@ -135,7 +136,7 @@ def _rescale_bias_input(model, sg, op, kind: str, t: int, ratio: float) -> None:
     if kind not in _PER_TENSOR_OPS or int(op.inputs[0]) != t or len(op.inputs) < 3 or int(
             op.inputs[2]) < 0:
         return
-    bt = sg.tensors[int(op.inputs[2])]
+    bt = sg.tensors[_private_bias(model, sg, op)]
     buf = model.buffers[bt.buffer]
     if buf.data is None or bt.quantization is None or bt.quantization.scale is None:
         return
@@ -243,8 +244,30 @@ def per_tensor_weights(model, *, max_error_increase: float | None = None) -> lis
         new_q.zeroPoint = np.zeros(1, dtype=np.int64)
         wt.quantization = new_q
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
-            _requantize_bias(model, sg.tensors[int(op.inputs[2])], scales, scale)
+            _requantize_bias(model, sg.tensors[_private_bias(model, sg, op)], scales, scale)
     return report
+
+
+def _private_bias(model, sg, op) -> int:
+    """Index of `op`'s bias tensor after making it, and its buffer, used by `op` alone.
+
+    The converter shares equal constants (all-zero biases of an untrained model share one
+    buffer, sometimes one tensor); re-expressing one op's bias in a new scale must not change
+    the bias another op reads.
+    """
+    import copy
+
+    t = int(op.inputs[2])
+    if sum(int(np.count_nonzero(np.asarray(o.inputs) == t)) for o in sg.operators) > 1:
+        sg.tensors.append(copy.deepcopy(sg.tensors[t]))
+        t = len(sg.tensors) - 1
+        op.inputs = np.array([t if k == 2 else int(u) for k, u in enumerate(op.inputs)],
+                             dtype=np.int32)
+    bt = sg.tensors[t]
+    if bt.buffer and sum(x.buffer == bt.buffer for g in model.subgraphs for x in g.tensors) > 1:
+        model.buffers.append(copy.deepcopy(model.buffers[bt.buffer]))
+        bt.buffer = len(model.buffers) - 1
+    return t
 
 
 def _requantize_bias(model, bt, old_scales: np.ndarray, new_scale: float) -> None:
