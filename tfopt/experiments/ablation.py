@@ -57,9 +57,11 @@ class Progress:
         acc = row.keras_accuracy_pct
         extra = f"  acc {acc:.2f}%" if isinstance(acc, (int, float)) else ""
         err = f"  error: {row.error}" if not row.ok else ""
+        cpu = (row.timings or {}).get("cpu_s")
+        cpu = f", cpu {cpu:.0f} s" if isinstance(cpu, (int, float)) else ""
         print(
             f"[{self.done}/{self.total}] {row.status:<6} {trial.id}  ({row.wall_time_s or 0:.0f}"
-            f" s){extra}  elapsed {_hms(time.monotonic() - self.t0)}  eta {self._eta()}{err}",
+            f" s{cpu}){extra}  elapsed {_hms(time.monotonic() - self.t0)}  eta {self._eta()}{err}",
             file=self.out,
             flush=True,
         )
