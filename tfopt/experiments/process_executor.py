@@ -11,13 +11,15 @@ Order: among the ready trials, the one heading the longest chain of work still w
 goes first (work in epochs: a baseline costs `train_epochs`, any other trial its fine-tuning
 cap), ties in plan order: the baselines first, then the pruning and control series, so the last
 minutes are not one worker finishing a long series while the other idles.
-A worker that dies (killed, out of memory) fails the trials it had in flight and is replaced.
+A worker that dies (killed, out of memory) fails the trials it had in flight and is replaced;
+a worker whose driver is gone exits within a second (so a resumed run never races an orphan).
 Latency figures measured while another worker trains are noisier than with `local`.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -70,10 +72,27 @@ def chain_heights(trials: list[Trial], cost: Callable[[Trial], float] = lambda t
     return heights
 
 
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """A daemon thread that ends this worker when the driver is gone (killed, kill -9): an
+    orphan must not go on writing a trial folder that a resumed run is rewriting."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-driver", daemon=True).start()
+
+
 def _init_worker(threads: int, trial_fn: TrialFn | None) -> None:
     """Worker start-up: size TensorFlow's thread pools (before it is imported), keep one
-    trial function (a real `TrialRunner` unless a test passes its own)."""
+    trial function (a real `TrialRunner` unless a test passes its own), die with the driver."""
     global _worker_fn
+    _exit_with_parent()
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
