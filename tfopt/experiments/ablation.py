@@ -31,6 +31,7 @@ class Progress:
 
     def __init__(self, total: int, already: int, out=None):
         self.total, self.done, self.out = total, already, out or sys.stdout
+        self.started = already  # trials started so far (several run at once with `processes`)
         self.t0 = time.monotonic()
         self.ran = 0
         self.failed = 0
@@ -42,8 +43,9 @@ class Progress:
         return _hms(per * (self.total - self.done))
 
     def start(self, trial: Trial) -> None:
+        self.started += 1
         print(
-            f"[{self.done + 1}/{self.total}] start  {trial.id}  elapsed "
+            f"[{self.started}/{self.total}] start  {trial.id}  elapsed "
             f"{_hms(time.monotonic() - self.t0)}  eta {self._eta()}",
             file=self.out,
             flush=True,
