@@ -138,3 +138,20 @@ def test_an_orphaned_worker_exits_when_its_driver_is_killed(tmp_path):
         time.sleep(0.1)
     else:
         pytest.fail(f"worker {worker} still alive 5 s after its driver was killed")
+
+
+def test_idle_wall_replay_of_the_benchmark(tmp_path):
+    """benchmarks/ablation_idle_wall.py: the schedule replayed with per-trial seconds."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "benchmarks", "ablation_idle_wall.py")
+    spec = importlib.util.spec_from_file_location("ablation_idle_wall", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    c = _config(tmp_path, seeds=(0,), recipes=("none", "qat"), finetune_epochs=1)
+    trials = plan(c)  # none -> qat, none -> control_1
+    secs = {"tiny_cnn__none": 10.0, "tiny_cnn__qat": 3.0, "tiny_cnn__control_1": 2.0}
+    h = chain_heights(trials, epochs_cost(c))
+    assert mod.replay(trials, secs, h, workers=2) == 13.0  # qat beside control after none
+    assert mod.replay(trials, secs, h, workers=1) == 15.0
