@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     print(f"\ntrials' CPU time: {total:.0f} s ({total / 60:.1f} min); replayed on "
           f"{args.workers} idle workers: {span:.0f} s + {args.startup_s:.0f} s start + "
           f"{args.tail_s:.0f} s report = {est:.0f} s ({est / 60:.1f} min) "
-          f"(critical-path bound {total / args.workers / 60:.1f} min of pure trial work per worker)")
+          f"(lower bound: {total / args.workers / 60:.1f} min, the CPU time split evenly)")
     return 0
 
 
