@@ -79,3 +79,19 @@ def test_a_failing_trial_becomes_the_failed_row(tmp_path):
     row = TrialRunner(DataCache()).run_safe(config, qat_trial, {})  # parent never trained
     assert row.status == "failed" and "tiny_cnn__none" in row.error
     assert os.path.exists(row.traceback_path) and row.config_fingerprint
+
+
+def test_data_cache_keeps_the_last_two_data_configs(tmp_path, monkeypatch):
+    """A `processes` worker alternates between seeds: each seed's data is loaded once."""
+    from tfopt.experiments import trial_data
+
+    monkeypatch.setattr(trial_data, "TrialData", lambda config: object())
+    config = ExperimentConfig(variants=("tiny_cnn",), recipes=("none",), workdir=str(tmp_path),
+                              dataset="synthetic:8x8x3:4:64", seeds=(0, 1, 2))
+    s0, s1, s2 = (config.for_seed(s) for s in (0, 1, 2))
+    cache = DataCache()
+    d0, d1 = cache.get(s0), cache.get(s1)
+    assert d0 is not d1 and cache.get(s0) is d0 and cache.get(s1) is d1 and cache.loads == 2
+    cache.get(s2)  # a third seed evicts the least recently used one (seed 0)
+    assert cache.get(s1) is d1 and cache.loads == 3
+    assert cache.get(s0) is not d0 and cache.loads == 4

@@ -20,7 +20,7 @@ MONITORS: tuple[str, ...] = ("loss", "val_accuracy", "val_loss")
 # TFLite conversion modes of tfopt.tflite.convert.
 CONVERT_MODES: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
 # How the trials of a grid run.
-EXECUTORS: tuple[str, ...] = ("local", "ray")
+EXECUTORS: tuple[str, ...] = ("local", "processes", "ray")
 # What "smallest" means for the recommender.
 METRICS: tuple[str, ...] = ("params", "flops", "bytes", "latency")
 

@@ -31,6 +31,7 @@ class Progress:
 
     def __init__(self, total: int, already: int, out=None):
         self.total, self.done, self.out = total, already, out or sys.stdout
+        self.started = already  # trials started so far (several run at once with `processes`)
         self.t0 = time.monotonic()
         self.ran = 0
         self.failed = 0
@@ -42,8 +43,9 @@ class Progress:
         return _hms(per * (self.total - self.done))
 
     def start(self, trial: Trial) -> None:
+        self.started += 1
         print(
-            f"[{self.done + 1}/{self.total}] start  {trial.id}  elapsed "
+            f"[{self.started}/{self.total}] start  {trial.id}  elapsed "
             f"{_hms(time.monotonic() - self.t0)}  eta {self._eta()}",
             file=self.out,
             flush=True,
@@ -57,9 +59,11 @@ class Progress:
         acc = row.keras_accuracy_pct
         extra = f"  acc {acc:.2f}%" if isinstance(acc, (int, float)) else ""
         err = f"  error: {row.error}" if not row.ok else ""
+        cpu = (row.timings or {}).get("cpu_s")
+        cpu = f", cpu {cpu:.0f} s" if isinstance(cpu, (int, float)) else ""
         print(
             f"[{self.done}/{self.total}] {row.status:<6} {trial.id}  ({row.wall_time_s or 0:.0f}"
-            f" s){extra}  elapsed {_hms(time.monotonic() - self.t0)}  eta {self._eta()}{err}",
+            f" s{cpu}){extra}  elapsed {_hms(time.monotonic() - self.t0)}  eta {self._eta()}{err}",
             file=self.out,
             flush=True,
         )

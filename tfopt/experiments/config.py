@@ -60,6 +60,7 @@ KNOWN_VARIANT_IDS: tuple[str, ...] = VARIANT_IDS
 EXECUTION_FIELDS = (
     "workdir",
     "executor",
+    "workers",
     "ray_address",
     "ray_gpus_per_trial",
     "overwrite",
@@ -147,6 +148,7 @@ class ExperimentConfig:
     board_reserve: float = 0.2  # with board: fraction of SRAM and flash kept for the app
     reference_variant: str | None = None  # accuracy drops are also reported vs this baseline
     executor: str = "local"
+    workers: int = 2  # executor=processes: trials run at once (one worker process each)
     ray_address: str | None = None
     ray_gpus_per_trial: float | None = None  # None: 1 if the cluster has GPUs, else 0
     overwrite: bool = False
@@ -256,6 +258,7 @@ class ExperimentConfig:
             raise ValueError("a 'qat' recipe needs 'int8' in convert_modes")
         if self.executor not in EXECUTORS:
             raise _unknown("executor", self.executor, EXECUTORS)
+        _positive_int("workers", self.workers)
         if self.ray_address and self.executor != "ray":
             raise ValueError(
                 f"ray_address={self.ray_address!r} given but executor="

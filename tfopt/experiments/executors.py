@@ -1,4 +1,5 @@
-"""How the trials of a grid run: `local` (sequential, in-process; the default) or `ray`.
+"""How the trials of a grid run: `local` (sequential, in-process; the default), `processes`
+(N worker processes on this machine: `process_executor.py`) or `ray`.
 
 Both executors walk the same dependency graph (a trial starts once the trials it builds on have
 finished with status 'ok'; a trial whose dependency failed is recorded as failed without
@@ -219,8 +220,12 @@ def _finish_blocked(graph: _Graph, trial: Trial, dep: str, on_finish: OnFinish) 
     on_finish(trial, row)
 
 
-def make_executor(config) -> LocalExecutor | RayExecutor:
-    """The executor named by `config.executor`."""
+def make_executor(config):
+    """The executor named by `config.executor` (local, processes, ray)."""
+    if config.executor == "processes":
+        from tfopt.experiments.process_executor import ProcessExecutor
+
+        return ProcessExecutor(workers=config.workers)
     if config.executor == "ray":
         return RayExecutor(address=config.ray_address, gpus_per_trial=config.ray_gpus_per_trial)
     return LocalExecutor()

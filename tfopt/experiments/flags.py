@@ -155,7 +155,16 @@ flags.DEFINE_float(
     "board_reserve", 0.2, "With --board: fraction of SRAM and flash kept for the application."
 )
 # ---- execution ----------------------------------------------------------------------------
-flags.DEFINE_string("executor", "local", f"How trials run: {', '.join(cfg.EXECUTORS)}.")
+flags.DEFINE_string(
+    "executor",
+    "local",
+    f"How trials run: {', '.join(cfg.EXECUTORS)} (processes: --workers trials at once, "
+    "each in its own worker process on this machine).",
+)
+flags.DEFINE_integer(
+    "workers", 2, "With --executor=processes: worker processes (trials at once); TensorFlow "
+    "in each uses cores // workers threads.",
+)
 flags.DEFINE_string(
     "ray_address", None, "Ray cluster address (e.g. auto); implies a running cluster."
 )

@@ -153,16 +153,20 @@ def _set_aside_training(trial: Trial, tdir: str) -> None:
 
 
 class _Laps:
-    """Seconds between successive `lap(name)` calls, by name."""
+    """Seconds between successive `lap(name)` calls, by name: wall time as `name`, this
+    process's CPU time (user + sys, all threads) as `cpu_<name>`, and the total as `cpu_s`."""
 
     def __init__(self):
         self.timings: dict[str, float] = {}
         self._mark = time.monotonic()
+        self._cpu0 = self._cpu_mark = time.process_time()
 
     def lap(self, name: str) -> None:
-        t = time.monotonic()
+        t, c = time.monotonic(), time.process_time()
         self.timings[name] = round(t - self._mark, 3)
-        self._mark = t
+        self.timings[f"cpu_{name}"] = round(c - self._cpu_mark, 3)
+        self.timings["cpu_s"] = round(c - self._cpu0, 3)
+        self._mark, self._cpu_mark = t, c
 
 
 def trial_dir(config: ExperimentConfig, trial: Trial) -> str:

@@ -5,8 +5,8 @@
 for folder:PATH sources, `tfopt.train.holdout_split` otherwise) and is what early stopping and
 the plateau recipe watch -- the test split only measures, once per model. The
 OCNNA scoring images and int8 calibration images are drawn from a seeded training sample on
-first use. `DataCache` keeps the `TrialData` of the last config a runner saw (one runner per
-process: the local executor's, or one per Ray task). Imports TensorFlow.
+first use. `DataCache` keeps the `TrialData` of the last two configs a runner saw (one runner
+per process: the local executor's, one per `processes` worker, or one per Ray task). Imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -104,16 +104,21 @@ def _train_and_val(config: ExperimentConfig, common: dict):
 
 
 class DataCache:
-    """Holds the TrialData of the last config (a new data config replaces it)."""
+    """Holds the TrialData of the last `size` data configs (default 2: the two seeds a worker
+    of the `processes` executor alternates between); the least recently used goes first."""
 
-    def __init__(self):
-        self._key = None
-        self._data: TrialData | None = None
+    def __init__(self, size: int = 2):
+        self.size = max(1, int(size))
+        self._entries: dict[tuple, TrialData] = {}  # insertion order = recency
+        self.loads = 0  # TrialData built so far (a cache miss each)
 
     def get(self, config: ExperimentConfig) -> TrialData:
         key = tuple(getattr(config, f) for f in DATA_FIELDS)
-        if self._data is None or key != self._key:
-            self._data = None  # free the old arrays before loading new ones
-            self._data = TrialData(config)
-            self._key = key
-        return self._data
+        data = self._entries.pop(key, None)
+        if data is None:
+            while len(self._entries) >= self.size:  # free the oldest arrays before loading
+                self._entries.pop(next(iter(self._entries)))
+            data = TrialData(config)
+            self.loads += 1
+        self._entries[key] = data
+        return data
