@@ -59,7 +59,7 @@ def test_cifar10_flagfiles_parse_and_plan(tmp_path, name, epochs, trials, fitted
     total = dry.print_plan(config, _fake_speed, out=out)
     assert total == pytest.approx(sum(r.seconds for r in rows + controls))
     assert "| 1 | " in out.getvalue() and "estimated training time" in out.getvalue()
-    assert f"({fitted:,} fitted, {50_000 - fitted:,} held out for validation)" in out.getvalue()
+    assert f"({fitted:,} fitted per epoch, {50_000 - fitted:,} held out for validation)" in out.getvalue()
 
 
 def test_cpu_flagfile_uses_seeds_validation_and_early_stopping(tmp_path):
@@ -90,7 +90,11 @@ def test_folder_dataset_is_sized_without_loading(tmp_path):
             for i in range(n):
                 Image.new("RGB", (6, 5)).save(tmp_path / "d" / part / cls / f"{i}.png")
     config = _config(tmp_path, "cifar10_cpu.cfg", f"--dataset=folder:{tmp_path / 'd'}")
-    assert dry.data_shape(config) == dry.DataShape(6, (5, 6, 3), 2)
+    assert dry.data_shape(config) == dry.DataShape(6, (5, 6, 3), 2, 6)
+    # folder: the validation part comes out of the whole train/, the limit caps the rest
+    data = dry.DataShape(16_500, (32, 32, 3), 10, 45_000)
+    assert dry.fit_examples(data, config) == 16_500
+    assert dry.fit_examples(dry.DataShape(45_000, (32, 32, 3), 10, 45_000), config) == 40_910
 
 
 def test_measure_and_cli_dry_run_on_a_tiny_model(tmp_path):
@@ -101,7 +105,7 @@ def test_measure_and_cli_dry_run_on_a_tiny_model(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tfopt.experiments.ablation", *args],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert ("dry run: 3 trials; 64 train images 8x8x3 (58 fitted, 6 held out for validation), "
+    assert ("dry run: 3 trials; 64 train images 8x8x3 (58 fitted per epoch, 6 held out for validation), "
             "3 classes") in done.stdout  # + its control
     assert "| 1 | tiny_cnn__none | none | 2 |" in done.stdout
     assert not os.path.exists(tmp_path / "wd" / "results.jsonl")

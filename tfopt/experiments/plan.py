@@ -49,6 +49,7 @@ class DataShape:
     examples: int
     shape: tuple[int, int, int]
     classes: int
+    split_examples: int | None = None   # the train split before `train_limit` (None: = examples)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,9 +80,10 @@ def data_shape(config: ExperimentConfig) -> DataShape:
         h = w = config.image_size
     if config.to_rgb:
         c = 3
+    split = int(n)
     if config.train_limit:
         n = min(n, config.train_limit)
-    return DataShape(int(n), (int(h), int(w), int(c)), int(k))
+    return DataShape(int(n), (int(h), int(w), int(c)), int(k), split)
 
 
 def _folder_shape(root: str) -> tuple[int, tuple[int, int, int], int]:
@@ -121,10 +123,15 @@ def trial_epochs(trial: Trial, config: ExperimentConfig) -> tuple[str, int]:
 
 
 def fit_examples(data: DataShape, config: ExperimentConfig) -> int:
-    """Images one epoch trains on: the train split less the `val_fraction` held out
-    (round(fraction x images), as the stratified holdout takes it per class)."""
-    held = int(round(config.val_fraction * data.examples)) if config.val_fraction else 0
-    return data.examples - held
+    """Images one epoch trains on, less the `val_fraction` held out (round(fraction x images),
+    as the stratified holdout takes it per class). `folder:` sources hold it out of the whole
+    train/ and apply `train_limit` to the rest; other sources split the limited train split."""
+    if not config.val_fraction:
+        return data.examples
+    if config.dataset.startswith("folder:") and data.split_examples is not None:
+        rest = data.split_examples - int(round(config.val_fraction * data.split_examples))
+        return min(data.examples, rest)
+    return data.examples - int(round(config.val_fraction * data.examples))
 
 
 def measure_images_per_s(variant: str, config: ExperimentConfig, data: DataShape,
@@ -189,8 +196,12 @@ def print_plan(config: ExperimentConfig, measure: Callable | None = None, out=No
     rows = make_plan(config, measure, data)
     h, w, c = data.shape
     fit = fit_examples(data, config)
+    held = data.examples - fit
+    if config.val_fraction and config.dataset.startswith("folder:") and data.split_examples:
+        held = int(round(config.val_fraction * data.split_examples))
     print(f"dry run: {len(rows)} trials; {data.examples:,} train images {h}x{w}x{c} "
-          f"({fit:,} fitted, {data.examples - fit:,} held out for validation), "
+          f"({fit:,} fitted per epoch, {held:,} held out for "
+          "validation), "
           f"{data.classes} classes; batch {config.train_batch_size}, width "
           f"{config.width_multiplier:g}; images/s timed over {TIMED_STEPS} train steps per "
           "model on random data on this machine", file=out)
