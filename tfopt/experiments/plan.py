@@ -4,11 +4,14 @@ Nothing is trained and the workdir gets no results. For every variant of the gri
 built at the planned width and input shape and a few train steps are timed on random data at
 the planned batch size (`measure_images_per_s`); each trial's estimate is then
 
-    epochs the trial trains x training images / images per second of its variant
+    epochs the trial trains x fitted images / images per second of its variant
 
-where the epochs come from its last recipe step: `none` trains `train_epochs`, a pruning step or
-OCNNA fine-tunes `finetune_epochs` (0 for one-shot pruning), `qat` trains `qat_epochs`, a
-stand-alone `kd` `kd_epochs` (default `train_epochs`), a recovery `kd` `finetune_epochs`.
+where the fitted images are the (limited) train split less its `val_fraction` held-out part,
+and the epochs come from its last recipe step: `none` trains `train_epochs` (the cap: early
+stopping may end it sooner), a pruning step, OCNNA or a matched control (`control:n`: one more
+fit of `control:n-1`) fine-tunes `finetune_epochs` (0 for one-shot pruning), `qat` trains
+`qat_epochs`, a stand-alone `kd` `kd_epochs` (default `train_epochs`), a recovery `kd`
+`finetune_epochs`.
 The figure is training compute only: the input pipeline (decode, augmentation), evaluation,
 conversion, TFLite/TFLite Micro runs and QAT's fake-quant slowdown are not in it, and a pruned or
 OCNNA-shrunk model is timed at its unpruned size. Read it as a lower bound, on this machine.
@@ -46,6 +49,7 @@ class DataShape:
     examples: int
     shape: tuple[int, int, int]
     classes: int
+    split_examples: int | None = None   # the train split before `train_limit` (None: = examples)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +80,10 @@ def data_shape(config: ExperimentConfig) -> DataShape:
         h = w = config.image_size
     if config.to_rgb:
         c = 3
+    split = int(n)
     if config.train_limit:
         n = min(n, config.train_limit)
-    return DataShape(int(n), (int(h), int(w), int(c)), int(k))
+    return DataShape(int(n), (int(h), int(w), int(c)), int(k), split)
 
 
 def _folder_shape(root: str) -> tuple[int, tuple[int, int, int], int]:
@@ -112,9 +117,21 @@ def trial_epochs(trial: Trial, config: ExperimentConfig) -> tuple[str, int]:
         if len(trial.recipe.steps) == 1:
             return kind, config.kd_epochs or config.train_epochs
         return kind, max(1, config.finetune_epochs)
-    if kind in PRUNE_KINDS or kind in OCNNA_KINDS:
+    if kind in PRUNE_KINDS or kind in OCNNA_KINDS or kind == "control":
         return kind, config.finetune_epochs
     return kind, 0
+
+
+def fit_examples(data: DataShape, config: ExperimentConfig) -> int:
+    """Images one epoch trains on, less the `val_fraction` held out (round(fraction x images),
+    as the stratified holdout takes it per class). `folder:` sources hold it out of the whole
+    train/ and apply `train_limit` to the rest; other sources split the limited train split."""
+    if not config.val_fraction:
+        return data.examples
+    if config.dataset.startswith("folder:") and data.split_examples is not None:
+        rest = data.split_examples - int(round(config.val_fraction * data.split_examples))
+        return min(data.examples, rest)
+    return data.examples - int(round(config.val_fraction * data.examples))
 
 
 def measure_images_per_s(variant: str, config: ExperimentConfig, data: DataShape,
@@ -153,6 +170,7 @@ def make_plan(config: ExperimentConfig, measure: Callable | None = None,
     measure = measure or measure_images_per_s
     data = data or data_shape(config)
     speed: dict[str, float] = {}
+    images = fit_examples(data, config)
     rows = []
     for trial in plan(config):
         step, epochs = trial_epochs(trial, config)
@@ -161,7 +179,7 @@ def make_plan(config: ExperimentConfig, measure: Callable | None = None,
             if trial.variant not in speed:
                 speed[trial.variant] = float(measure(trial.variant, config, data))
             ips = speed[trial.variant]
-        seconds = epochs * data.examples / ips if epochs else 0.0
+        seconds = epochs * images / ips if epochs else 0.0
         rows.append(PlannedTrial(trial, step, epochs, ips, seconds))
     return rows
 
@@ -177,7 +195,13 @@ def print_plan(config: ExperimentConfig, measure: Callable | None = None, out=No
     data = data_shape(config)
     rows = make_plan(config, measure, data)
     h, w, c = data.shape
-    print(f"dry run: {len(rows)} trials; {data.examples:,} train images {h}x{w}x{c}, "
+    fit = fit_examples(data, config)
+    held = data.examples - fit
+    if config.val_fraction and config.dataset.startswith("folder:") and data.split_examples:
+        held = int(round(config.val_fraction * data.split_examples))
+    print(f"dry run: {len(rows)} trials; {data.examples:,} train images {h}x{w}x{c} "
+          f"({fit:,} fitted per epoch, {held:,} held out for "
+          "validation), "
           f"{data.classes} classes; batch {config.train_batch_size}, width "
           f"{config.width_multiplier:g}; images/s timed over {TIMED_STEPS} train steps per "
           "model on random data on this machine", file=out)
@@ -188,6 +212,7 @@ def print_plan(config: ExperimentConfig, measure: Callable | None = None, out=No
         print(f"| {i} | {r.trial.id} | {r.step} | {r.epochs} | {ips} | {_hms(r.seconds)} |",
               file=out)
     total = sum(r.seconds for r in rows)
-    print(f"estimated training time: {_hms(total)} (a lower bound: input pipeline, "
-          "evaluation, conversion, TFLite/TFLM runs and QAT's slowdown not included)", file=out)
+    print(f"estimated training time: {_hms(total)} (baselines at their epoch cap; otherwise "
+          "a lower bound: input pipeline, evaluation, conversion, TFLite/TFLM runs and QAT's "
+          "slowdown not included)", file=out)
     return total

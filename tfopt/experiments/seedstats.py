@@ -216,12 +216,31 @@ def bytes_points(rows, mode: str = "int8") -> list:
     return out
 
 
+PAPER_LABEL = "{variant} paper (CIFAR-10 test split, 150 GPU epochs)"
+
+
+def paper_sparsity_points(rows, points) -> list:
+    """The paper's pruning points of every variant that has a series in `points`, when the
+    rows are CIFAR-10 (`tfopt.core.paper_figures.is_cifar10`); [] otherwise."""
+    from tfopt.core import paper_figures as paper
+
+    ok = [r for r in rows if r.ok]
+    if not ok or not paper.is_cifar10(ok[0].dataset, ok[0].num_classes):
+        return []
+    variants = dict.fromkeys(label[: -len(" pruned")] for label, _, _ in points
+                             if label.endswith(" pruned"))
+    return [(PAPER_LABEL.format(variant=v), x, [acc])
+            for v in variants for x, acc in paper.pruning_curve(v)]
+
+
 def write_seed_plots(rows, outdir: str) -> dict[str, str]:
-    """accuracy_vs_sparsity.png and accuracy_vs_bytes.png with error bars (mean ± std)."""
+    """accuracy_vs_sparsity.png (with the paper's points beside ours on CIFAR-10) and
+    accuracy_vs_bytes.png, with error bars (mean ± std over seeds)."""
     from tfopt import plots_stats
 
     paths = {}
     points, band = sparsity_points(rows)
+    points = points + paper_sparsity_points(rows, points)
     if len(points) > 1:
         paths["accuracy_vs_sparsity"] = plots_stats.accuracy_vs_sparsity(
             points, f"{outdir}/accuracy_vs_sparsity.png", reference=band)
