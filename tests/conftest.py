@@ -13,6 +13,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+from absl import flags as absl_flags  # noqa: E402
 
 
 def _keras_if_loaded():
@@ -61,7 +62,10 @@ def run_cli(capsys, monkeypatch):
         if cwd is not None:
             monkeypatch.chdir(cwd)
         capsys.readouterr()
-        rc = main([str(a) for a in argv])
+        try:
+            rc = main([str(a) for a in argv])
+        finally:  # the next test sees absl's global FLAGS unparsed, as in a fresh process
+            absl_flags.FLAGS.unparse_flags()
         out = capsys.readouterr()
         return CliResult(0 if rc is None else rc, out.out, out.err)
 
