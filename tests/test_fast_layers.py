@@ -79,6 +79,7 @@ def test_inference_traces_the_native_grouped_conv():
 # (H, W, cin, cout, kernel, groups) -> expected training path
 CHOICES = [((8, 8, 64, 256, 3, 64), "depthwise"), ((8, 8, 40, 128, 1, 4), "dense"),
            ((32, 32, 256, 1024, 1, 4), "split"), ((34, 34, 192, 64, 1, 64), "reduce"),
+           ((34, 34, 24, 8, 1, 8), "dense"), ((64, 64, 96, 32, 1, 32), "reduce"),
            ((32, 32, 256, 512, 3, 16), "native"), ((8, 8, 16, 16, 1, 1), "native")]
 
 
