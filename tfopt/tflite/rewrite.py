@@ -378,6 +378,40 @@ def _become(model, op, builtin: str, options: str, opts) -> None:
     op.builtinOptions = opts
 
 
+def _const(model, sg, array: np.ndarray, tensor_type: int, name: str, scale=None) -> int:
+    """Appends a constant tensor with its own buffer (per-tensor `scale` when given); its index."""
+    schema = _schema()
+    buf = schema.BufferT()
+    buf.data = np.frombuffer(np.ascontiguousarray(array).tobytes(), dtype=np.uint8)
+    model.buffers.append(buf)
+    t = schema.TensorT()
+    t.shape = np.array(array.shape, dtype=np.int32)
+    t.type = tensor_type
+    t.buffer = len(model.buffers) - 1
+    t.name = name
+    if scale is not None:
+        q = schema.QuantizationParametersT()
+        q.scale = np.array([scale], dtype=np.float32)
+        q.zeroPoint = np.zeros(1, dtype=np.int64)
+        t.quantization = q
+    sg.tensors.append(t)
+    return len(sg.tensors) - 1
+
+
+def _activation_like(sg, src: int, shape, suffix: str) -> int:
+    """A new activation tensor with `src`'s type and quantization and shape `shape`."""
+    import copy
+
+    t = copy.deepcopy(sg.tensors[src])
+    t.shape = np.array(shape, dtype=np.int32)
+    t.shapeSignature = None
+    t.buffer = 0
+    raw = sg.tensors[src].name
+    t.name = (raw.decode() if isinstance(raw, bytes) else (raw or "t")) + suffix
+    sg.tensors.append(t)
+    return len(sg.tensors) - 1
+
+
 def _opcode_index(model, builtin: int) -> int:
     schema = _schema()
     for i, code in enumerate(model.operatorCodes):

@@ -17,27 +17,7 @@ import copy
 import numpy as np
 
 from tfopt.tflite.model_info import _schema
-from tfopt.tflite.rewrite import _op_names, _opcode_index
-
-
-def _const(model, sg, array: np.ndarray, tensor_type: int, name: str, scale=None) -> int:
-    """Appends a constant tensor with its own buffer (per-tensor `scale` when given)."""
-    schema = _schema()
-    buf = schema.BufferT()
-    buf.data = np.frombuffer(np.ascontiguousarray(array).tobytes(), dtype=np.uint8)
-    model.buffers.append(buf)
-    t = schema.TensorT()
-    t.shape = np.array(array.shape, dtype=np.int32)
-    t.type = tensor_type
-    t.buffer = len(model.buffers) - 1
-    t.name = name
-    if scale is not None:
-        q = schema.QuantizationParametersT()
-        q.scale = np.array([scale], dtype=np.float32)
-        q.zeroPoint = np.zeros(1, dtype=np.int64)
-        t.quantization = q
-    sg.tensors.append(t)
-    return len(sg.tensors) - 1
+from tfopt.tflite.rewrite import _activation_like, _become, _const, _op_names
 
 
 def _replicate_op(model, sg, x: int, m: int):
@@ -50,21 +30,12 @@ def _replicate_op(model, sg, x: int, m: int):
     w_t = _const(model, sg, w, schema.TensorType.INT8, "dw_multiplier/replicate", 1.0)
     b_t = _const(model, sg, np.zeros(c * m, np.int32), schema.TensorType.INT32,
                  "dw_multiplier/bias", float(xt.quantization.scale[0]))
-    rep = copy.deepcopy(xt)
-    rep.shape = np.array(list(xt.shape[:-1]) + [c * m], dtype=np.int32)
-    rep.shapeSignature = None
-    rep.buffer = 0
-    raw = xt.name.decode() if isinstance(xt.name, bytes) else (xt.name or "t")
-    rep.name = raw + "/replicated"
-    sg.tensors.append(rep)
-    xr = len(sg.tensors) - 1
+    xr = _activation_like(sg, x, list(xt.shape[:-1]) + [c * m], "/replicated")
     opts = schema.Conv2DOptionsT()
     opts.padding = schema.Padding.VALID
     opts.strideW = opts.strideH = opts.dilationWFactor = opts.dilationHFactor = 1
     op = schema.OperatorT()
-    op.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.CONV_2D)
-    op.builtinOptionsType = schema.BuiltinOptions.Conv2DOptions
-    op.builtinOptions = opts
+    _become(model, op, "CONV_2D", "Conv2DOptions", opts)
     op.inputs = np.array([x, w_t, b_t], dtype=np.int32)
     op.outputs = np.array([xr], dtype=np.int32)
     return op, xr

@@ -25,22 +25,13 @@ import copy
 import numpy as np
 
 from tfopt.tflite.model_info import _schema
-from tfopt.tflite.rewrite import _become, _graph, _op_names, _opcode_index
+from tfopt.tflite.rewrite import (
+    _activation_like, _become, _const, _graph, _op_names, _opcode_index)
 
 
 def _const_int32(model, sg, values, name: str) -> int:
     """Appends an int32 constant tensor (its own buffer) and returns its index."""
-    schema = _schema()
-    buf = schema.BufferT()
-    buf.data = np.frombuffer(np.asarray(values, np.int32).tobytes(), dtype=np.uint8)
-    model.buffers.append(buf)
-    t = schema.TensorT()
-    t.shape = np.array([len(values)], dtype=np.int32)
-    t.type = schema.TensorType.INT32
-    t.buffer = len(model.buffers) - 1
-    t.name = name
-    sg.tensors.append(t)
-    return len(sg.tensors) - 1
+    return _const(model, sg, np.asarray(values, np.int32), _schema().TensorType.INT32, name)
 
 
 def _zero_bias(model, sg, x: int, w: int, n: int) -> int:
@@ -55,18 +46,6 @@ def _zero_bias(model, sg, x: int, w: int, n: int) -> int:
     q.quantizedDimension = 0
     sg.tensors[t].quantization = q
     return t
-
-
-def _activation_like(sg, src: int, shape, suffix: str) -> int:
-    """A new activation tensor with `src`'s type and quantization and shape `shape`."""
-    t = copy.deepcopy(sg.tensors[src])
-    t.shape = np.array(shape, dtype=np.int32)
-    t.shapeSignature = None
-    t.buffer = 0
-    raw = sg.tensors[src].name
-    t.name = (raw.decode() if isinstance(raw, bytes) else (raw or "t")) + suffix
-    sg.tensors.append(t)
-    return len(sg.tensors) - 1
 
 
 def _reshape_op(model, sg, x: int, y: int, shape) -> object:
