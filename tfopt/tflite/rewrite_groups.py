@@ -44,7 +44,8 @@ def dense_groups(model, *, min_pixels_per_weight: float = MIN_PIXELS_PER_WEIGHT)
         x, w = sg.tensors[int(op.inputs[0])], sg.tensors[int(op.inputs[1])]
         y = sg.tensors[int(op.outputs[0])]
         buf = model.buffers[w.buffer]
-        if w.type != _schema().TensorType.INT8 or len(w.shape) != 4 or buf.data is None or not len(buf.data):
+        if (w.type != _schema().TensorType.INT8 or len(w.shape) != 4 or buf.data is None
+                or not len(buf.data)):
             continue
         o, kh, kw, fin = (int(d) for d in w.shape)
         cin = int(x.shape[-1])
