@@ -362,7 +362,8 @@ def convert(
 def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
               relu_as_pool: bool = True, fc_as_conv: bool = True,
               dw_multiplier_one: bool = True,
-              dense_groups: bool = False) -> tuple[bytes, dict, dict]:
+              dense_groups: bool = False,
+              fold_shuffles: bool = True) -> tuple[bytes, dict, dict]:
     """The lean int8 pass: `tfopt.tflite.rewrite` (each standalone RELU as a 1x1 MAX_POOL_2D
     clamp that XNNPACK runs, 1-channel-group CONV_2D as DEPTHWISE_CONV_2D, per-tensor weights
     where cheap, drop orphans; with `fuse_relu` also concat+RELU fused),
@@ -379,18 +380,22 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     TFLM and in LiteRT's reference kernels, also in the converter's own file: `fc_as_conv`
     removes that (tfopt/tflite/rewrite_fc.py). `dense_groups` (off: TFLM would run groups x the
     MACs) writes grouped convs with large activations as dense block-diagonal ones, which
-    XNNPACK runs faster in int8 (tfopt/tflite/rewrite_groups.py), for LiteRT-only deployments.
+    XNNPACK runs faster in int8 (tfopt/tflite/rewrite_groups.py), for LiteRT-only deployments;
+    it also lets `fold_shuffles` densify a grouped neighbour. `fold_shuffles` moves each int8
+    channel shuffle (RESHAPE + TRANSPOSE + RESHAPE) into the filter of a dense conv next to it,
+    bit-identical (tfopt/tflite/rewrite_shuffle.py).
 
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "ratio_capped", "reordered", "peak_bytes", "per_tensor_layers", "per_channel_layers"});
+      "shuffles_folded", "ratio_capped", "reordered", "peak_bytes", "per_tensor_layers",
+      "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
       (`tfopt.tflite.rewrite_scale`); the operators
       are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`).
     """
     from tfopt.tflite import (lean, rewrite, rewrite_dw, rewrite_fc, rewrite_groups,
-                              rewrite_scale, schedule)
+                              rewrite_scale, rewrite_shuffle, schedule)
     from tfopt.tflite.model_info import _model_object
 
     model = _model_object(content, name)
@@ -399,6 +404,7 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     depthwise = rewrite.grouped_to_depthwise(model)
     dw_multiplier = rewrite_dw.depthwise_multiplier_one(model) if dw_multiplier_one else 0
     fc_convs = rewrite_fc.fc_as_conv(model) if fc_as_conv else 0
+    shuffles = rewrite_shuffle.fold_shuffles(model, densify=dense_groups) if fold_shuffles else 0
     densified = rewrite_groups.dense_groups(model)["layers"] if dense_groups else 0
     layers = rewrite.per_tensor_weights(model)
     capped = rewrite_scale.cap_requant_ratio(model)
@@ -407,7 +413,7 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     names = lean.strip_names(model)
     report = {"bytes_before": len(content), "relu_fused": fused, "relu_as_pool": relu_pools,
               "grouped_to_depthwise": depthwise, "dw_multiplier_one": dw_multiplier,
-              "fc_as_conv": fc_convs, "dense_groups": densified,
+              "fc_as_conv": fc_convs, "dense_groups": densified, "shuffles_folded": shuffles,
               "ratio_capped": capped,
               "reordered": order["reordered"], "peak_bytes": order["peak_after"],
               "per_tensor_layers": sum(r["per_tensor"] for r in layers),

@@ -55,15 +55,24 @@ def dense_groups(model, *, min_pixels_per_weight: float = MIN_PIXELS_PER_WEIGHT)
             continue
         wq = np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), np.int8).reshape(
             o, kh, kw, fin)
-        dense = np.zeros((o, kh, kw, cin), np.int8)
-        per = o // groups
-        for g in range(groups):
-            dense[g * per:(g + 1) * per, :, :, g * fin:(g + 1) * fin] = wq[g * per:(g + 1) * per]
+        dense = block_diagonal(wq, cin)
         buf.data = np.frombuffer(dense.tobytes(), np.uint8)
         w.shape = np.array(dense.shape, np.int32)
         done += 1
         extra += dense.size - wq.size
     return {"layers": done, "extra_weight_bytes": extra}
+
+
+def block_diagonal(wq: np.ndarray, cin: int) -> np.ndarray:
+    """A grouped int8 filter [O, kh, kw, cin / groups] as the dense [O, kh, kw, cin] one that
+    computes the same accumulators: group g's filter rows read input channels
+    g * fin .. (g + 1) * fin - 1, zeros elsewhere."""
+    o, kh, kw, fin = wq.shape
+    groups, per = cin // fin, o // (cin // fin)
+    dense = np.zeros((o, kh, kw, cin), wq.dtype)
+    for g in range(groups):
+        dense[g * per:(g + 1) * per, :, :, g * fin:(g + 1) * fin] = wq[g * per:(g + 1) * per]
+    return dense
 
 
 def w_size(tensor) -> int:

@@ -1,0 +1,109 @@
+"""tfopt.tflite.rewrite_shuffle: int8 channel shuffles folded into a neighbouring conv's filter."""
+
+import numpy as np
+import pytest
+
+from tfopt._keras import keras, layers
+from tfopt.tflite import lean, micro, rewrite_shuffle
+from tfopt.tflite.convert import convert, make_lean
+from tfopt.tflite.evaluate import predict
+from tfopt.tflite.model_info import _model_object, inspect_model
+
+SHAPE = (12, 12, 4)
+
+
+def _shuffle(x, groups, name):
+    h, w, c = (int(d) for d in x.shape[1:])
+    x = layers.Reshape((h, w, groups, c // groups), name=f"{name}_split")(x)
+    x = layers.Permute((1, 2, 4, 3), name=f"{name}_swap")(x)
+    return layers.Reshape((h, w, c), name=f"{name}_merge")(x)
+
+
+def _shuffle_model():
+    """Three shuffles: dense conv -> s1 -> grouped conv (folds into the producer), grouped conv
+    -> s2 -> dense 3x3 conv (folds into the consumer), grouped -> s3 -> grouped (only with
+    densify)."""
+    inp = keras.Input(SHAPE, name="image")
+    x = layers.Conv2D(8, 1, activation="relu", name="dense_a")(inp)
+    x = layers.Conv2D(8, 1, groups=2, name="grouped_b")(_shuffle(x, 2, "s1"))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="dense_c")(
+        _shuffle(x, 4, "s2"))
+    x = layers.Conv2D(8, 1, groups=2, name="grouped_d")(x)
+    x = layers.Conv2D(8, 1, groups=2, name="grouped_e")(_shuffle(x, 2, "s3"))
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inp, layers.Dense(5, name="logits")(x), name="shuffles")
+
+
+@pytest.fixture(scope="module")
+def plain():
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).standard_normal((32,) + SHAPE).astype(np.float32)
+    return convert(_shuffle_model(), "int8", representative_data=x, lean=False).content
+
+
+def _ops(content):
+    return [op.name for op in inspect_model(content).operators]
+
+
+def _inputs(content, n=20):
+    t = inspect_model(content).inputs[0]
+    return np.random.default_rng(1).integers(-128, 128, (n,) + t.shape[1:]).astype(np.int8)
+
+
+def test_permutation_of_the_converters_shuffle_chain(plain):
+    m = _model_object(plain, "p")
+    sg = m.subgraphs[0]
+    from tfopt.tflite.rewrite import _graph, _op_names
+
+    producer, consumers = _graph(sg)
+    chains = rewrite_shuffle._chains(m, sg, _op_names(m), producer, consumers)
+    perms = [list(p) for *_, p in chains]
+    # groups=2 on 8 channels: k = j * 2 + g <- g * 4 + j
+    assert perms == [[0, 4, 1, 5, 2, 6, 3, 7], [0, 2, 4, 6, 1, 3, 5, 7],
+                     [0, 4, 1, 5, 2, 6, 3, 7]]
+
+
+def test_fold_shuffles_is_bit_identical_and_removes_the_transposes(plain):
+    """s1 folds into its dense producer, s2 into its dense consumer; s3 sits between grouped
+    convs and stays (by default). Outputs equal on LiteRT reference, XNNPACK and TFLM."""
+    base = make_lean(plain, fold_shuffles=False)[0]
+    content, _, report = make_lean(plain)
+    assert report["shuffles_folded"] == 2
+    assert _ops(base).count("TRANSPOSE") == 3 and _ops(content).count("TRANSPOSE") == 1
+    assert _ops(content).count("RESHAPE") == _ops(base).count("RESHAPE") - 4
+    x = _inputs(plain)
+    for reference in (True, False):
+        np.testing.assert_array_equal(predict(content, x, reference=reference, raw=True),
+                                      predict(base, x, reference=reference, raw=True))
+    if micro.micro_available():
+        report = micro.run_micro(content, x, num_samples=len(x))
+        assert report.ok and report.max_diff_lsb == 0
+
+
+def test_densify_folds_the_shuffle_between_grouped_convs(plain):
+    """With densify (make_lean's LiteRT-only dense_groups) the grouped consumer of s3 is
+    written dense (block-diagonal) and takes the permutation: no TRANSPOSE left."""
+    base = make_lean(plain, fold_shuffles=False)[0]
+    m = _model_object(make_lean(plain, fold_shuffles=False, name="p")[0], "p")
+    assert rewrite_shuffle.fold_shuffles(m, densify=True) == 3
+    content = lean.serialize(m)
+    assert "TRANSPOSE" not in _ops(content)
+    x = _inputs(plain)
+    for reference in (True, False):
+        np.testing.assert_array_equal(predict(content, x, reference=reference, raw=True),
+                                      predict(base, x, reference=reference, raw=True))
+    assert make_lean(plain, dense_groups=True)[2]["shuffles_folded"] == 3
+
+
+def test_a_shuffle_feeding_a_graph_output_or_a_non_conv_stays():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input(SHAPE, name="image")
+    x = layers.Conv2D(8, 1, name="a")(inp)
+    y = layers.MaxPooling2D(2, name="pool")(_shuffle(x, 2, "s"))   # producer dense: folds
+    out = layers.Conv2D(8, 1, groups=2, name="g")(layers.Conv2D(8, 1, groups=2, name="h")(y))
+    out = _shuffle(out, 2, "t")                                      # graph output: stays
+    model = keras.Model(inp, out, name="tail")
+    x = np.random.default_rng(0).standard_normal((16,) + SHAPE).astype(np.float32)
+    content, _, report = make_lean(convert(model, "int8", representative_data=x,
+                                           lean=False).content)
+    assert report["shuffles_folded"] == 1 and _ops(content).count("TRANSPOSE") == 1

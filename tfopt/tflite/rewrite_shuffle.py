@@ -1,0 +1,182 @@
+"""int8 channel shuffle (RESHAPE -> TRANSPOSE -> RESHAPE) folded into a neighbouring conv's filter.
+
+A ShuffleNet channel shuffle on a [1, H, W, C] tensor is a fixed permutation of the channels,
+y[..., k] = x[..., P[k]]; the converter writes it as RESHAPE [1, H, W, G, C/G] -> TRANSPOSE
+(last two axes) -> RESHAPE [1, H, W, C]. A 1x1 or kxk CONV_2D computes a weighted sum over
+its input channels, so the permutation can move into its int8 filter:
+
+* **into a dense consumer** (filter in-depth = C): conv(P x) has filter W[..., P^-1] on x.
+  Every consumer of the shuffled tensor must be such a conv (e.g. a fire module's expand 1x1
+  and the one-hot replication of `rewrite_dw`, both reading the squeeze output).
+* **into a dense producer** (its output read by the shuffle alone): output channel k of the
+  new conv is old channel P[k] (filter rows, int32 bias and per-channel scales permuted).
+
+Same integer accumulators and requantization per output channel, so the outputs are
+bit-identical in every runtime (LiteRT reference, XNNPACK, TFLM); the three ops and the two
+copies of the activation they make are gone. Why: XNNPACK's int8 TRANSPOSE costs more than
+its float one at these small channel counts (vgg19_v08 at width 1.0, 31 shuffles: removing
+them all takes int8 0.666 -> 0.491 ms against float 0.527 ms, measured; see
+docs/deployment.md).
+
+With `densify=True` (set by the LiteRT-only `dense_groups` option of `make_lean`) a *grouped*
+neighbour is first written dense with a block-diagonal filter (`rewrite_groups.block_diagonal`,
+bit-identical) and then takes the permutation, when its output has at least as many pixels as
+the dense filter has weights (large activations, few weights: where the shuffle costs most and
+the extra flash is small); groups x its weight bytes and, on TFLM, its MACs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfopt.tflite.model_info import _schema
+from tfopt.tflite.rewrite import _graph, _op_names, _private_bias, _same_grid
+
+
+def _int_constant(model, sg, t: int) -> np.ndarray | None:
+    buf = model.buffers[sg.tensors[t].buffer]
+    if buf.data is None or not len(buf.data):
+        return None
+    return np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), np.int32)
+
+
+def _permutation(model, sg, r1, tr, r2) -> np.ndarray | None:
+    """P with out[..., k] = in[..., P[k]] for RESHAPE r1 -> TRANSPOSE tr -> RESHAPE r2 on a
+    [1, H, W, C] int8 tensor, or None when the chain moves more than the channel axis."""
+    t0, t1 = int(r1.inputs[0]), int(r1.outputs[0])
+    t3 = int(r2.outputs[0])
+    s0, s1, s3 = (list(int(d) for d in sg.tensors[t].shape) for t in (t0, t1, t3))
+    perm = _int_constant(model, sg, int(tr.inputs[1])) if len(tr.inputs) > 1 else None
+    if (len(s0) != 4 or s0 != s3 or s1[:3] != s0[:3] or perm is None or len(perm) != len(s1)
+            or list(perm[:3]) != [0, 1, 2] or sg.tensors[t0].type != _schema().TensorType.INT8
+            or not _same_grid(sg.tensors[t0].quantization, sg.tensors[t3].quantization)):
+        return None
+    idx = np.arange(s0[3]).reshape(s1[3:]).transpose([int(p) - 3 for p in perm[3:]])
+    return idx.reshape(-1)
+
+
+def _chains(model, sg, kinds, producer, consumers):
+    """[(r1, tr, r2 op indices, t0, t3, P)] for every channel-shuffle chain."""
+    out = []
+    for i2, op in enumerate(sg.operators):
+        if kinds[i2] != "RESHAPE":
+            continue
+        it = producer.get(int(op.inputs[0]))
+        if it is None or kinds[it] != "TRANSPOSE":
+            continue
+        i1 = producer.get(int(sg.operators[it].inputs[0]))
+        if i1 is None or kinds[i1] != "RESHAPE":
+            continue
+        mids = (int(sg.operators[i1].outputs[0]), int(sg.operators[it].outputs[0]))
+        if any(len(consumers.get(t, ())) != 1 for t in mids):
+            continue
+        p = _permutation(model, sg, sg.operators[i1], sg.operators[it], op)
+        if p is not None:
+            out.append(((i1, it, i2), int(sg.operators[i1].inputs[0]),
+                        int(op.outputs[0]), p))
+    return out
+
+
+def _filter(model, sg, op, uses) -> np.ndarray | None:
+    """The int8 filter [O, kh, kw, I] of a CONV_2D used by this op alone, else None."""
+    t = int(op.inputs[1])
+    w = sg.tensors[t]
+    buf = model.buffers[w.buffer]
+    if (uses.get(t, 0) != 1 or w.type != _schema().TensorType.INT8 or len(w.shape) != 4
+            or buf.data is None or not len(buf.data)):
+        return None
+    return np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), np.int8).reshape(
+        tuple(int(d) for d in w.shape))
+
+
+def _set_filter(model, sg, op, w: np.ndarray) -> None:
+    wt = sg.tensors[int(op.inputs[1])]
+    model.buffers[wt.buffer].data = np.frombuffer(np.ascontiguousarray(w).tobytes(), np.uint8)
+    wt.shape = np.array(w.shape, np.int32)
+
+
+def _dense_filter(model, sg, op, uses, densify: bool) -> np.ndarray | None:
+    """The filter of conv `op` as a dense one (block-diagonal when grouped and `densify`)."""
+    from tfopt.tflite.rewrite_groups import block_diagonal
+
+    w = _filter(model, sg, op, uses)
+    if w is None:
+        return None
+    cin = int(sg.tensors[int(op.inputs[0])].shape[-1])
+    if w.shape[3] == cin:
+        return w
+    pixels = int(np.prod([int(d) for d in sg.tensors[int(op.outputs[0])].shape[1:3]]))
+    if (not densify or cin % w.shape[3] or w.shape[0] % (cin // w.shape[3])
+            or pixels < w.shape[0] * w.shape[1] * w.shape[2] * cin):
+        return None
+    return block_diagonal(w, cin)
+
+
+def _into_consumers(model, sg, kinds, consumers, uses, t3: int, p, densify: bool) -> bool:
+    ops = [sg.operators[c] for c in consumers.get(t3, ())]
+    if not ops or any(kinds[c] != "CONV_2D" or int(sg.operators[c].inputs[0]) != t3
+                      for c in consumers[t3]):
+        return False
+    filters = [_dense_filter(model, sg, op, uses, densify) for op in ops]
+    if any(w is None for w in filters):
+        return False
+    inverse = np.argsort(p)
+    for op, w in zip(ops, filters):
+        _set_filter(model, sg, op, w[..., inverse])
+    return True
+
+
+def _permute_channels(q, p) -> None:
+    if q is not None and q.scale is not None and len(q.scale) > 1:
+        q.scale = np.asarray(q.scale)[p]
+        q.zeroPoint = np.asarray(q.zeroPoint)[p]
+
+
+def _into_producer(model, sg, kinds, producer, consumers, uses, t0: int, p,
+                   densify: bool) -> bool:
+    c = producer.get(t0)
+    if (c is None or kinds[c] != "CONV_2D" or len(consumers.get(t0, ())) != 1
+            or t0 in {int(t) for t in sg.outputs}):
+        return False
+    op = sg.operators[c]
+    w = _dense_filter(model, sg, op, uses, densify)
+    if w is None:
+        return False
+    _set_filter(model, sg, op, w[p])
+    _permute_channels(sg.tensors[int(op.inputs[1])].quantization, p)
+    if len(op.inputs) > 2 and int(op.inputs[2]) >= 0:
+        bt = sg.tensors[_private_bias(model, sg, op)]
+        buf = model.buffers[bt.buffer]
+        if buf.data is not None and len(buf.data):
+            bias = np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), np.int32)[p]
+            buf.data = np.frombuffer(bias.tobytes(), np.uint8)
+        _permute_channels(bt.quantization, p)
+    return True
+
+
+def fold_shuffles(model, *, densify: bool = False) -> int:
+    """Removes each int8 channel shuffle whose permutation a neighbouring CONV_2D can take
+    (module docstring); its consumers then read the unshuffled tensor. Returns how many."""
+    sg = model.subgraphs[0]
+    kinds = _op_names(model)
+    producer, consumers = _graph(sg)
+    outputs = {int(t) for t in sg.outputs}
+    drop: set[int] = set()
+    for ops, t0, t3, p in _chains(model, sg, kinds, producer, consumers):
+        uses: dict[int, int] = {}
+        for o in sg.operators:
+            for t in o.inputs:
+                uses[int(t)] = uses.get(int(t), 0) + 1
+        if t3 in outputs:
+            continue
+        if not (_into_consumers(model, sg, kinds, consumers, uses, t3, p, densify)
+                or _into_producer(model, sg, kinds, producer, consumers, uses, t0, p,
+                                  densify)):
+            continue
+        for c in consumers.get(t3, ()):
+            o = sg.operators[c]
+            o.inputs = np.array([t0 if int(t) == t3 else int(t) for t in o.inputs], np.int32)
+        consumers.setdefault(t0, []).extend(consumers.pop(t3, []))
+        drop.update(ops)
+    sg.operators = [op for i, op in enumerate(sg.operators) if i not in drop]
+    return len(drop) // 3
