@@ -384,12 +384,14 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "ratio_capped", "reordered", "peak_bytes", "per_tensor_layers", "per_channel_layers"});
+      "ratio_capped", "reordered", "peak_bytes", "offline_plan", "planned_head_bytes",
+      "per_tensor_layers", "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
       (`tfopt.tflite.rewrite_scale`); the operators
-      are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`).
+      are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`),
+      and an offline TFLM arena plan is stored when it beats TFLM's own (`tfopt.tflite.arena_plan`).
     """
-    from tfopt.tflite import (lean, rewrite, rewrite_dw, rewrite_fc, rewrite_groups,
+    from tfopt.tflite import (arena_plan, lean, rewrite, rewrite_dw, rewrite_fc, rewrite_groups,
                               rewrite_scale, schedule)
     from tfopt.tflite.model_info import _model_object
 
@@ -404,12 +406,14 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     capped = rewrite_scale.cap_requant_ratio(model)
     rewrite.drop_unused(model)
     order = schedule.memory_order(model)
+    plan = arena_plan.offline_plan(model)
     names = lean.strip_names(model)
     report = {"bytes_before": len(content), "relu_fused": fused, "relu_as_pool": relu_pools,
               "grouped_to_depthwise": depthwise, "dw_multiplier_one": dw_multiplier,
               "fc_as_conv": fc_convs, "dense_groups": densified,
               "ratio_capped": capped,
               "reordered": order["reordered"], "peak_bytes": order["peak_after"],
+              "offline_plan": plan["planned"], "planned_head_bytes": plan["offline_head"],
               "per_tensor_layers": sum(r["per_tensor"] for r in layers),
               "per_channel_layers": sum(not r["per_tensor"] for r in layers)}
     return lean.serialize(model), names, report
