@@ -85,8 +85,10 @@ def liveness_peak(model) -> int:
 
 
 def _in_place_adds(model, life: dict) -> dict[int, int]:
-    """{ADD output: input it overwrites} for each same-shape int ADD whose longest-lived
-    activation input dies at that ADD (the residual of a ResNet block)."""
+    """{output: input it overwrites} for each int8 ADD or MUL whose output has the shape and
+    type of an activation input that dies at that op (the longest-lived such input: a ResNet
+    block's residual). TFLM's ADD and MUL kernels read element i of that input only to write
+    element i of the output (the other input is broadcast), so the output may overwrite it."""
     from tfopt.tflite.rewrite import _op_names
 
     sg = model.subgraphs[0]
@@ -94,7 +96,7 @@ def _in_place_adds(model, life: dict) -> dict[int, int]:
     alias = {}
     for i, (op, kind) in enumerate(zip(sg.operators, _op_names(model))):
         out = int(op.outputs[0])
-        if kind != "ADD" or out in io or out not in life:
+        if kind not in ("ADD", "MUL") or out in io or out not in life:
             continue
         shape = list(sg.tensors[out].shape)
         ins = sorted((int(t) for t in op.inputs if int(t) in life and int(t) not in io
@@ -118,24 +120,32 @@ def _groups(life: dict, alias: dict[int, int]) -> dict[int, list[int]]:
     return groups
 
 
-def best_plan(model) -> tuple[dict[int, int], int]:
-    """The lowest-head first-fit packing over several orders: ({tensor: offset}, head B).
+def best_plan(model, *, rounds: int = 300) -> tuple[dict[int, int], int]:
+    """A first-fit packing of the activations: ({tensor: offset}, head B).
 
-    Each in-place ADD's output shares its residual input's buffer (`_in_place_adds`), so a
-    residual chain is one long-lived buffer; long-lived buffers are placed first (thresholds
-    tried: 4 to 64 ops), then by size.
+    Each in-place ADD/MUL output shares its input's buffer (`_in_place_adds`), so a residual
+    chain is one long-lived buffer. Buffers are placed largest first; then, for up to `rounds`
+    rounds, the buffers that end at the top are moved to the front of the order and the
+    packing is redone, keeping the lowest head, until it equals the liveness peak of the
+    shared buffers (no packing can go lower). resnet101_v13: 14 rounds, 0.1 s.
     """
     life = lifetimes(model)
     groups = _groups(life, _in_place_adds(model, life))
     glife = {r: (min(life[t][0] for t in ts), max(life[t][1] for t in ts),
                  max(life[t][2] for t in ts)) for r, ts in groups.items()}
-    span = {r: b - a + 1 for r, (a, b, _) in glife.items()}
-    keys = [lambda r: (-glife[r][2], glife[r][0]),
-            lambda r: (-(span[r] - 1) * glife[r][2], glife[r][0])]
-    keys += [lambda r, n=n: (-(span[r] >= n), -glife[r][2], glife[r][0])
-             for n in (4, 8, 16, 32, 64, 128)]
-    offsets, head = min((_first_fit(glife, sorted(glife, key=key)) for key in keys),
-                        key=lambda p: p[1])
+    n_ops = len(model.subgraphs[0].operators)
+    floor = max((sum(s for a, b, s in glife.values() if a <= i <= b) for i in range(n_ops)),
+                default=0)
+    order = sorted(glife, key=lambda r: (-glife[r][2], glife[r][0]))
+    best = _first_fit(glife, order)
+    for _ in range(rounds):
+        offsets, head = _first_fit(glife, order)
+        best = min(best, (offsets, head), key=lambda p: p[1])
+        if head <= floor:
+            break
+        top = [r for r in order if offsets[r] + glife[r][2] == head]
+        order = top + [r for r in order if r not in top]
+    offsets, head = best
     return {t: offsets[r] for r, ts in groups.items() for t in ts}, head
 
 
