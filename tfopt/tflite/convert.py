@@ -384,8 +384,8 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "ratio_capped", "concats_sunk", "reordered", "peak_bytes", "offline_plan", "planned_head_bytes",
-      "per_tensor_layers", "per_channel_layers"});
+      "ratio_capped", "concats_sunk", "reordered", "peak_bytes", "offline_plan",
+      "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
       (`tfopt.tflite.rewrite_scale`); the operators
       are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`),

@@ -16,6 +16,9 @@ Arena: the TFLM recording allocator's total when `tflite-micro` is installed, an
 liveness peak in operator order (sum of the non-constant tensors alive at one operator,
 16-byte aligned): the activation memory any planner needs at least. The tensors alive at that
 peak are listed by name (from NAME.names.json next to the file when the names were stripped).
+The arena is broken down by part (head, per-op, per-tensor, kernel data with its per-channel
+requantization arrays, the rest of the tail; `micro.arena_breakdown_of`); with an offline plan
+(`tfopt.tflite.arena_plan`) the head can be below the liveness peak (in-place ADD/MUL).
 """
 
 from __future__ import annotations
