@@ -158,29 +158,20 @@ def offline_plan(model) -> dict:
     Returns:
       {"planned": bool, "online_head": B, "offline_head": B, "peak": B}.
     """
-    from tfopt.tflite.model_info import _schema
+    from tfopt.tflite.model_info import put_metadata
 
-    schema = _schema()
     sg = model.subgraphs[0]
     online = greedy_head(model)
     offsets, head = best_plan(model)
     report = {"planned": head < online, "online_head": online, "offline_head": head,
               "peak": liveness_peak(model)}
-    old = [m for m in model.metadata or [] if m.name in (METADATA_NAME, METADATA_NAME.encode())]
-    if not report["planned"]:
-        for m in old:   # a plan from an earlier pass would not match this graph
-            model.buffers[m.buffer].data = np.array([1, 0, len(sg.tensors)] + [-1] *
-                                                    len(sg.tensors), dtype="<i4").view(np.uint8)
+    planned = any(m.name in (METADATA_NAME, METADATA_NAME.encode()) for m in model.metadata or [])
+    n = len(sg.tensors)
+    if report["planned"]:
+        words = [1, 0, n] + [offsets.get(i, -1) for i in range(n)]
+    elif planned:   # a plan from an earlier pass would not match this graph: all online
+        words = [1, 0, n] + [-1] * n
+    else:
         return report
-    words = [1, 0, len(sg.tensors)] + [offsets.get(i, -1) for i in range(len(sg.tensors))]
-    data = np.array(words, dtype="<i4").view(np.uint8)
-    if old:
-        model.buffers[old[0].buffer].data = data
-        return report
-    buf = schema.BufferT()
-    buf.data = data
-    model.buffers.append(buf)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
-    model.metadata = list(model.metadata or []) + [entry]
+    put_metadata(model, METADATA_NAME, np.array(words, dtype="<i4").tobytes())
     return report

@@ -29,12 +29,9 @@ import json
 import os
 import pathlib
 
-import numpy as np
-
 from tfopt.tflite import lean
 from tfopt.tflite.model_info import _builtin_names, _model_object, inspect_model, read_bytes
 
-_ITEMSIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 16: 2, 15: 4, 12: 8}
 _ARENA_PARTS = ("head", "node_and_registration", "eval_tensors", "kernel_data",
                 "persistent_tensors", "other_tail")
 _INTEGER = {"int8", "int16", "int32", "uint8", "int64", "bool"}
@@ -145,25 +142,15 @@ def _sidecar_names(path) -> list[str] | None:
 
 def liveness_peak(model, names: list[str] | None = None) -> tuple[int, int, list[dict]]:
     """(peak bytes, op index at the peak, tensors alive there) for subgraph 0 in op order."""
+    from tfopt.tflite.arena_plan import lifetimes
+
     sg = model.subgraphs[0]
-    n_ops = len(sg.operators)
-    const = {i for i, t in enumerate(sg.tensors)
-             if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)}
-    first: dict[int, int] = {int(t): 0 for t in sg.inputs}
-    last: dict[int, int] = {int(t): n_ops - 1 for t in sg.outputs}
-    for i, op in enumerate(sg.operators):
-        for t in op.outputs:
-            first.setdefault(int(t), i)
-        for t in op.inputs:
-            if t >= 0 and int(t) not in const:
-                last[int(t)] = max(last.get(int(t), i), i)
+    life = lifetimes(model)
     def nbytes(t):
-        tensor = sg.tensors[t]
-        n = int(np.prod(tensor.shape)) if tensor.shape is not None else 1
-        return (n * _ITEMSIZE.get(tensor.type, 4) + 15) // 16 * 16
-    live = [(t, first[t], last.get(t, first[t])) for t in first if t not in const]
+        return life[t][2]
+    live = [(t, a, b) for t, (a, b, _) in life.items()]
     best, best_op = 0, 0
-    for i in range(n_ops):
+    for i in range(len(sg.operators)):
         total = sum(nbytes(t) for t, a, b in live if a <= i <= b)
         if total > best:
             best, best_op = total, i
