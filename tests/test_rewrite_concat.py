@@ -82,3 +82,22 @@ def test_sinking_lowers_the_planned_arena_and_tflm_stays_exact(files):
     assert heads[1] < heads[0]
     report = micro.run_micro(sunk, _inputs(), num_samples=12)
     assert report.ok and report.max_diff_lsb == 0
+
+
+def test_a_failed_split_leaves_no_unused_tensor():
+    # The concat's chain ends in a dense conv (its 16-channel groups straddle both inputs), so
+    # the split fails after the MUL parts were made; none may stay behind: TFLM allocates a
+    # TfLiteEvalTensor (24 B) for every tensor of the file.
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((HW, HW, 3))
+    y = _ghost(layers.Conv2D(8, 3, padding="same")(inp), 8, "g")
+    out = layers.Dense(3)(layers.GlobalAveragePooling2D()(layers.Conv2D(4, 1)(y)))
+    x = np.random.default_rng(0).standard_normal((8, HW, HW, 3)).astype(np.float32)
+    obj = _model_object(convert(keras.Model(inp, out), "int8", representative_data=x,
+                                lean=False).content, "m")
+    before = len(obj.subgraphs[0].tensors)
+    assert rewrite_concat.sink_concat(obj) == 0
+    sg = obj.subgraphs[0]
+    used = {int(t) for op in sg.operators for t in list(op.inputs) + list(op.outputs)}
+    assert len(sg.tensors) <= before
+    assert (used - {-1}) | {int(t) for t in sg.inputs} == set(range(len(sg.tensors)))

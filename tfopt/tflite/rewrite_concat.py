@@ -267,6 +267,6 @@ def sink_concat(model, *, max_moves: int = 256) -> int:
         sg.operators = [o for i, op in enumerate(sg.operators)
                         for o in (ops if i == chain[-1] else [] if i in drop else [op])]
         moved += 1
-    if moved:
+    if tried:   # a split that failed half way left tensors no op uses
         drop_unused(model)
     return moved
