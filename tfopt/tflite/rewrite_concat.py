@@ -259,8 +259,11 @@ def sink_concat(model, *, max_moves: int = 256) -> int:
         producer, consumers = _graph(sg)
         lead = {p: producer[int(t)] for p, t in enumerate(sg.operators[ci].inputs)
                 if int(t) in producer and consumers.get(int(t)) == [ci]}
-        ops = _sink_one(model, sg, _op_names(model), ci, chain,
-                        {p: sg.operators[i] for p, i in lead.items()})
+        try:
+            ops = _sink_one(model, sg, _op_names(model), ci, chain,
+                            {p: sg.operators[i] for p, i in lead.items()})
+        except KeyError:   # a constant of a type _sliced_const does not slice (e.g. int4)
+            ops = None
         if ops is None:
             continue
         drop = {ci, *chain, *lead.values()}
