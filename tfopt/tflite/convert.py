@@ -388,14 +388,17 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "shuffles_folded", "ratio_capped", "reordered", "peak_bytes", "per_tensor_layers",
-      "per_channel_layers"});
+      "shuffles_folded", "ratio_capped", "concats_sunk", "reordered", "peak_bytes", "offline_plan",
+      "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
       (`tfopt.tflite.rewrite_scale`); the operators
-      are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`).
+      are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`),
+      and an offline TFLM arena plan is stored when it beats TFLM's own (`tfopt.tflite.arena_plan`);
+      channel concats at the activation peak are moved past the per-channel ops after them
+      (`tfopt.tflite.rewrite_concat`, bit-identical).
     """
-    from tfopt.tflite import (lean, rewrite, rewrite_dw, rewrite_fc, rewrite_groups,
-                              rewrite_scale, rewrite_shuffle, schedule)
+    from tfopt.tflite import (arena_plan, lean, rewrite, rewrite_concat, rewrite_dw, rewrite_fc,
+                              rewrite_groups, rewrite_scale, rewrite_shuffle, schedule)
     from tfopt.tflite.model_info import _model_object
 
     model = _model_object(content, name)
@@ -410,12 +413,15 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     capped = rewrite_scale.cap_requant_ratio(model)
     rewrite.drop_unused(model)
     order = schedule.memory_order(model)
+    sunk = rewrite_concat.sink_concat(model)
+    plan = arena_plan.offline_plan(model)
     names = lean.strip_names(model)
     report = {"bytes_before": len(content), "relu_fused": fused, "relu_as_pool": relu_pools,
               "grouped_to_depthwise": depthwise, "dw_multiplier_one": dw_multiplier,
               "fc_as_conv": fc_convs, "dense_groups": densified, "shuffles_folded": shuffles,
-              "ratio_capped": capped,
+              "ratio_capped": capped, "concats_sunk": sunk,
               "reordered": order["reordered"], "peak_bytes": order["peak_after"],
+              "offline_plan": plan["planned"], "planned_head_bytes": plan["offline_head"],
               "per_tensor_layers": sum(r["per_tensor"] for r in layers),
               "per_channel_layers": sum(not r["per_tensor"] for r in layers)}
     return lean.serialize(model), names, report

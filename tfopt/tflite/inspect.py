@@ -16,6 +16,9 @@ Arena: the TFLM recording allocator's total when `tflite-micro` is installed, an
 liveness peak in operator order (sum of the non-constant tensors alive at one operator,
 16-byte aligned): the activation memory any planner needs at least. The tensors alive at that
 peak are listed by name (from NAME.names.json next to the file when the names were stripped).
+The arena is broken down by part (head, per-op, per-tensor, kernel data with its per-channel
+requantization arrays, the rest of the tail; `micro.arena_breakdown_of`); with an offline plan
+(`tfopt.tflite.arena_plan`) the head can be below the liveness peak (in-place ADD/MUL).
 """
 
 from __future__ import annotations
@@ -26,12 +29,11 @@ import json
 import os
 import pathlib
 
-import numpy as np
-
 from tfopt.tflite import lean
 from tfopt.tflite.model_info import _builtin_names, _model_object, inspect_model, read_bytes
 
-_ITEMSIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 16: 2, 15: 4, 12: 8}
+_ARENA_PARTS = ("head", "node_and_registration", "eval_tensors", "kernel_data",
+                "persistent_tensors", "other_tail")
 _INTEGER = {"int8", "int16", "int32", "uint8", "int64", "bool"}
 
 
@@ -50,6 +52,11 @@ class InspectResult:
       per_channel_tensors: Tensors with per-channel quantization (one scale per channel).
       latency_by_op: {op type: {count, ms, share, delegated}} from `op_profile` (None if skipped).
       arena_bytes: TFLM arena from the recording allocator (None without tflite-micro).
+      arena_breakdown: That arena by part (`micro.arena_breakdown_of`: head, node_and_registration,
+        eval_tensors, kernel_data, persistent_tensors, other_tail), plus requant_arrays, the
+        part of kernel_data that is conv/depthwise output multipliers and shifts (2 x 4 B per
+        output channel, 16-byte aligned, allocated also for per-tensor weights), and
+        offline_plan (whether the file carries a TFLM offline arena plan); None without TFLM.
       peak_bytes: Liveness peak of the activation tensors in operator order.
       peak_op: "OP#index" at the peak.
       peak_tensors: [{"index", "name", "shape", "bytes"}] alive at the peak, largest first.
@@ -66,6 +73,7 @@ class InspectResult:
     per_channel_tensors: int
     latency_by_op: dict | None
     arena_bytes: int | None
+    arena_breakdown: dict | None
     peak_bytes: int
     peak_op: str
     peak_tensors: list
@@ -105,6 +113,21 @@ def bytes_by_category(content: bytes, *, name: str = "<bytes>") -> dict[str, int
             "structure": no_quant - weights - metadata, "duplicates": len(content) - shared}
 
 
+def requant_array_bytes(model) -> int:
+    """Bytes TFLM's CONV_2D / DEPTHWISE_CONV_2D kernels allocate for per-channel output
+    multiplier + shift: 2 x align16(4 B x output channels) per op, whatever the weights'
+    quantization (measured: a 16-channel conv's kernel data is 124 + 2 x 64 B)."""
+    from tfopt.tflite.rewrite import _op_names
+
+    sg = model.subgraphs[0]
+    total = 0
+    for op, kind in zip(sg.operators, _op_names(model)):
+        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            channels = int(sg.tensors[op.outputs[0]].shape[-1])
+            total += 2 * ((4 * channels + 15) // 16 * 16)
+    return total
+
+
 def _sidecar_names(path) -> list[str] | None:
     if path is None:
         return None
@@ -119,25 +142,15 @@ def _sidecar_names(path) -> list[str] | None:
 
 def liveness_peak(model, names: list[str] | None = None) -> tuple[int, int, list[dict]]:
     """(peak bytes, op index at the peak, tensors alive there) for subgraph 0 in op order."""
+    from tfopt.tflite.arena_plan import lifetimes
+
     sg = model.subgraphs[0]
-    n_ops = len(sg.operators)
-    const = {i for i, t in enumerate(sg.tensors)
-             if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)}
-    first: dict[int, int] = {int(t): 0 for t in sg.inputs}
-    last: dict[int, int] = {int(t): n_ops - 1 for t in sg.outputs}
-    for i, op in enumerate(sg.operators):
-        for t in op.outputs:
-            first.setdefault(int(t), i)
-        for t in op.inputs:
-            if t >= 0 and int(t) not in const:
-                last[int(t)] = max(last.get(int(t), i), i)
+    life = lifetimes(model)
     def nbytes(t):
-        tensor = sg.tensors[t]
-        n = int(np.prod(tensor.shape)) if tensor.shape is not None else 1
-        return (n * _ITEMSIZE.get(tensor.type, 4) + 15) // 16 * 16
-    live = [(t, first[t], last.get(t, first[t])) for t in first if t not in const]
+        return life[t][2]
+    live = [(t, a, b) for t, (a, b, _) in life.items()]
     best, best_op = 0, 0
-    for i in range(n_ops):
+    for i in range(len(sg.operators)):
         total = sum(nbytes(t) for t, a, b in live if a <= i <= b)
         if total > best:
             best, best_op = total, i
@@ -182,12 +195,18 @@ def inspect_tflite(model: str | os.PathLike | bytes, *, profile: bool = True,
         from tfopt.tflite import op_profile
 
         latency = op_profile.share_by_type(op_profile.profile_ops(content, runs=runs, name=where))
-    arena = None
+    arena = breakdown = None
     if micro and info.outputs and info.outputs[0].dtype == "int8":
+        from tfopt.tflite import arena_plan
         from tfopt.tflite import micro as tflm
 
         if tflm.micro_available():
-            arena = tflm.run_micro(content, num_samples=1, compare=False, name=where).arena_bytes
+            breakdown = tflm.arena_breakdown(content, name=where)
+            breakdown["requant_arrays"] = requant_array_bytes(obj)
+            breakdown["offline_plan"] = any(m.name in (arena_plan.METADATA_NAME,
+                                                       arena_plan.METADATA_NAME.encode())
+                                            for m in obj.metadata or [])
+            arena = breakdown["total"]
     peak, peak_op, tensors = liveness_peak(obj, tensor_names or _sidecar_names(path))
     op_name = info.operators[peak_op].name if info.operators else "-"
     n_ops = len(info.operators) or 1
@@ -196,6 +215,7 @@ def inspect_tflite(model: str | os.PathLike | bytes, *, profile: bool = True,
         num_ops=len(info.operators), num_tensors=len(sg.tensors), op_counts=dict(counts.most_common()),
         int8_coverage=round(1 - len(float_ops) / n_ops, 4), float_ops=float_ops,
         per_channel_tensors=per_channel, latency_by_op=latency, arena_bytes=arena,
+        arena_breakdown=breakdown,
         peak_bytes=peak, peak_op=f"{op_name}#{peak_op}", peak_tensors=tensors)
 
 
@@ -216,4 +236,10 @@ def format_text(r: InspectResult) -> str:
     arena = "n/a (tflite-micro not installed)" if r.arena_bytes is None else f"{r.arena_bytes:,} B"
     lines.append(f"TFLM arena: {arena}; activation peak {r.peak_bytes:,} B at {r.peak_op}:")
     lines += [f"  {t['bytes']:>9,} B  {t['shape']}  {t['name'][:90]}" for t in r.peak_tensors]
+    if r.arena_breakdown:
+        b = r.arena_breakdown
+        lines.append(f"TFLM arena by part ({'offline' if b['offline_plan'] else 'online'} plan):")
+        lines += [f"  {k:<22}{b[k]:>10,} B" for k in _ARENA_PARTS if k in b]
+        lines.append(f"    of which requant_arrays {b['requant_arrays']:>8,} B (conv/depthwise "
+                     "multiplier + shift per output channel)")
     return "\n".join(lines)

@@ -176,6 +176,45 @@ def arena_bytes_of(interp) -> int:
     return int(match.group(1))
 
 
+_USED_RE = re.compile(r"'([^']+)' used (\d+) bytes")
+# print_allocations() categories -> arena_breakdown keys.
+_TAIL_KEYS = {"NodeAndRegistration struct": "node_and_registration",
+              "TfLiteEvalTensor data": "eval_tensors",
+              "Persistent buffer data": "kernel_data",
+              "Persistent TfLiteTensor data": "persistent_tensors",
+              "Persistent TfLiteTensor quantization data": "persistent_tensors"}
+
+
+def arena_breakdown_of(interp) -> dict[str, int]:
+    """The arena in bytes by part, from the recording allocator's report.
+
+    Keys: total; head (non-persistent: the planned activation tensors and kernel scratch
+    buffers); node_and_registration (64 B per op); eval_tensors (24 B per tensor, constants
+    included); kernel_data (kernels' persistent OpData, e.g. conv/depthwise output multiplier
+    and shift, 2 x 4 B per output channel); persistent_tensors (TfLiteTensor structs of the
+    I/O); other_tail (tail not itemised by the recorder: the op option structs parsed from the
+    flatbuffer, allocator and planner objects).
+    """
+    _, err, text = capture_fd_output(interp.print_allocations)
+    parts = {k: int(v) for k, v in re.findall(r"Arena allocation (total|head|tail) (\d+)", text)}
+    if err is not None or set(parts) != {"total", "head", "tail"}:
+        raise RuntimeError(f"could not read the TFLM arena from print_allocations(): "
+                           f"{_first_error_line(text, err)!r}")
+    out = {"total": parts["total"], "head": parts["head"]}
+    for label, used in _USED_RE.findall(text):
+        key = _TAIL_KEYS.get(label, "other_tail")
+        out[key] = out.get(key, 0) + int(used)
+    out["other_tail"] = parts["tail"] - sum(v for k, v in out.items()
+                                            if k not in ("total", "head", "other_tail"))
+    return out
+
+
+def arena_breakdown(content: bytes, *, name: str = "model") -> dict[str, int]:
+    """Loads `content` in TFLM and returns `arena_breakdown_of` its interpreter."""
+    interp, _ = load(content, name=name)
+    return arena_breakdown_of(interp)
+
+
 def _model_inputs(info, x: np.ndarray | None, num_samples: int, seed: int) -> np.ndarray:
     """Inputs in the model's input dtype: quantized for int8, random when `x` is None."""
     from tfopt.tflite.evaluate import quantize

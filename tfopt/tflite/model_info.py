@@ -194,23 +194,27 @@ def with_metadata(content: bytes, metadata: dict[str, Any]) -> bytes:
     return set_metadata_entry(read_bytes(content), TFOPT_METADATA_NAME, payload)
 
 
-def set_metadata_entry(content: bytes, name: str, payload: bytes) -> bytes:
-    """Returns `content` with metadata entry `name` holding `payload` (replaced in place if it
-    exists, so no orphan buffer is left; appended otherwise)."""
-    from ai_edge_litert.tools import flatbuffer_utils
-
+def put_metadata(obj, name: str, payload: bytes) -> None:
+    """Sets metadata entry `name` of a `schema.ModelT` to `payload` (its buffer replaced in
+    place if the entry exists, so no orphan buffer is left; appended otherwise)."""
     schema = _schema()
-    obj = _model_object(content, "<bytes>")
     data = np.frombuffer(payload, dtype=np.uint8)
     for entry in obj.metadata or []:
         if entry.name in (name, name.encode()):
             obj.buffers[entry.buffer].data = data
-            break
-    else:
-        buf = schema.BufferT()
-        buf.data = data
-        obj.buffers.append(buf)
-        entry = schema.MetadataT()
-        entry.name, entry.buffer = name, len(obj.buffers) - 1
-        obj.metadata = list(obj.metadata or []) + [entry]
+            return
+    buf = schema.BufferT()
+    buf.data = data
+    obj.buffers.append(buf)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = name, len(obj.buffers) - 1
+    obj.metadata = list(obj.metadata or []) + [entry]
+
+
+def set_metadata_entry(content: bytes, name: str, payload: bytes) -> bytes:
+    """Returns `content` with metadata entry `name` holding `payload` (`put_metadata`)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    obj = _model_object(content, "<bytes>")
+    put_metadata(obj, name, payload)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
