@@ -196,6 +196,12 @@ def test_worker_processes_measure_what_one_process_measures(tmp_path):
     spec = _spec(tmp_path, variants=("tiny_cnn", "vgg19_v04"), widths=(0.125,))
     one, _ = fit.run_fit(spec, rerun=True, log=lambda line: None)
     two, cached = fit.run_fit(spec, rerun=True, log=lambda line: None, jobs=2)
-    drop = ("seconds", "cpu_seconds", "flash_bytes")  # flash: the JSON's digits (see above)
+    # flash: the JSON's digits (see above); graph bytes: a worker runs TensorFlow on fewer threads,
+    # so calibration ranges can differ in the last float bit and flip one layer's per-tensor /
+    # per-channel choice (seen once in CI: vgg19_v04 61,816 vs 60,256 B), so within 5 %
+    drop = ("seconds", "cpu_seconds", "flash_bytes", "graph_bytes")
     assert cached == 0 and [{k: v for k, v in r.items() if k not in drop} for r in two] == [
         {k: v for k, v in r.items() if k not in drop} for r in one]
+    for a, b in zip(one, two):
+        assert (a["graph_bytes"] is None) == (b["graph_bytes"] is None), (a, b)
+        assert abs((a["graph_bytes"] or 0) - (b["graph_bytes"] or 0)) <= 0.05 * (a["graph_bytes"] or 0), (a, b)

@@ -74,8 +74,9 @@ def test_lean_int8_accuracy_no_worse_than_converter_and_tflm_exact(variant):
     lean_acc = _accuracy(predict(lean.content, x_te, reference=True), y_te)
     print(f"{variant}: float {float_acc:.3f} converter int8 {plain_acc:.3f} lean {lean_acc:.3f}")
     assert lean_acc >= plain_acc - 0.003 - 1e-9, (variant, float_acc, plain_acc, lean_acc)
-    if variant == "fire_dice":   # the converter's PTQ keeps this net within 0.3 pp of float
-        assert abs(lean_acc - float_acc) <= 0.003 + 1e-9, (float_acc, plain_acc, lean_acc)
+    if variant == "fire_dice":   # the converter's PTQ keeps this net within 0.3 pp below float
+        # (one-sided: on an AVX2 EPYC int8 landed 0.5 pp above float, 0.586 -> 0.591; not a loss)
+        assert lean_acc >= float_acc - 0.003 - 1e-9, (float_acc, plain_acc, lean_acc)
     if micro.micro_available():
         report = micro.run_micro(lean.content, x_te[:20], num_samples=20, name=variant)
         assert report.ok, report.error
