@@ -30,6 +30,7 @@ import numpy as np
 
 from tfopt.tflite.model_info import _schema
 from tfopt.tflite.rewrite import _activation_like, _constant, _graph, _op_names, drop_unused
+from tfopt.tflite.schedule import _nbytes
 
 _PER_CHANNEL = ("MUL", "ADD", "PAD", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D")
 
@@ -39,10 +40,6 @@ def _quant_key(t) -> tuple:
     if q is None or q.scale is None:
         return ()
     return tuple(np.asarray(q.scale).tolist()), tuple(np.asarray(q.zeroPoint).tolist())
-
-
-def _nbytes(t) -> int:
-    return int(np.prod(t.shape))
 
 
 def _sliced_const(model, sg, t: int, lo: int, hi: int, axis: int) -> int:
@@ -223,8 +220,8 @@ def _candidates(model) -> dict[int, tuple[list[int], set[int]]]:
         if kinds[ci] != "CONCATENATION" or not _concat_ok(sg, op):
             continue
         chain = _chain(model, sg, kinds, consumers, graph_outputs, int(op.outputs[0]))
-        size = _nbytes(sg.tensors[int(op.outputs[0])])
-        while chain and _nbytes(sg.tensors[int(sg.operators[chain[-1]].outputs[0])]) >= size:
+        size = _nbytes(sg, int(op.outputs[0]))
+        while chain and _nbytes(sg, int(sg.operators[chain[-1]].outputs[0])) >= size:
             chain.pop()
         if chain:
             found[ci] = (chain, {int(op.outputs[0])}

@@ -30,14 +30,12 @@ from __future__ import annotations
 import numpy as np
 
 from tfopt.tflite.model_info import _schema
-from tfopt.tflite.rewrite import _graph, _op_names, _private_bias, _same_grid
+from tfopt.tflite.rewrite import _constant, _graph, _op_names, _private_bias, _same_grid
 
 
 def _int_constant(model, sg, t: int) -> np.ndarray | None:
-    buf = model.buffers[sg.tensors[t].buffer]
-    if buf.data is None or not len(buf.data):
-        return None
-    return np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), np.int32)
+    raw = _constant(model, sg, t)
+    return None if raw is None else raw.view(np.int32)
 
 
 def _permutation(model, sg, r1, tr, r2) -> np.ndarray | None:
