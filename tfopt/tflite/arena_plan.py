@@ -151,6 +151,11 @@ def best_plan(model, *, rounds: int = 300) -> tuple[dict[int, int], int]:
     return {t: offsets[r] for r, ts in groups.items() for t in ts}, head
 
 
+def has_plan(model) -> bool:
+    """Whether `model` (a `schema.ModelT`) carries an `OfflineMemoryAllocation` entry."""
+    return any(m.name in (METADATA_NAME, METADATA_NAME.encode()) for m in model.metadata or [])
+
+
 def offline_plan(model) -> dict:
     """Adds an `OfflineMemoryAllocation` metadata entry to `model` (a `schema.ModelT`) when
     its packing beats TFLM's online planner (module docstring).
@@ -165,7 +170,7 @@ def offline_plan(model) -> dict:
     offsets, head = best_plan(model)
     report = {"planned": head < online, "online_head": online, "offline_head": head,
               "peak": liveness_peak(model)}
-    planned = any(m.name in (METADATA_NAME, METADATA_NAME.encode()) for m in model.metadata or [])
+    planned = has_plan(model)
     n = len(sg.tensors)
     if report["planned"]:
         words = [1, 0, n] + [offsets.get(i, -1) for i in range(n)]

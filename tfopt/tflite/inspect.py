@@ -203,9 +203,7 @@ def inspect_tflite(model: str | os.PathLike | bytes, *, profile: bool = True,
         if tflm.micro_available():
             breakdown = tflm.arena_breakdown(content, name=where)
             breakdown["requant_arrays"] = requant_array_bytes(obj)
-            breakdown["offline_plan"] = any(m.name in (arena_plan.METADATA_NAME,
-                                                       arena_plan.METADATA_NAME.encode())
-                                            for m in obj.metadata or [])
+            breakdown["offline_plan"] = arena_plan.has_plan(obj)
             arena = breakdown["total"]
     peak, peak_op, tensors = liveness_peak(obj, tensor_names or _sidecar_names(path))
     op_name = info.operators[peak_op].name if info.operators else "-"
