@@ -285,6 +285,11 @@ def _keep_input_order():
         cls._get_layers = original  # pylint: disable=protected-access
 
 
+def _unwrapped_name(layer) -> str:
+    """The name of the float layer inside a QAT wrapper (QuantizeWrapper.layer), else its own."""
+    return getattr(getattr(layer, "layer", None), "name", layer.name)
+
+
 def _source_names(layer) -> list[list[str]] | None:
     """Per inbound node, the names of the layers producing `layer`'s inputs, in call order,
     looking through QAT wrappers; None for a single-input layer."""
@@ -295,8 +300,7 @@ def _source_names(layer) -> list[list[str]] | None:
             continue
         names = []
         for t in tensors:
-            src = t.node.layer
-            names.append(getattr(getattr(src, "layer", None), "name", src.name))
+            names.append(_unwrapped_name(t.node.layer))
         nodes.append(names)
     return nodes or None
 
@@ -304,7 +308,7 @@ def _source_names(layer) -> list[list[str]] | None:
 def input_order_mismatches(float_model, qat_model) -> list[str]:
     """Names of the multi-input layers (Concatenate, ...) whose inputs `qat_model` consumes in
     another order than `float_model` (matched by name through the QAT wrappers)."""
-    qat_layers = {getattr(getattr(l, "layer", None), "name", l.name): l for l in qat_model.layers}
+    qat_layers = {_unwrapped_name(layer): layer for layer in qat_model.layers}
     wrong = []
     for layer in float_model.layers:
         before = _source_names(layer)
