@@ -252,3 +252,17 @@ def test_without_a_held_out_split_nothing_stops_early(tmp_path):
     ctx = _ctx(tmp_path, None, val_fraction=0)
     assert not ctx.train_config(epochs=10).early_stopping_patience
     assert ctx.finetune_config().monitor == "loss"
+
+
+def test_finetune_limit_caps_every_fine_tuning_epoch_not_the_baseline(tmp_path):
+    from types import SimpleNamespace
+
+    _, val_ds = _problem()
+    ctx = _ctx(tmp_path, val_ds, finetune_limit=300, train_batch_size=128)
+    ctx.data = SimpleNamespace(**vars(ctx.data), train_examples=1000)
+    assert ctx.finetune_config().steps_per_epoch == 3  # ceil(300 / 128) batches
+    assert ctx.train_config(epochs=10).steps_per_epoch is None  # the baseline sees every image
+    assert ctx.config.finetune_examples(1000) == 384
+    assert ctx.config.finetune_steps(200) is None  # the limit is above the split: a full epoch
+    with pytest.raises(ValueError, match="finetune_limit=0"):
+        _ctx(tmp_path, val_ds, finetune_limit=0)

@@ -107,3 +107,13 @@ def test_measure_and_cli_dry_run_on_a_tiny_model(tmp_path, run_cli):
             "3 classes") in done.stdout  # + its control
     assert "| 1 | tiny_cnn__none | none | 2 |" in done.stdout
     assert not os.path.exists(tmp_path / "wd" / "results.jsonl")
+
+
+def test_finetune_limit_shortens_the_planned_fine_tuning_not_the_baseline(tmp_path):
+    config = _config(tmp_path, "cifar10_cpu.cfg", "--finetune_limit=1000")
+    data = dry.data_shape(config)
+    fitted = dry.fit_examples(data, config)
+    for r in dry.make_plan(config, _fake_speed):
+        images = fitted if r.step == "none" else 1024  # 8 batches of 128
+        assert r.seconds == pytest.approx(
+            r.epochs * images / _fake_speed(r.trial.variant, 0, 0)), r.trial.id

@@ -95,6 +95,16 @@ def test_prune_and_finetune_with_train_fit():
     assert abs(result.non_zeroed - (round(704 * 0.4) + 320)) <= 3
 
 
+def test_prune_schedule_follows_a_capped_epoch():
+    from tfopt import train
+
+    # --finetune_limit: 3 of the dataset's 6 batches per epoch; the schedule must end inside them
+    config = train.TrainConfig(epochs=2, batch_size=16, optimizer="adam", steps_per_epoch=3)
+    result = P.prune_and_finetune(_small_model(), _dataset(), config, target_sparsity=0.6)
+    assert result.plan.steps_per_epoch == 3 and result.plan.end_step <= 6
+    assert abs(result.achieved_sparsity - 0.6) <= 0.005
+
+
 def test_wrapped_model_saves_and_loads_in_scope(tmp_path):
     import tensorflow_model_optimization as tfmot
     wrapped = P.wrap(_small_model(), tfmot.sparsity.keras.ConstantSparsity(0.5, 0, 0, 1))

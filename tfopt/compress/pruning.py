@@ -412,8 +412,9 @@ def prune_and_finetune(model, train_ds, config, *, target_sparsity: float,
       target_sparsity: Fraction of the selected kernels' weights to remove (0 <= s < 1).
       schedule: "polynomial" or "constant".
       scope: "conv" (paper) or "all" (conv + dense).
-      num_examples: Training examples per epoch; only needed when `train_ds`'s cardinality
-        is unknown (steps per epoch are then ceil(num_examples / config.batch_size)).
+      num_examples: Training examples per epoch; only needed when `config.steps_per_epoch` is
+        unset and `train_ds`'s cardinality unknown (steps per epoch are then
+        ceil(num_examples / config.batch_size)).
       frequency: Largest interval between mask updates, in steps.
       tolerance: Allowed |achieved - target| (fraction).
 
@@ -425,7 +426,7 @@ def prune_and_finetune(model, train_ds, config, *, target_sparsity: float,
     """
     from tfopt import train as _train
 
-    batches = _count_batches(train_ds)
+    batches = config.steps_per_epoch or _count_batches(train_ds)
     if batches is not None:
         plan = plan_schedule(num_examples=batches, batch_size=1, epochs=config.epochs,
                              frequency=frequency)

@@ -75,7 +75,7 @@ EXECUTION_FIELDS = (
 )
 # Fields added after workdirs existed: left out of the fingerprint while unset (None), so an
 # older workdir still resumes.
-OPTIONAL_FIELDS = ("variant_widths",)
+OPTIONAL_FIELDS = ("variant_widths", "finetune_limit")
 
 
 # The ExperimentConfig fields that change what a trial's data holds (tfopt.experiments.trial_data
@@ -132,6 +132,9 @@ class ExperimentConfig:
     finetune_patience: int = 2  # its early-stopping patience (plateau recipe, issue #14)
     finetune_max_lr: float = 1e-3
     finetune_optimizer: str | None = None  # None: train_optimizer
+    # Images per fine-tuning / QAT epoch (a seeded stream of the train split, not a fixed
+    # subset); None: the whole train split. The baseline always trains on all of it.
+    finetune_limit: int | None = None
     qat_epochs: int = 1
     ocnna_images: int = 1000
     kd_teacher: str | None = None  # variant whose baseline teaches stand-alone `kd` recipes
@@ -195,7 +198,7 @@ class ExperimentConfig:
     def _check_numbers(self) -> None:
         _positive_int("train_epochs", self.train_epochs)
         _positive_int("train_batch_size", self.train_batch_size)
-        for name in ("train_limit", "test_limit", "image_size", "kd_epochs"):
+        for name in ("train_limit", "test_limit", "image_size", "kd_epochs", "finetune_limit"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if self.image_size is not None and self.image_size < 8:
@@ -326,6 +329,19 @@ class ExperimentConfig:
         if isinstance(kw.get("variant_widths"), tuple):  # [[variant, width], ...] is accepted too
             kw["variant_widths"] = dict(kw["variant_widths"])
         return cls(**kw)
+
+    def finetune_steps(self, train_examples: int) -> int | None:
+        """Batches per fine-tuning epoch under `finetune_limit` (images), or None: a whole
+        epoch of the `train_examples` images."""
+        limit = self.finetune_limit
+        if limit is None or limit >= train_examples:
+            return None
+        return max(1, -(-limit // self.train_batch_size))
+
+    def finetune_examples(self, train_examples: int) -> int:
+        """Images one fine-tuning epoch fits: `train_examples`, capped by `finetune_limit`."""
+        steps = self.finetune_steps(train_examples)
+        return train_examples if steps is None else steps * self.train_batch_size
 
     def fingerprint(self) -> str:
         """Hash of every field that changes a trial's result (not where/how it runs, nor which

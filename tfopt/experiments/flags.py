@@ -120,6 +120,11 @@ flags.DEFINE_string(
     "finetune_optimizer", None, "Optimizer while fine-tuning/QAT (default: the plateau "
     "recipe's SGD with ReduceLROnPlateau)."
 )
+flags.DEFINE_integer(
+    "finetune_limit", None,
+    "Images per fine-tuning / QAT epoch (pruning steps, controls, OCNNA, kd recovery): a "
+    "seeded stream of the train split; default: all of it. The baseline trains on all of it.",
+)
 flags.DEFINE_integer("qat_epochs", 1, "Cap of the QAT fit (the fine-tuning recipe; set it to "
                      "--finetune_epochs for a matched control).")
 flags.DEFINE_integer("ocnna_images", 1000, "Images used to score filters (OCNNA).")

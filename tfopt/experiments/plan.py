@@ -179,7 +179,8 @@ def make_plan(config: ExperimentConfig, measure: Callable | None = None,
             if trial.variant not in speed:
                 speed[trial.variant] = float(measure(trial.variant, config, data))
             ips = speed[trial.variant]
-        seconds = epochs * images / ips if epochs else 0.0
+        fitted = images if step == "none" else config.finetune_examples(images)
+        seconds = epochs * fitted / ips if epochs else 0.0
         rows.append(PlannedTrial(trial, step, epochs, ips, seconds))
     return rows
 

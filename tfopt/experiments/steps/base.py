@@ -66,6 +66,9 @@ class StepContext:
         extra = {"optimizer": c.finetune_optimizer} if c.finetune_optimizer else {}
         if self.val_ds is None:
             extra["monitor"] = "loss"
+        steps = c.finetune_steps(self.data.train_examples) if c.finetune_limit else None
+        if steps is not None:
+            extra["steps_per_epoch"] = steps
         return plateau_finetune(epochs, c.finetune_patience, lr=c.finetune_max_lr,
                                 batch_size=c.train_batch_size, seed=c.seed, verbose=c.verbose,
                                 **extra)
