@@ -101,8 +101,11 @@ def test_folded_int8_runs_on_tflm_equal_to_litert_reference(models):
     assert report.max_diff_lsb == 0
 
 
-def test_qat_and_models_without_concat_bn_are_returned_unchanged():
+def test_models_without_concat_bn_or_with_zero_bn_offsets_are_returned_unchanged():
     inp = keras.Input((HW, HW, 3))
     model = keras.Model(inp, layers.BatchNormalization()(layers.Conv2D(4, 1)(inp)))
     same, counts = fold_concat_batch_norm(model)
     assert same is model and counts["batch_norms"] == 0
+    fresh = _model()   # beta 0, mean 0: the converter's MUL is kept (it moves past a PAD)
+    same, counts = fold_concat_batch_norm(fresh)
+    assert same is fresh and counts["batch_norms"] == 0
