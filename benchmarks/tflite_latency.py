@@ -58,7 +58,7 @@ def _measure(vid, args, shape, x, lean):
     f32 = convert(model, "float32", name=vid)
     # the lean file is made as `convert` ships it: concat BNs folded first (tfopt.tflite.fold_bn)
     plain = convert(model, "int8", representative_data=x, name=vid, lean=False,
-                    fold_bn=not lean).content
+                    fold_bn=lean).content
     i8 = make_lean(plain, name=vid)[0] if lean else plain
     # informative only: the LiteRT-only opt-in (grouped convs dense, shuffles folded into them)
     litert_only = make_lean(plain, name=vid, dense_groups=True)[0]
