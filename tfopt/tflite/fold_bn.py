@@ -288,7 +288,8 @@ def _candidates(g: _Graph) -> list[tuple[str, str, str | None]]:
             continue
         axis = lc["config"].get("axis")
         (cat,) = g.inputs(name) or [None]
-        if cat is None or g.kind(cat) != "Concatenate" or not g.single(cat):
+        if (cat is None or g.kind(cat) != "Concatenate" or not g.single(cat)
+                or len(set(g.inputs(cat))) != len(g.inputs(cat))):
             continue
         rank = len(g.model.get_layer(cat).output_shape)
         if axis not in (-1, rank - 1, [-1], [rank - 1]) or g.layers[cat]["config"].get(
