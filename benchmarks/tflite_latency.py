@@ -7,8 +7,10 @@
     for v in resnet101_v01 vgg19_v08; do python benchmarks/tflite_latency.py --variants=$v \
         --width=1.0 --append=rows.jsonl; done; python benchmarks/tflite_latency.py --table_from=rows.jsonl
 
-Models have random (untrained) weights: latency and size do not depend on the values; int8
-is calibrated on 16 synthetic images. Latency is the median of `--runs` invocations after
+Models have random weights, with trained-like BatchNormalization (`tfopt.models.trained_like`:
+random gamma / beta and moving statistics, so BN offsets are not the all-zero ones the converter
+folds away; `--untrained_bn` keeps the fresh model's); latency and size do not depend on the
+values otherwise. int8 is calibrated on 16 synthetic images. Latency is the median of `--runs` invocations after
 10 warm-up ones (LiteRT default kernels, i.e. XNNPACK, batch 1, 32x32x3 input), timed as the
 calling thread's CPU time (1 thread: every kernel runs in it), so that waiting for a core on a
 shared machine does not count (wall-clock medians were off by up to 50x here); float32 and
@@ -45,13 +47,18 @@ def _variants(text: str, known) -> list[str]:
 
 def _measure(vid, args, shape, x, lean):
     from tfopt.models import build_model
+    from tfopt.models.trained_like import trained_like_batch_norm
     from tfopt.tflite import micro
     from tfopt.tflite.convert import convert, make_lean
 
     model = build_model(vid, num_classes=10, input_shape=shape, width_multiplier=args.width)
+    if not args.untrained_bn:
+        trained_like_batch_norm(model, seed=0)
     params = int(sum(int(w.shape.num_elements()) for w in model.trainable_weights))
     f32 = convert(model, "float32", name=vid)
-    plain = convert(model, "int8", representative_data=x, name=vid, lean=False).content
+    # the lean file is made as `convert` ships it: concat BNs folded first (tfopt.tflite.fold_bn)
+    plain = convert(model, "int8", representative_data=x, name=vid, lean=False,
+                    fold_bn=lean).content
     i8 = make_lean(plain, name=vid)[0] if lean else plain
     # informative only: the LiteRT-only opt-in (grouped convs dense, shuffles folded into them)
     litert_only = make_lean(plain, name=vid, dense_groups=True)[0]
@@ -181,6 +188,9 @@ def main(argv=None) -> int:
                    help="interleaved rounds (float32 and int8 alternate; min round median)")
     p.add_argument("--image_size", type=int, default=32)
     p.add_argument("--no_lean", action="store_true", help="int8 as the converter writes it")
+    p.add_argument("--untrained_bn", action="store_true",
+                   help="keep the fresh model's BatchNormalization (beta 0, mean 0, var 1) "
+                        "instead of trained-like values")
     p.add_argument("--append", default=None,
                    help="also append each variant's row as a JSON line to this file (one "
                         "process per variant, then --table_from)")
@@ -193,7 +203,8 @@ def main(argv=None) -> int:
     header = (f"LiteRT {platform.machine()}, {os.cpu_count()} CPUs, 1 thread, width "
               f"{args.width}, input {(args.image_size, args.image_size, 3)}, CPU time: min "
               f"round median, {args.rounds} interleaved rounds of {args.runs} runs in all, "
-              f"{'converter' if args.no_lean else 'lean'} int8")
+              f"{'converter' if args.no_lean else 'lean'} int8, "
+              f"{'untrained' if args.untrained_bn else 'trained-like'} BN")
     if args.table_from:
         header, rows, missing = _read_rows(args.table_from)
     else:

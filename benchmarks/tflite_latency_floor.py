@@ -6,7 +6,8 @@
         --append=floor.jsonl; done
     python benchmarks/tflite_latency_floor.py --table_from=floor.jsonl
 
-For each variant (random weights, like `tflite_latency.py`): the float32 file and the shipped
+For each variant (random weights with trained-like BatchNormalization, like `tflite_latency.py`;
+`--untrained_bn` keeps the fresh model's): the float32 file and the shipped
 lean int8 file, and two floors, all times = thread CPU ms, 1 thread, LiteRT default kernels
 (XNNPACK), timed interleaved (`tflite_latency.paired_cpu_ms`):
 
@@ -139,18 +140,22 @@ def kernel_ms(content: bytes) -> float:
     return sum(t.median_ms - overhead for t in timings if t.op in KERNEL_OPS)
 
 
-def measure(vid: str, width: float, runs: int, rounds: int) -> dict:
+def measure(vid: str, width: float, runs: int, rounds: int, untrained_bn: bool = False) -> dict:
     import numpy as np
 
     from tflite_latency import paired_cpu_ms
     from tfopt.models import build_model
+    from tfopt.models.trained_like import trained_like_batch_norm
     from tfopt.tflite.convert import convert, make_lean
 
     shape = (32, 32, 3)
     x = np.random.default_rng(0).standard_normal((16,) + shape).astype(np.float32)
     model = build_model(vid, num_classes=10, input_shape=shape, width_multiplier=width)
+    if not untrained_bn:
+        trained_like_batch_norm(model, seed=0)
     f32 = convert(model, "float32", name=vid).content
-    plain = convert(model, "int8", representative_data=x, name=vid, lean=False).content
+    plain = convert(model, "int8", representative_data=x, name=vid, lean=False,
+                    fold_bn=True).content
     i8 = make_lean(plain, name=vid)[0]
     dense = make_lean(plain, name=vid, dense_groups=True)[0]
     common, _, ops = timing_graph(i8, bypass=False)
@@ -184,6 +189,8 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=float, default=1.0, help="width_multiplier")
     p.add_argument("--runs", type=int, default=70, help="timed invocations per model (>= 50)")
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
+    p.add_argument("--untrained_bn", action="store_true",
+                   help="keep the fresh model's BatchNormalization instead of trained-like values")
     p.add_argument("--append", default=None, help="append each row as a JSON line here")
     p.add_argument("--table_from", default=None, help="print the table of an --append file")
     args = p.parse_args(argv)
@@ -196,7 +203,7 @@ def main(argv=None) -> int:
         return 0
     rows = []
     for vid in filter(None, args.variants.split(",")):
-        rows.append(measure(vid, args.width, args.runs, args.rounds))
+        rows.append(measure(vid, args.width, args.runs, args.rounds, args.untrained_bn))
         if args.append:
             with open(args.append, "a", encoding="utf-8") as f:
                 f.write(json.dumps(rows[-1]) + "\n")

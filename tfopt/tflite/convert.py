@@ -265,6 +265,7 @@ def convert(
     seed: int = 0,
     name: str | None = None,
     lean: bool = True,
+    fold_bn: bool | None = None,
 ) -> ConversionResult:
     """Converts a Keras model (plain, pruned or QAT) to a batch-1 TFLite model.
 
@@ -287,6 +288,10 @@ def convert(
         1-channel groups as depthwise, depthwise with multiplier 1, FULLY_CONNECTED as 1x1
         CONV_2D, per-tensor weights where no channel's weight error exceeds 3 %, strip tensor
         names into `.names`, share equal flatbuffer objects). False keeps the converter's flatbuffer.
+      fold_bn: int8 only: before converting, fold each BatchNormalization after a channel
+        concat into the convs before it (`tfopt.tflite.fold_bn`, exact in float; a ghost
+        module's BN then costs one ADD on half its channels instead of a MUL and an ADD on all).
+        None: as `lean`. The count is `lean_report["concat_bn_folded"]` (lean files only).
 
     Returns:
       A `ConversionResult`; `.content` holds the .tflite bytes.
@@ -302,6 +307,12 @@ def convert(
         raise ValueError(f"{name}: mode='int8' needs representative_data (a dataset name, an "
                          "array of images or a generator), also for QAT models")
     model = prepare_for_conversion(model)
+    bn_folded = 0
+    if mode == "int8" and (lean if fold_bn is None else fold_bn):
+        from tfopt.tflite.fold_bn import fold_concat_batch_norm
+
+        model, folded = fold_concat_batch_norm(model)
+        bn_folded = folded["batch_norms"]
     input_shape = _input_shape(model)
     representative = None
     if mode == "int8":
@@ -354,6 +365,7 @@ def convert(
     names = report = None
     if mode == "int8" and lean:
         content, names, report = make_lean(content, name=name)
+        report["concat_bn_folded"] = bn_folded
         check_integer_only(content, name=name)
     return ConversionResult(content, mode, inspect_model(content, name=name), metadata,
                             names, report)
@@ -402,24 +414,31 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     from tfopt.tflite.model_info import _model_object
 
     model = _model_object(content, name)
-    fused = rewrite.fuse_concat_relu(model) if fuse_relu else 0
-    relu_pools = rewrite.relu_as_max_pool(model) if relu_as_pool else 0
-    depthwise = rewrite.grouped_to_depthwise(model)
-    dw_multiplier = rewrite_dw.depthwise_multiplier_one(model) if dw_multiplier_one else 0
-    fc_convs = rewrite_fc.fc_as_conv(model) if fc_as_conv else 0
-    shuffles = rewrite_shuffle.fold_shuffles(model, densify=dense_groups) if fold_shuffles else 0
-    densified = rewrite_groups.dense_groups(model)["layers"] if dense_groups else 0
-    layers = rewrite.per_tensor_weights(model)
-    capped = rewrite_scale.cap_requant_ratio(model)
-    rewrite.drop_unused(model)
-    order = schedule.memory_order(model)
-    sunk = rewrite_concat.sink_concat(model)
-    plan = arena_plan.offline_plan(model)
+    # (report key, pass): run in this order; each pass returns what its key reports.
+    passes = [
+        ("relu_fused", lambda m: rewrite.fuse_concat_relu(m) if fuse_relu else 0),
+        ("relu_as_pool", lambda m: rewrite.relu_as_max_pool(m) if relu_as_pool else 0),
+        ("grouped_to_depthwise", rewrite.grouped_to_depthwise),
+        ("dw_multiplier_one",
+         lambda m: rewrite_dw.depthwise_multiplier_one(m) if dw_multiplier_one else 0),
+        ("fc_as_conv", lambda m: rewrite_fc.fc_as_conv(m) if fc_as_conv else 0),
+        ("shuffles_folded", lambda m: rewrite_shuffle.fold_shuffles(m, densify=dense_groups)
+         if fold_shuffles else 0),
+        ("dense_groups",
+         lambda m: rewrite_groups.dense_groups(m)["layers"] if dense_groups else 0),
+        ("per_tensor_weights", rewrite.per_tensor_weights),
+        ("ratio_capped", rewrite_scale.cap_requant_ratio),
+        ("dropped", rewrite.drop_unused),
+        ("memory_order", schedule.memory_order),
+        ("concats_sunk", rewrite_concat.sink_concat),
+        ("arena_plan", arena_plan.offline_plan),
+    ]
+    done = {key: run(model) for key, run in passes}
     names = lean.strip_names(model)
-    report = {"bytes_before": len(content), "relu_fused": fused, "relu_as_pool": relu_pools,
-              "grouped_to_depthwise": depthwise, "dw_multiplier_one": dw_multiplier,
-              "fc_as_conv": fc_convs, "dense_groups": densified, "shuffles_folded": shuffles,
-              "ratio_capped": capped, "concats_sunk": sunk,
+    order, plan, layers = done.pop("memory_order"), done.pop("arena_plan"), done.pop(
+        "per_tensor_weights")
+    done.pop("dropped")
+    report = {"bytes_before": len(content), **done,
               "reordered": order["reordered"], "peak_bytes": order["peak_after"],
               "offline_plan": plan["planned"], "planned_head_bytes": plan["offline_head"],
               "per_tensor_layers": sum(r["per_tensor"] for r in layers),

@@ -30,7 +30,6 @@ import numpy as np
 from tfopt.tflite import tflm_ops
 from tfopt.tflite.model_info import inspect_model, read_bytes
 
-_ARENA_RE = re.compile(r"Arena allocation total (\d+) bytes")
 _MISSING_OP_RE = re.compile(r"Didn't find op for builtin opcode '([A-Z0-9_]+)'")
 _START_ARENA = 1 << 20
 _MAX_ARENA = 1 << 30
@@ -167,13 +166,9 @@ def load(content: bytes, *, arena_size: int | None = None, name: str = "model"):
 
 
 def arena_bytes_of(interp) -> int:
-    """Arena bytes in use, parsed from the recording allocator's C-level report."""
-    _, err, text = capture_fd_output(interp.print_allocations)
-    match = _ARENA_RE.search(text)
-    if err is not None or not match:
-        raise RuntimeError(f"could not read the TFLM arena size from print_allocations(): "
-                           f"{_first_error_line(text, err)!r}")
-    return int(match.group(1))
+    """Arena bytes in use: the total of `arena_breakdown_of` (one parse of the recording
+    allocator's C-level report)."""
+    return arena_breakdown_of(interp)["total"]
 
 
 _USED_RE = re.compile(r"'([^']+)' used (\d+) bytes")
