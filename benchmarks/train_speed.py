@@ -13,10 +13,16 @@ train GFLOP/s, as in issue #12's table (ResNet-8 and resnet101_v13 have the same
 there it equals the images/s ratio, also printed). Last line:
 `min ratio over the 28 paper variants = X (variant)` (the GFLOP/s ratio).
 
+`--qat` measures QAT instead (docs/training_speed.md, "QAT"): per variant, images/s of the float
+model (`build_model`, fast grouped convs), of its tfmot QAT copy with the stock grouped
+`Conv2D` (`tfopt.compress.qat.quantize(..., grouped_path="native")`) and of the QAT copy with
+the fast grouped-conv paths (`grouped_path="auto"`, the default), each with plain `model.fit`
+as above, measured one after the other in the same process; no ResNet-8.
+
 `--profile` also traces `--profile_steps` steps of each variant with `tf.profiler` and prints
 its top TensorFlow ops by summed kernel time (docs/training_speed.md).
 
-Run:  python benchmarks/train_speed.py [--variants=resnet101_v13,vgg19_v08 --steps=10]
+Run:  python benchmarks/train_speed.py [--variants=resnet101_v13,vgg19_v08 --steps=10] [--qat]
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ flags.DEFINE_boolean("profile", False, "Also print each variant's top ops (tf.pr
 flags.DEFINE_integer("profile_steps", 2, "Batches traced per variant with --profile.",
                      lower_bound=1)
 flags.DEFINE_integer("top", 12, "Ops listed per variant with --profile.", lower_bound=1)
+flags.DEFINE_boolean("qat", False, "Measure float vs stock QAT vs fast QAT per variant instead "
+                     "of the ResNet-8 ratios (module docstring).")
 FLAGS = flags.FLAGS
 
 PAPER_PREFIXES = ("resnet101_v", "vgg19_v")
@@ -79,7 +87,8 @@ def _data(n):
 
 def _compile(model):
     from tfopt._keras import keras
-    from_logits = model.layers[-1].get_config().get("activation") != "softmax"
+    last = getattr(model.layers[-1], "layer", model.layers[-1])  # through a QAT wrapper
+    from_logits = last.get_config().get("activation") != "softmax"
     model.compile(keras.optimizers.SGD(0.01),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
 
@@ -141,6 +150,33 @@ def _row(name, flops, ips, ref_flops, ref_ips, layers) -> float:
     return ratio
 
 
+def qat_speeds(variants) -> None:
+    """`--qat`: float / stock QAT / fast QAT images/s per variant (module docstring)."""
+    import platform
+
+    from tfopt.compress import qat
+    from tfopt.models import build_model
+    print(f"batch {FLAGS.batch_size}, {INPUT_SHAPE}, {FLAGS.steps} timed steps after "
+          f"{FLAGS.warmup} warm-up, {platform.machine()} {os.cpu_count()} cores")
+    print("| model | float images/s | stock QAT images/s | fast QAT images/s | fast ÷ stock QAT "
+          "| fast QAT ÷ float |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for v in variants:
+        model = build_model(v, num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
+        ips = {}
+        for kind, path in (("float", None), ("stock", "native"), ("fast", "auto")):
+            m = model if path is None else qat.quantize(model, grouped_path=path)
+            _compile(m)
+            ips[kind] = images_per_s(m)
+            if m is not model:
+                del m
+                gc.collect()
+        print(f"| {v} | {ips['float']:.1f} | {ips['stock']:.1f} | {ips['fast']:.1f} | "
+              f"{ips['fast'] / ips['stock']:.2f} | {ips['fast'] / ips['float']:.2f} |", flush=True)
+        del model
+        gc.collect()
+
+
 def main(argv):
     del argv
     import platform
@@ -152,6 +188,9 @@ def main(argv):
     bad = [v for v in variants if v not in known]
     if bad:
         raise app.UsageError(f"--variants: unknown {bad}; known: {', '.join(known)}")
+    if FLAGS.qat:
+        qat_speeds(variants)
+        return
     ref = resnet8()
     _compile(ref)
     ref_flops = count_flops(ref)
