@@ -17,7 +17,9 @@ there it equals the images/s ratio, also printed). Last line:
 model (`build_model`, fast grouped convs), of its tfmot QAT copy with the stock grouped
 `Conv2D` (`tfopt.compress.qat.quantize(..., grouped_path="native")`) and of the QAT copy with
 the fast grouped-conv paths (`grouped_path="auto"`, the default), each with plain `model.fit`
-as above, measured one after the other in the same process; no ResNet-8.
+as above, measured one after the other in the same process (also process CPU ms per image, less
+sensitive to other jobs on the machine); no ResNet-8. With `--profile`, the
+top ops of the float and the fast QAT model.
 
 `--profile` also traces `--profile_steps` steps of each variant with `tf.profiler` and prints
 its top TensorFlow ops by summed kernel time (docs/training_speed.md).
@@ -95,17 +97,27 @@ def _compile(model):
 
 def images_per_s(model) -> float:
     """Plain `model.fit` throughput after `--warmup` batches (module docstring)."""
+    return fit_rates(model)[0]
+
+
+def fit_rates(model) -> tuple[float, float]:
+    """(images/s, process CPU ms per image) of plain `model.fit` after `--warmup` batches.
+
+    The CPU time (all threads of this process) is less sensitive than the wall time to other
+    jobs on a shared machine."""
     from tfopt._keras import keras
     stamps = []
 
     class Stamp(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            stamps.append(time.perf_counter())
+            stamps.append((time.perf_counter(), time.process_time()))
 
     b = FLAGS.batch_size
     x, y = _data(b * (FLAGS.warmup + FLAGS.steps))
     model.fit(x, y, batch_size=b, epochs=1, shuffle=False, verbose=0, callbacks=[Stamp()])
-    return b * FLAGS.steps / (stamps[-1] - stamps[FLAGS.warmup - 1])
+    (wall0, cpu0), (wall1, cpu1) = stamps[FLAGS.warmup - 1], stamps[-1]
+    images = b * FLAGS.steps
+    return images / (wall1 - wall0), 1e3 * (cpu1 - cpu0) / images
 
 
 def top_ops(model, n_top: int) -> list[tuple[str, float, int]]:
@@ -159,22 +171,34 @@ def qat_speeds(variants) -> None:
     print(f"batch {FLAGS.batch_size}, {INPUT_SHAPE}, {FLAGS.steps} timed steps after "
           f"{FLAGS.warmup} warm-up, {platform.machine()} {os.cpu_count()} cores")
     print("| model | float images/s | stock QAT images/s | fast QAT images/s | fast ÷ stock QAT "
-          "| fast QAT ÷ float |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "| fast QAT ÷ float | CPU ms/image float / stock / fast |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    profiles = {}
     for v in variants:
         model = build_model(v, num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
-        ips = {}
+        ips, cpu = {}, {}
         for kind, path in (("float", None), ("stock", "native"), ("fast", "auto")):
             m = model if path is None else qat.quantize(model, grouped_path=path)
             _compile(m)
-            ips[kind] = images_per_s(m)
+            ips[kind], cpu[kind] = fit_rates(m)
+            if FLAGS.profile and kind != "stock":
+                profiles[f"{v} ({kind})"] = top_ops(m, FLAGS.top)
             if m is not model:
                 del m
                 gc.collect()
         print(f"| {v} | {ips['float']:.1f} | {ips['stock']:.1f} | {ips['fast']:.1f} | "
-              f"{ips['fast'] / ips['stock']:.2f} | {ips['fast'] / ips['float']:.2f} |", flush=True)
+              f"{ips['fast'] / ips['stock']:.2f} | {ips['fast'] / ips['float']:.2f} | "
+              f"{cpu['float']:.1f} / {cpu['stock']:.1f} / {cpu['fast']:.1f} |", flush=True)
         del model
         gc.collect()
+    _print_profiles(profiles)
+
+
+def _print_profiles(profiles) -> None:
+    for v, ops in profiles.items():
+        print(f"\ntop ops of {v} (ms per training step, summed over threads):")
+        for op, t, n in ops:
+            print(f"  {t:9.1f} ms  {n:5d} calls  {op}")
 
 
 def main(argv):
@@ -213,10 +237,7 @@ def main(argv):
             profiles[v] = top_ops(model, FLAGS.top)
         del model
         gc.collect()
-    for v, ops in profiles.items():
-        print(f"\ntop ops of {v} (ms per training step, summed over threads):")
-        for op, t, n in ops:
-            print(f"  {t:9.1f} ms  {n:5d} calls  {op}")
+    _print_profiles(profiles)
     paper = {v: r for v, r in ratios.items() if v.startswith(PAPER_PREFIXES)}
     if paper:
         worst = min(paper, key=paper.get)

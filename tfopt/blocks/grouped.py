@@ -200,15 +200,15 @@ def make_fast(layer, input_shape, *, training_path: str = "auto") -> str:
         return getattr(layer, "_path", None) or "native"
     layer.__class__ = GroupedConv2D
     layer.training_path = training_path
-    layer._path = None  # pylint: disable=protected-access
-    layer._init_call_fn_args()  # pylint: disable=protected-access  # call(inputs, training)
+    layer._path = None
+    layer._init_call_fn_args()  # call(inputs, training)
     try:
-        layer._path = layer._resolve_path(tf.TensorShape(input_shape))  # pylint: disable=protected-access
+        layer._path = layer._resolve_path(tf.TensorShape(input_shape))
     except ValueError:
         layer.__class__ = layers.Conv2D
-        layer._init_call_fn_args()  # pylint: disable=protected-access
+        layer._init_call_fn_args()
         raise
-    return layer._path  # pylint: disable=protected-access
+    return layer._path
 
 
 def to_native(model):

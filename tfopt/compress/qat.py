@@ -284,8 +284,11 @@ def fast_grouped(qat_model, training_path: str = "auto") -> dict[str, str]:
         if not isinstance(wrapper, quantize_wrapper.QuantizeWrapper) or \
                 not isinstance(inner, layers.Conv2D) or inner.groups == 1:
             continue
-        paths[inner.name] = _grouped.make_fast(inner, wrapper.input_shape,
-                                               training_path=training_path)
+        try:
+            shape = wrapper.input_shape
+        except AttributeError:  # a shared layer called on several shapes: height/width unknown
+            shape = (None, None, None, inner.kernel.shape[2] * inner.groups)
+        paths[inner.name] = _grouped.make_fast(inner, shape, training_path=training_path)
     return paths
 
 
