@@ -141,14 +141,9 @@ def test_fast_pqat_trains_like_stock_pqat_and_keeps_the_zeros():
 
 
 def _int8(model):
-    x = _images(4)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return converter.convert()
+    from tfopt.tflite import convert as conv
+    return conv.convert(model, "int8", representative_data=_images(4),
+                        num_calibration_samples=4).content
 
 
 def test_fast_qat_converts_to_the_stock_int8_tflite():
