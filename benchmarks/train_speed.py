@@ -13,10 +13,18 @@ train GFLOP/s, as in issue #12's table (ResNet-8 and resnet101_v13 have the same
 there it equals the images/s ratio, also printed). Last line:
 `min ratio over the 28 paper variants = X (variant)` (the GFLOP/s ratio).
 
+`--qat` measures QAT instead (docs/training_speed.md, "QAT"): per variant, images/s of the float
+model (`build_model`, fast grouped convs), of its tfmot QAT copy with the stock grouped
+`Conv2D` (`tfopt.compress.qat.quantize(..., grouped_path="native")`) and of the QAT copy with
+the fast grouped-conv paths (`grouped_path="auto"`, the default), each with plain `model.fit`
+as above, measured one after the other in the same process (also process CPU ms per image, less
+sensitive to other jobs on the machine); no ResNet-8. With `--profile`, the
+top ops of the float and the fast QAT model.
+
 `--profile` also traces `--profile_steps` steps of each variant with `tf.profiler` and prints
 its top TensorFlow ops by summed kernel time (docs/training_speed.md).
 
-Run:  python benchmarks/train_speed.py [--variants=resnet101_v13,vgg19_v08 --steps=10]
+Run:  python benchmarks/train_speed.py [--variants=resnet101_v13,vgg19_v08 --steps=10] [--qat]
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ flags.DEFINE_boolean("profile", False, "Also print each variant's top ops (tf.pr
 flags.DEFINE_integer("profile_steps", 2, "Batches traced per variant with --profile.",
                      lower_bound=1)
 flags.DEFINE_integer("top", 12, "Ops listed per variant with --profile.", lower_bound=1)
+flags.DEFINE_boolean("qat", False, "Measure float vs stock QAT vs fast QAT per variant instead "
+                     "of the ResNet-8 ratios (module docstring).")
 FLAGS = flags.FLAGS
 
 PAPER_PREFIXES = ("resnet101_v", "vgg19_v")
@@ -79,24 +89,35 @@ def _data(n):
 
 def _compile(model):
     from tfopt._keras import keras
-    from_logits = model.layers[-1].get_config().get("activation") != "softmax"
+    last = getattr(model.layers[-1], "layer", model.layers[-1])  # through a QAT wrapper
+    from_logits = last.get_config().get("activation") != "softmax"
     model.compile(keras.optimizers.SGD(0.01),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
 
 
 def images_per_s(model) -> float:
     """Plain `model.fit` throughput after `--warmup` batches (module docstring)."""
+    return fit_rates(model)[0]
+
+
+def fit_rates(model) -> tuple[float, float]:
+    """(images/s, process CPU ms per image) of plain `model.fit` after `--warmup` batches.
+
+    The CPU time (all threads of this process) is less sensitive than the wall time to other
+    jobs on a shared machine."""
     from tfopt._keras import keras
     stamps = []
 
     class Stamp(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            stamps.append(time.perf_counter())
+            stamps.append((time.perf_counter(), time.process_time()))
 
     b = FLAGS.batch_size
     x, y = _data(b * (FLAGS.warmup + FLAGS.steps))
     model.fit(x, y, batch_size=b, epochs=1, shuffle=False, verbose=0, callbacks=[Stamp()])
-    return b * FLAGS.steps / (stamps[-1] - stamps[FLAGS.warmup - 1])
+    (wall0, cpu0), (wall1, cpu1) = stamps[FLAGS.warmup - 1], stamps[-1]
+    images = b * FLAGS.steps
+    return images / (wall1 - wall0), 1e3 * (cpu1 - cpu0) / images
 
 
 def top_ops(model, n_top: int) -> list[tuple[str, float, int]]:
@@ -141,6 +162,45 @@ def _row(name, flops, ips, ref_flops, ref_ips, layers) -> float:
     return ratio
 
 
+def qat_speeds(variants) -> None:
+    """`--qat`: float / stock QAT / fast QAT images/s per variant (module docstring)."""
+    import platform
+
+    from tfopt.compress import qat
+    from tfopt.models import build_model
+    print(f"batch {FLAGS.batch_size}, {INPUT_SHAPE}, {FLAGS.steps} timed steps after "
+          f"{FLAGS.warmup} warm-up, {platform.machine()} {os.cpu_count()} cores")
+    print("| model | float images/s | stock QAT images/s | fast QAT images/s | fast ÷ stock QAT "
+          "| fast QAT ÷ float | CPU ms/image float / stock / fast |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    profiles = {}
+    for v in variants:
+        model = build_model(v, num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
+        ips, cpu = {}, {}
+        for kind, path in (("float", None), ("stock", "native"), ("fast", "auto")):
+            m = model if path is None else qat.quantize(model, grouped_path=path)
+            _compile(m)
+            ips[kind], cpu[kind] = fit_rates(m)
+            if FLAGS.profile and kind != "stock":
+                profiles[f"{v} ({kind})"] = top_ops(m, FLAGS.top)
+            if m is not model:
+                del m
+                gc.collect()
+        print(f"| {v} | {ips['float']:.1f} | {ips['stock']:.1f} | {ips['fast']:.1f} | "
+              f"{ips['fast'] / ips['stock']:.2f} | {ips['fast'] / ips['float']:.2f} | "
+              f"{cpu['float']:.1f} / {cpu['stock']:.1f} / {cpu['fast']:.1f} |", flush=True)
+        del model
+        gc.collect()
+    _print_profiles(profiles)
+
+
+def _print_profiles(profiles) -> None:
+    for v, ops in profiles.items():
+        print(f"\ntop ops of {v} (ms per training step, summed over threads):")
+        for op, t, n in ops:
+            print(f"  {t:9.1f} ms  {n:5d} calls  {op}")
+
+
 def main(argv):
     del argv
     import platform
@@ -152,6 +212,9 @@ def main(argv):
     bad = [v for v in variants if v not in known]
     if bad:
         raise app.UsageError(f"--variants: unknown {bad}; known: {', '.join(known)}")
+    if FLAGS.qat:
+        qat_speeds(variants)
+        return
     ref = resnet8()
     _compile(ref)
     ref_flops = count_flops(ref)
@@ -174,10 +237,7 @@ def main(argv):
             profiles[v] = top_ops(model, FLAGS.top)
         del model
         gc.collect()
-    for v, ops in profiles.items():
-        print(f"\ntop ops of {v} (ms per training step, summed over threads):")
-        for op, t, n in ops:
-            print(f"  {t:9.1f} ms  {n:5d} calls  {op}")
+    _print_profiles(profiles)
     paper = {v: r for v, r in ratios.items() if v.startswith(PAPER_PREFIXES)}
     if paper:
         worst = min(paper, key=paper.get)

@@ -21,7 +21,9 @@ config, and only changes how the convolution is computed while training (`traini
 native grouped conv, so the int8 .tflite keeps its grouped CONV_2D and bytes. The layer is a
 `Conv2D` subclass, so `tfopt.metrics` counts its parameters and FLOPs like a `Conv2D`.
 `to_native(model)` returns a copy with stock `Conv2D` layers (used before tfmot QAT, whose
-Conv+BN folding matches on the class name "Conv2D").
+Conv+BN folding matches on the class name "Conv2D"); `make_fast(layer, input_shape)` turns a
+built stock grouped `Conv2D` back into a `GroupedConv2D` in place (used on the layers inside
+tfmot's QuantizeWrappers after quantize_apply, so QAT trains on the fast paths too).
 """
 
 from __future__ import annotations
@@ -113,6 +115,13 @@ class GroupedConv2D(layers.Conv2D):
             y = tf.nn.bias_add(y, self.bias)
         return self.activation(y) if self.activation is not None else y
 
+    def convolution_op(self, inputs, kernel):
+        """The native grouped conv, its op named as a stock `Conv2D`'s ("Conv2D", not the class
+        name), so the converted .tflite (tensor names, bytes) is the stock layer's."""
+        return tf.nn.convolution(inputs, kernel, strides=list(self.strides),
+                                 padding=self.padding.upper(), dilations=list(self.dilation_rate),
+                                 data_format=self._tf_data_format, name="Conv2D")
+
     def get_prunable_weights(self):
         """tfmot `PrunableLayer` protocol: the kernel, as for a stock Conv2D."""
         return [self.kernel]
@@ -163,6 +172,43 @@ def _reduce(x, kernel, groups, padding):
 
 
 _FAST = {"dense": _dense, "split": _split, "depthwise": _depthwise, "reduce": _reduce}
+
+
+def make_fast(layer, input_shape, *, training_path: str = "auto") -> str:
+    """Turn a built stock `Conv2D(groups > 1)` into a `GroupedConv2D`, in place; returns its path.
+
+    The same object keeps its variables, config and every reference to it (a QuantizeWrapper's
+    weight/quantizer list, a pruning wrapper's masks); only its class changes, so `call` with
+    `training=True` computes the conv through the fast path on whatever `layer.kernel` is at
+    call time (tfmot's wrappers set it to the fake-quantized kernel first). A layer that is not
+    a grouped stock `Conv2D` (e.g. already a `GroupedConv2D`, or groups == 1) is left as it is.
+
+    Args:
+      layer: A built `Conv2D` layer.
+      input_shape: Its input shape `(batch, height, width, channels)` (picks the path).
+      training_path: As for `GroupedConv2D` ("auto" by shape, or one path by name).
+
+    Returns:
+      The training path the layer now uses ("native" when it was left as it is or falls back).
+
+    Raises:
+      ValueError: For an unknown `training_path`, or one that does not fit the layer's shape.
+    """
+    if training_path not in PATHS:
+        raise ValueError(f"{layer.name}: training_path={training_path!r}; expected one of {PATHS}")
+    if type(layer) is not layers.Conv2D or layer.groups == 1 or not layer.built:
+        return getattr(layer, "_path", None) or "native"
+    layer.__class__ = GroupedConv2D
+    layer.training_path = training_path
+    layer._path = None
+    layer._init_call_fn_args()  # call(inputs, training)
+    try:
+        layer._path = layer._resolve_path(tf.TensorShape(input_shape))
+    except ValueError:
+        layer.__class__ = layers.Conv2D
+        layer._init_call_fn_args()
+        raise
+    return layer._path
 
 
 def to_native(model):

@@ -13,8 +13,15 @@ list (design notes "ecosystem" §2.3; tfmot #733). The zoo's blocks use a few of
   the reference's unused weights): `TfoptNoOpQuantizeConfig` (nothing is computed, nothing is
   quantized; the identity disappears in TFLite).
 - `tfopt.blocks.grouped.GroupedConv2D` (the zoo's fast-training grouped conv): `quantize`
-  swaps it for a stock `Conv2D` with the same weights first, so tfmot folds its BN and the QAT
-  graph is the same as for a native grouped conv (the QAT model trains at native speed).
+  swaps it for a stock `Conv2D` with the same weights first, so tfmot's transforms (Conv+BN
+  patterns match the class name "Conv2D") and registry treat it exactly as a native grouped
+  conv. After `quantize_apply`, the grouped `Conv2D` inside each QuantizeWrapper is turned back
+  into a `GroupedConv2D` in place (`grouped.make_fast`, `grouped_path`): with `training=True`
+  it computes the conv on the fake-quantized kernel the wrapper hands it through the fast
+  depthwise / reduce / dense / split path, at inference (conversion included) the native
+  grouped conv. Weight quantizers, BN handling and activation quantizers are tfmot's, unchanged;
+  the int8 .tflite is the same. (Stock QAT, `grouped_path="native"`, trains resnet101_v13 about
+  as slowly as the native grouped conv does; docs/training_speed.md, "QAT".)
 - Any other layer the registry does not know and that has no trainable weights is given the
   no-op config (pass-through, like tfmot's own treatment of Reshape/Permute).
 
@@ -209,7 +216,7 @@ def _has_sparsity(model, threshold: float = 0.01) -> bool:
         return False
 
 
-def quantize(model, *, preserve_sparsity: bool | None = None):
+def quantize(model, *, preserve_sparsity: bool | None = None, grouped_path: str = "auto"):
     """A QAT copy of `model` (fake-quant wrappers, 8-bit, tfmot default scheme).
 
     Args:
@@ -217,16 +224,22 @@ def quantize(model, *, preserve_sparsity: bool | None = None):
         copied and never modified.
       preserve_sparsity: Use the pruning-preserving scheme (PQAT, depthwise kernels included).
         None: on when >= 1% of the conv weights are exactly zero (a pruned model).
+      grouped_path: Training path of the grouped convs inside the QAT wrappers (module
+        docstring): "auto" (by shape, `tfopt.blocks.grouped.choose_path`), "native" (tfmot's
+        stock grouped `Conv2D`: slow on a CPU, for comparison), or one of "dense", "split",
+        "depthwise", "reduce" for every grouped conv (tests; it must fit each layer's shape).
 
     Returns:
       The quantization-aware model (uncompiled); fine-tune it briefly with a low LR, then convert
       with an int8 TFLite converter.
 
     Raises:
-      ValueError: If the model still has pruning wrappers.
+      ValueError: If the model still has pruning wrappers, or for an unknown `grouped_path`.
     """
     tfmot = _tfmot()
     qk = tfmot.quantization.keras
+    if grouped_path not in _grouped.PATHS:
+        raise ValueError(f"grouped_path={grouped_path!r}; expected one of {_grouped.PATHS}")
     if _pr.wrappers(model):
         raise ValueError(f"model {model.name!r} still has pruning wrappers; call "
                          "tfopt.compress.pruning.strip(model) before quantize()")
@@ -253,9 +266,30 @@ def quantize(model, *, preserve_sparsity: bool | None = None):
     if wrong:
         raise RuntimeError(f"quantize({model.name!r}): tfmot rewired the inputs of {wrong} in "
                            "another order (tfmot #1179); the QAT model would compute garbage")
+    if grouped_path != "native":
+        fast_grouped(qat_model, grouped_path)
     if scheme is not None:
         pin_zeros(qat_model)
     return qat_model
+
+
+def fast_grouped(qat_model, training_path: str = "auto") -> dict[str, str]:
+    """Turn the grouped `Conv2D` inside every QuantizeWrapper of `qat_model` into a
+    `GroupedConv2D` in place (`tfopt.blocks.grouped.make_fast`), so training computes it
+    through the fast path on the fake-quantized kernel; returns {inner layer name: path}."""
+    from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
+    paths = {}
+    for wrapper in qat_model.layers:
+        inner = getattr(wrapper, "layer", None)
+        if not isinstance(wrapper, quantize_wrapper.QuantizeWrapper) or \
+                not isinstance(inner, layers.Conv2D) or inner.groups == 1:
+            continue
+        try:
+            shape = wrapper.input_shape
+        except AttributeError:  # a shared layer called on several shapes: height/width unknown
+            shape = (None, None, None, inner.kernel.shape[2] * inner.groups)
+        paths[inner.name] = _grouped.make_fast(inner, shape, training_path=training_path)
+    return paths
 
 
 @contextlib.contextmanager
@@ -350,10 +384,10 @@ quantize_model = quantize
 
 
 def quantize_and_finetune(model, train_ds, config, *, preserve_sparsity: bool | None = None,
-                          val_ds=None, workdir=None):
+                          val_ds=None, workdir=None, grouped_path: str = "auto"):
     """`quantize` then fine-tune with `tfopt.train.fit`; returns (qat_model, fit metrics)."""
     from tfopt import train as _train
-    qat_model = quantize(model, preserve_sparsity=preserve_sparsity)
+    qat_model = quantize(model, preserve_sparsity=preserve_sparsity, grouped_path=grouped_path)
     metrics = _train.fit(qat_model, train_ds, config, val_ds=val_ds, workdir=workdir)
     return qat_model, dict(metrics or {})
 
@@ -378,6 +412,7 @@ def kernel_sparsity(qat_model) -> float:
 
 __all__ = [
     "custom_objects",
+    "fast_grouped",
     "input_order_mismatches",
     "kernel_sparsity",
     "load",
