@@ -33,7 +33,7 @@ def _fake_speed(variant, config, data):
 
 
 @pytest.mark.parametrize("name,epochs,trials,fitted", [
-    ("cifar10_cpu.cfg", 15, 30, 50_000 - 4_545),   # 3 seeds x 10; 1/11 held out (0.0909)
+    ("cifar10_cpu.cfg", 10, 30, 50_000 - 4_545),   # 3 seeds x 10; 1/11 held out (0.0909)
     ("cifar10_gpu.cfg", 150, 14, 50_000 - 4_545)])  # one seed; the default 1/11 held out
 def test_cifar10_flagfiles_parse_and_plan(tmp_path, name, epochs, trials, fitted):
     config = _config(tmp_path, name)
@@ -47,12 +47,13 @@ def test_cifar10_flagfiles_parse_and_plan(tmp_path, name, epochs, trials, fitted
     assert "resnet8" in config.variants
     for r in rows:
         want = epochs if r.step == "none" else config.qat_epochs
+        images = fitted if r.step == "none" else config.finetune_examples(fitted)
         assert r.epochs == want, r.trial.id
-        assert r.seconds == pytest.approx(want * fitted / _fake_speed(r.trial.variant, 0, 0))
+        assert r.seconds == pytest.approx(want * images / _fake_speed(r.trial.variant, 0, 0))
     for r in controls:   # control:1 = one more fine-tuning fit of the baseline
         assert r.epochs == config.finetune_epochs > 0, r.trial.id
         assert r.seconds == pytest.approx(
-            r.epochs * fitted / _fake_speed(r.trial.variant, 0, 0))
+            r.epochs * config.finetune_examples(fitted) / _fake_speed(r.trial.variant, 0, 0))
     out = io.StringIO()
     total = dry.print_plan(config, _fake_speed, out=out)
     assert total == pytest.approx(sum(r.seconds for r in rows + controls))
