@@ -362,3 +362,37 @@ def test_requant_ratio_cap_makes_xnnpack_accept_a_degenerate_output_scale(conver
     ref = predict(fixed, xq, reference=True, raw=True)
     np.testing.assert_array_equal(predict(fixed, xq, raw=True).shape, ref.shape)
     assert make_lean(plain)[2]["ratio_capped"] == 0                   # a healthy file: untouched
+
+
+def test_requant_ratio_cap_raises_a_whole_concat_group():
+    """A capped conv that feeds a concat: the concat's other input and its output take the same
+    raised scale (TFLite's int8 concat refuses unequal scales; a 89 %-pruned resnet101_v13
+    failed on LiteRT this way)."""
+    from tfopt.tflite import rewrite_scale
+    from tfopt.tflite.evaluate import make_interpreter
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    a = layers.Conv2D(2, 1, name="a")(inp)
+    b = layers.Conv2D(2, 1, name="b")(inp)
+    out = layers.Conv2D(3, 1, name="after")(layers.Concatenate(name="cat")([a, b]))
+    x = np.random.default_rng(0).standard_normal((8, 8, 8, 3)).astype(np.float32)
+    plain = convert(keras.Model(inp, out), "int8", representative_data=x, lean=False).content
+    model = _model_object(plain, "p")
+    sg = model.subgraphs[0]
+    kinds = rewrite._op_names(model)
+    cat = sg.operators[kinds.index("CONCATENATION")]
+    group = [int(t) for t in cat.inputs] + [int(cat.outputs[0])]
+    conv = next(op for k, op in zip(kinds, sg.operators)
+                if k == "CONV_2D" and int(op.outputs[0]) == int(cat.inputs[0]))
+    xs, ws = (sg.tensors[int(t)].quantization for t in (conv.inputs[0], conv.inputs[1]))
+    tiny = np.array([float(xs.scale[0]) * float(np.max(ws.scale)) / 300.0], np.float32)
+    for t in group:                       # the converter gives a concat group one grid
+        sg.tensors[t].quantization.scale = tiny.copy()
+    assert rewrite_scale.cap_requant_ratio(model) >= 1
+    scales = {float(sg.tensors[t].quantization.scale[0]) for t in group}
+    assert len(scales) == 1 and scales.pop() > float(tiny[0])
+    fixed = lean.serialize(model)
+    xq = _int8_inputs(plain, 3)
+    predict(fixed, xq, reference=True, raw=True)        # the reference concat prepares
+    make_interpreter(fixed).invoke()                    # and XNNPACK
