@@ -30,13 +30,12 @@ XNNPACK_LIMIT = 256.0
 MAX_RATIO = 255.0   # margin for float rounding of the scales
 
 
-def _concat_group(sg, kinds, consumers, start: int) -> list[int] | None:
+def _concat_group(sg, kinds, producer, consumers, start: int) -> list[int] | None:
     """`_grid_followers` of `start`, extended over every int8 CONCATENATION they feed: its
     other inputs and its output must keep one scale with them (TFLite's kernels refuse a concat
     whose input scale differs from its output's). None when that group reaches a graph output,
     or a sibling input not written by a requantizing op (a graph input, a same-grid op), or
-    holds two grids."""
-    producer, _ = _graph(sg)
+    holds two grids. `producer`, `consumers`: `tfopt.tflite.rewrite._graph(sg)`."""
     first = _grid_followers(sg, kinds, consumers, start)
     if first is None:
         return None
@@ -71,7 +70,7 @@ def cap_requant_ratio(model, *, max_ratio: float = MAX_RATIO) -> int:
     docstring). Returns how many outputs were changed."""
     sg = model.subgraphs[0]
     kinds = _op_names(model)
-    _, consumers = _graph(sg)
+    producer, consumers = _graph(sg)
     done = 0
     for i, op in enumerate(sg.operators):
         if kinds[i] not in _PER_TENSOR_OPS or len(op.inputs) < 2:
@@ -84,7 +83,7 @@ def cap_requant_ratio(model, *, max_ratio: float = MAX_RATIO) -> int:
         if ratio < max_ratio + 0.5:   # (a capped one stays at ~max_ratio: left alone)
             continue
         out = int(op.outputs[0])
-        followers = _concat_group(sg, kinds, consumers, out)
+        followers = _concat_group(sg, kinds, producer, consumers, out)
         if followers is None:   # a graph output (its scale is the interface), or a concat
             continue            # sibling whose scale cannot move with it
         old = float(qs[2].scale[0])
