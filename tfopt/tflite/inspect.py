@@ -86,12 +86,9 @@ def _size(model) -> int:
     return len(lean.serialize(model))
 
 
-def _bytes_of(data) -> bytes:
-    return b"" if data is None else bytes(bytearray(data))
-
-
-def _bytes_len(data) -> int:
-    return 0 if data is None else len(data)
+def _contents(buffer) -> bytes:
+    """A buffer's data bytes (b"" for an empty buffer)."""
+    return b"" if buffer.data is None else bytes(bytearray(buffer.data))
 
 
 def bytes_by_category(content: bytes, *, name: str = "<bytes>") -> dict[str, int]:
@@ -101,9 +98,9 @@ def bytes_by_category(content: bytes, *, name: str = "<bytes>") -> dict[str, int
     # a lean file writes equal buffer contents once (lean.serialize shares vectors), so each
     # distinct content counts once: else shared one-hot filters / zero biases counted twice
     # made "structure" negative (CIFAR-10 vgg19_v08: weights 324,988 B in a 206,760 B file)
-    metadata = sum(_bytes_len(b.data) for i, b in enumerate(model.buffers) if i in meta_buffers)
-    weights = sum(len(d) for d in {_bytes_of(b.data) for i, b in enumerate(model.buffers)
-                                   if i not in meta_buffers})
+    contents = [_contents(b) for b in model.buffers]
+    metadata = sum(len(c) for i, c in enumerate(contents) if i in meta_buffers)
+    weights = sum(len(c) for c in {c for i, c in enumerate(contents) if i not in meta_buffers})
     shared = _size(model)
     lean.strip_names(model)
     model.subgraphs[0].name = None
