@@ -375,7 +375,8 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
               relu_as_pool: bool = True, fc_as_conv: bool = True,
               dw_multiplier_one: bool = True,
               dense_groups: bool = False,
-              fold_shuffles: bool = True) -> tuple[bytes, dict, dict]:
+              fold_shuffles: bool = True,
+              recompute: bool = True) -> tuple[bytes, dict, dict]:
     """The lean int8 pass: `tfopt.tflite.rewrite` (each standalone RELU as a 1x1 MAX_POOL_2D
     clamp that XNNPACK runs, 1-channel-group CONV_2D as DEPTHWISE_CONV_2D, per-tensor weights
     where cheap, drop orphans; with `fuse_relu` also concat+RELU fused),
@@ -395,13 +396,15 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     XNNPACK runs faster in int8 (tfopt/tflite/rewrite_groups.py), for LiteRT-only deployments;
     it also lets `fold_shuffles` densify a grouped neighbour. `fold_shuffles` moves each int8
     channel shuffle (RESHAPE + TRANSPOSE + RESHAPE) into the filter of a dense conv next to it,
-    bit-identical (tfopt/tflite/rewrite_shuffle.py).
+    bit-identical (tfopt/tflite/rewrite_shuffle.py). `recompute` copies a 1x1 conv chain whose
+    output is alive at the arena peak for its later readers, or defers an op to its first
+    reader, where that lowers the planned arena (tfopt/tflite/rewrite_recompute.py).
 
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "shuffles_folded", "ratio_capped", "concats_sunk", "reordered", "peak_bytes", "offline_plan",
-      "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
+      "shuffles_folded", "ratio_capped", "concats_sunk", "recomputed", "reordered", "peak_bytes",
+      "offline_plan", "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
       (`tfopt.tflite.rewrite_scale`); the operators
       are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`),
@@ -410,7 +413,8 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
       (`tfopt.tflite.rewrite_concat`, bit-identical).
     """
     from tfopt.tflite import (arena_plan, lean, rewrite, rewrite_concat, rewrite_dw, rewrite_fc,
-                              rewrite_groups, rewrite_scale, rewrite_shuffle, schedule)
+                              rewrite_groups, rewrite_recompute, rewrite_scale, rewrite_shuffle,
+                              schedule)
     from tfopt.tflite.model_info import _model_object
 
     model = _model_object(content, name)
@@ -431,6 +435,7 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
         ("dropped", rewrite.drop_unused),
         ("memory_order", schedule.memory_order),
         ("concats_sunk", rewrite_concat.sink_concat),
+        ("recomputed", lambda m: rewrite_recompute.recompute_at_peak(m) if recompute else 0),
         ("arena_plan", arena_plan.offline_plan),
     ]
     done = {key: run(model) for key, run in passes}

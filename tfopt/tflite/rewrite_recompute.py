@@ -1,0 +1,151 @@
+"""Recompute a cheap activation at the TFLM arena peak instead of keeping it alive (int8).
+
+A ghost module before a stride-2 depthwise (resnet101_v13) converts to: primary 1x1 CONV_2D ->
+shuffle (RESHAPE, TRANSPOSE, RESHAPE) = p; cheap DEPTHWISE_CONV_2D(p) = c; PAD(c) -> the strided
+depthwise; and ADD(p, BN offset) -> PAD -> the strided depthwise for the other half. Whichever
+half is padded first, p (or c) stays alive beside the pad output: the trained-like resnet101_v13
+peaks there at 108,672 B (36,992 B pad output + 2 x 32,768 B + the 6,144 B shortcut).
+
+`recompute_at_peak` gives the readers of such a p that run after the peak op their own copy of
+the chain that made p (the same CONV_2D, RESHAPE, TRANSPOSE ops on the same weight tensors, new
+activation tensors with the same quantization), so p dies early and its copy is made when it is
+needed; the chain's input (16 KB there) stays alive instead. Every copy computes the same
+integers with the same kernel, so the outputs are bit-identical (tests/test_rewrite_recompute.py).
+Each candidate (a tensor alive at the peak, made by a chain of RESHAPE/TRANSPOSE ops on one 1x1
+CONV_2D, read again after the peak) is tried, the ops re-ordered (`schedule.memory_order`), and
+kept only when the offline arena plan's head (`arena_plan.best_plan`) goes down; repeated
+while it does. Cost: the copied ops' MACs (a 1x1 conv) and a few hundred bytes of flatbuffer.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from tfopt.tflite.arena_plan import best_plan, lifetimes
+from tfopt.tflite.rewrite import _graph, _op_names
+
+_VIEWS = ("RESHAPE", "TRANSPOSE")
+
+
+def _peak_op(model) -> int:
+    life = lifetimes(model)
+    n_ops = len(model.subgraphs[0].operators)
+    sums = [sum(s for a, b, s in life.values() if a <= i <= b) for i in range(n_ops)]
+    return max(range(n_ops), key=sums.__getitem__) if sums else 0
+
+
+def _is_1x1(model, sg, op) -> bool:
+    shape = sg.tensors[int(op.inputs[1])].shape
+    return shape is not None and len(shape) == 4 and int(shape[1]) == int(shape[2]) == 1
+
+
+def _chain(model, kinds, producer, consumers, t: int) -> list[int] | None:
+    """Op indices (first to last) of RESHAPE/TRANSPOSE links on one 1x1 CONV_2D that make
+    tensor `t`, each link read only by the next; None when `t` is not made that way."""
+    sg = model.subgraphs[0]
+    chain = []
+    while True:
+        i = producer.get(t)
+        if i is None:
+            return None
+        chain.insert(0, i)
+        if kinds[i] == "CONV_2D":
+            return chain if _is_1x1(model, sg, sg.operators[i]) else None
+        if kinds[i] not in _VIEWS:
+            return None
+        t = int(sg.operators[i].inputs[0])
+        if len(consumers.get(t, ())) != 1:
+            return None
+
+
+def _copy_chain(model, chain: list[int], readers: list[int]) -> None:
+    """Appends a copy of the ops `chain` (new output tensors) and points `readers` at its end."""
+    sg = model.subgraphs[0]
+    renamed: dict[int, int] = {}
+    new_ops = []
+    for i in chain:
+        op = copy.deepcopy(sg.operators[i])
+        op.inputs = [renamed.get(int(t), int(t)) for t in op.inputs]
+        outs = []
+        for t in op.outputs:
+            tensor = copy.deepcopy(sg.tensors[int(t)])
+            tensor.buffer = 0
+            if tensor.name:
+                raw = tensor.name
+                tensor.name = (raw.decode() if isinstance(raw, bytes) else raw) + "_recomputed"
+            sg.tensors.append(tensor)
+            renamed[int(t)] = len(sg.tensors) - 1
+            outs.append(len(sg.tensors) - 1)
+        op.outputs = outs
+        new_ops.append(op)
+    end, new_end = int(sg.operators[chain[-1]].outputs[0]), renamed[
+        int(sg.operators[chain[-1]].outputs[0])]
+    for r in readers:
+        sg.operators[r].inputs = [new_end if int(t) == end else int(t)
+                                  for t in sg.operators[r].inputs]
+    # before the first reader, so the op list stays in a valid (topological) order
+    at = min(readers)
+    sg.operators[at:at] = new_ops
+
+
+def _defer(model, op_index: int, before: int) -> None:
+    """Moves operator `op_index` to just before operator `before` (a later one)."""
+    ops = model.subgraphs[0].operators
+    ops.insert(before - 1, ops.pop(op_index))
+
+
+def _candidates(model) -> list[tuple[list[int], list[int]]]:
+    """(chain, readers after the peak) for each recomputable tensor alive at the peak op, and
+    ([producer], []) for each tensor made before the peak and read only after it (deferred)."""
+    sg = model.subgraphs[0]
+    kinds = _op_names(model)
+    producer, consumers = _graph(sg)
+    peak = _peak_op(model)
+    outputs = {int(t) for t in sg.outputs}
+    found = []
+    for t, (first, last, _) in lifetimes(model).items():
+        if not first < peak < last or t in outputs:
+            continue
+        later = [r for r in consumers.get(t, ()) if r > peak]
+        if not later:
+            continue
+        if len(later) == len(consumers[t]):
+            if t in producer and len(sg.operators[producer[t]].outputs) == 1:
+                found.append(([producer[t]], []))
+            continue
+        chain = _chain(model, kinds, producer, consumers, t)
+        if chain is not None:
+            found.append((chain, later))
+    return found
+
+
+def recompute_at_peak(model, *, max_rounds: int = 16) -> int:
+    """Recomputes cheap tensors alive at the arena peak where that lowers the offline plan's
+    head (module docstring); edits `model` (a `schema.ModelT`) in place.
+
+    Returns:
+      How many changes were kept (a tensor recomputed, or an op deferred to its first reader).
+    """
+    from tfopt.tflite.schedule import memory_order
+
+    sg = model.subgraphs[0]
+    done = 0
+    for _ in range(max_rounds):
+        head = best_plan(model)[1]
+        best = None
+        for chain, readers in _candidates(model):
+            trial = copy.deepcopy(model)
+            if readers:
+                _copy_chain(trial, chain, readers)
+                memory_order(trial)
+            else:
+                _defer(trial, chain[0], min(_graph(trial.subgraphs[0])[1][
+                    int(trial.subgraphs[0].operators[chain[0]].outputs[0])]))
+            trial_head = best_plan(trial)[1]
+            if trial_head < (best[0] if best else head):
+                best = (trial_head, trial)
+        if best is None:
+            break
+        sg.operators, sg.tensors = best[1].subgraphs[0].operators, best[1].subgraphs[0].tensors
+        done += 1
+    return done
