@@ -403,7 +403,8 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "shuffles_folded", "ratio_capped", "concats_sunk", "recomputed", "reordered", "peak_bytes",
+      "shuffles_folded", "ratio_capped", "zero_biases_shared", "concats_sunk", "recomputed",
+      "reordered", "peak_bytes",
       "offline_plan", "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
       (`tfopt.tflite.rewrite_scale`); the operators
@@ -432,6 +433,7 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
          lambda m: rewrite_groups.dense_groups(m)["layers"] if dense_groups else 0),
         ("per_tensor_weights", rewrite.per_tensor_weights),
         ("ratio_capped", rewrite_scale.cap_requant_ratio),
+        ("zero_biases_shared", rewrite.share_zero_biases),
         ("dropped", rewrite.drop_unused),
         ("memory_order", schedule.memory_order),
         ("concats_sunk", rewrite_concat.sink_concat),

@@ -20,6 +20,12 @@
   TFLM difference once seen with it came from FULLY_CONNECTED (`tfopt/tflite/rewrite_fc.py`).
 * `grouped_to_depthwise`: a CONV_2D with 1-channel groups is a DEPTHWISE_CONV_2D with
   depth_multiplier > 1 (exact, bit-identical outputs); XNNPACK runs it much faster.
+* `share_zero_biases`: CONV_2D / DEPTHWISE_CONV_2D ops whose int32 bias is all zeros (the
+  ghost primary convs: no BN right after them) read one zero-bias tensor per shape. A zero
+  adds nothing whatever its scale (per-channel ones are shared only with equal scales), so the
+  outputs are bit-identical (LiteRT reference, XNNPACK,
+  TFLM); each shared-away tensor saves its table, quantization and TFLM eval struct. Dropping
+  the bias instead is refused by LiteRT's int8 CONV_2D ("has_bias was not true").
 * `drop_unused`: removes tensors/buffers orphaned by the rewrites (TFLM plans them).
 * `per_tensor_weights`: requantizes per-channel CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED
   weights (and their int32 biases) to one scale per layer where that costs at most
@@ -287,6 +293,31 @@ def _requantize_bias(model, bt, old_scales: np.ndarray, new_scale: float) -> Non
     new_q.scale = np.array([b_scale], dtype=np.float32)
     new_q.zeroPoint = np.zeros(1, dtype=np.int64)
     bt.quantization = new_q
+
+
+def share_zero_biases(model) -> int:
+    """Points every conv with an all-zero bias at one zero-bias tensor of that shape (module
+    docstring). Returns how many convs now read a shared one."""
+    sg = model.subgraphs[0]
+    kinds = _op_names(model)
+    first: dict[tuple, int] = {}
+    shared = 0
+    for i, op in enumerate(sg.operators):
+        if kinds[i] not in ("CONV_2D", "DEPTHWISE_CONV_2D") or len(op.inputs) < 3 or op.inputs[2] < 0:
+            continue
+        bias = int(op.inputs[2])
+        data = _constant(model, sg, bias)
+        if data is None or data.any():
+            continue
+        q = sg.tensors[bias].quantization
+        scales = np.asarray(q.scale if q is not None and q.scale is not None else [])
+        # per-channel biases only with equal scales: a runtime may check them per channel
+        key = (sg.tensors[bias].type, tuple(int(d) for d in sg.tensors[bias].shape),
+               scales.astype(np.float32).tobytes() if scales.size > 1 else None)
+        if first.setdefault(key, bias) != bias:
+            op.inputs = np.array([*op.inputs[:2], first[key], *op.inputs[3:]], dtype=np.int32)
+            shared += 1
+    return shared
 
 
 def drop_unused(model) -> int:
