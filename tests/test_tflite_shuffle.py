@@ -95,6 +95,23 @@ def test_densify_folds_the_shuffle_between_grouped_convs(plain):
     assert make_lean(plain, dense_groups=True)[2]["shuffles_folded"] == 3
 
 
+def test_shuffle_as_gather_is_bit_identical_and_leaves_no_transpose(plain):
+    """The opt-in for TFLM: the shuffle left between grouped convs (s3) becomes one GATHER;
+    smaller file, same outputs on LiteRT reference, XNNPACK and TFLM."""
+    base = make_lean(plain)[0]
+    content, _, report = make_lean(plain, shuffle_as_gather=True)
+    assert report["shuffles_as_gather"] == 1
+    assert "TRANSPOSE" not in _ops(content) and _ops(content).count("GATHER") == 1
+    assert len(content) < len(base)
+    x = _inputs(plain)
+    for reference in (True, False):
+        np.testing.assert_array_equal(predict(content, x, reference=reference, raw=True),
+                                      predict(base, x, reference=reference, raw=True))
+    if micro.micro_available():
+        report = micro.run_micro(content, x, num_samples=len(x))
+        assert report.ok and report.max_diff_lsb == 0
+
+
 def test_a_shuffle_feeding_a_graph_output_or_a_non_conv_stays():
     keras.utils.set_random_seed(0)
     inp = keras.Input(SHAPE, name="image")

@@ -376,7 +376,8 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
               dw_multiplier_one: bool = True,
               dense_groups: bool = False,
               fold_shuffles: bool = True,
-              recompute: bool = True) -> tuple[bytes, dict, dict]:
+              recompute: bool = True,
+              shuffle_as_gather: bool = False) -> tuple[bytes, dict, dict]:
     """The lean int8 pass: `tfopt.tflite.rewrite` (each standalone RELU as a 1x1 MAX_POOL_2D
     clamp that XNNPACK runs, 1-channel-group CONV_2D as DEPTHWISE_CONV_2D, per-tensor weights
     where cheap, drop orphans; with `fuse_relu` also concat+RELU fused),
@@ -399,13 +400,15 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     bit-identical (tfopt/tflite/rewrite_shuffle.py). `recompute` copies a 1x1 conv chain whose
     output is alive at the arena peak for its later readers, or defers an op to its first
     reader, where that lowers the planned arena (tfopt/tflite/rewrite_recompute.py).
+    `shuffle_as_gather` (off: LiteRT runs GATHER without XNNPACK, 2.2x slower on
+    resnet101_v13) writes each remaining shuffle as one GATHER, for TFLM deployments: smaller
+    file and arena (rewrite_shuffle.shuffles_as_gather).
 
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "shuffles_folded", "ratio_capped", "zero_biases_shared", "concats_sunk", "recomputed",
-      "reordered", "peak_bytes",
-      "offline_plan", "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
+      "shuffles_folded", "shuffles_as_gather", "ratio_capped", "zero_biases_shared",
+      "concats_sunk", "recomputed", "reordered", "peak_bytes", "offline_plan", "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
       (`tfopt.tflite.rewrite_scale`); the operators
       are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`),
@@ -431,6 +434,8 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
          if fold_shuffles else 0),
         ("dense_groups",
          lambda m: rewrite_groups.dense_groups(m)["layers"] if dense_groups else 0),
+        ("shuffles_as_gather",
+         lambda m: rewrite_shuffle.shuffles_as_gather(m) if shuffle_as_gather else 0),
         ("per_tensor_weights", rewrite.per_tensor_weights),
         ("ratio_capped", rewrite_scale.cap_requant_ratio),
         ("zero_biases_shared", rewrite.share_zero_biases),

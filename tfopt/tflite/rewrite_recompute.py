@@ -24,7 +24,7 @@ import copy
 from tfopt.tflite.arena_plan import best_plan, lifetimes
 from tfopt.tflite.rewrite import _graph, _op_names
 
-_VIEWS = ("RESHAPE", "TRANSPOSE")
+_VIEWS = ("RESHAPE", "TRANSPOSE", "GATHER")
 
 
 def _peak_op(model) -> int:
@@ -40,7 +40,7 @@ def _is_1x1(model, sg, op) -> bool:
 
 
 def _chain(model, kinds, producer, consumers, t: int) -> list[int] | None:
-    """Op indices (first to last) of RESHAPE/TRANSPOSE links on one 1x1 CONV_2D that make
+    """Op indices (first to last) of RESHAPE/TRANSPOSE/GATHER links on one 1x1 CONV_2D that make
     tensor `t`, each link read only by the next; None when `t` is not made that way."""
     sg = model.subgraphs[0]
     chain = []

@@ -178,3 +178,37 @@ def fold_shuffles(model, *, densify: bool = False) -> int:
         drop.update(ops)
     sg.operators = [op for i, op in enumerate(sg.operators) if i not in drop]
     return len(drop) // 3
+
+
+def shuffles_as_gather(model) -> int:
+    """Writes each remaining channel shuffle (RESHAPE -> TRANSPOSE -> RESHAPE) as one GATHER on
+    the channel axis with int32 indices P (one constant per distinct P); bit-identical.
+
+    For TFLite Micro (opt-in `make_lean(shuffle_as_gather=True)`): one op and one activation
+    instead of three ops and three. resnet101_v13 (width 1.0, trained-like BN, lean int8),
+    65 shuffles, measured: 230,608 -> 221,680 B, TFLM arena 250,336 -> 236,560 B, 0 LSB; TFLM
+    host time +10 % (40.3 -> 44.1 ms), but LiteRT 2.2x slower (1.77 -> 3.86 ms: XNNPACK does
+    not delegate GATHER), hence off by default. Returns how many shuffles were rewritten.
+    """
+    from tfopt.tflite.rewrite import _const, _opcode_index
+
+    schema = _schema()
+    sg = model.subgraphs[0]
+    kinds = _op_names(model)
+    producer, consumers = _graph(sg)
+    indices: dict[bytes, int] = {}
+    drop: set[int] = set()
+    for (i1, it, i2), t0, _, p in _chains(model, sg, kinds, producer, consumers):
+        key = p.astype(np.int32).tobytes()
+        if key not in indices:
+            indices[key] = _const(model, sg, p.astype(np.int32), schema.TensorType.INT32,
+                                  "shuffle_indices")
+        op = sg.operators[i2]
+        op.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.GATHER)
+        op.builtinOptionsType = schema.BuiltinOptions.GatherOptions
+        op.builtinOptions = schema.GatherOptionsT()
+        op.builtinOptions.axis = 3
+        op.inputs = np.array([t0, indices[key]], dtype=np.int32)
+        drop |= {i1, it}
+    sg.operators = [op for i, op in enumerate(sg.operators) if i not in drop]
+    return len(drop) // 2
