@@ -249,6 +249,8 @@ CASES = [
     # ---- tfopt.tflite convert ---------------------------------------------------------------
     ("tflite", ["convert", "{tmp}/missing.keras", "--mode=float32"], "missing.keras"),
     ("tflite", ["convert", "{keras}", "--mode=int4"], "--mode=int4"),
+    ("tflite", ["convert", "{keras}", "--mode=int8", f"--dataset={SYN}", "--target=mcu"],
+     "--target=mcu"),
     ("tflite", ["convert", "{keras}", "--mode=int8"], "--dataset"),
     ("tflite", ["convert", "{keras}", "--mode=int8", f"--dataset={SYN}",
                 "--num_calibration_samples=0"], "--num_calibration_samples=0"),

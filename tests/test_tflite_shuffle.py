@@ -112,6 +112,18 @@ def test_shuffle_as_gather_is_bit_identical_and_leaves_no_transpose(plain):
         assert report.ok and report.max_diff_lsb == 0
 
 
+def test_convert_target_picks_the_runtime_options():
+    keras.utils.set_random_seed(0)
+    model = _shuffle_model()
+    x = np.random.default_rng(0).standard_normal((8,) + SHAPE).astype(np.float32)
+    tflm = convert(model, "int8", representative_data=x, target="tflm")
+    assert tflm.lean_report["shuffles_as_gather"] == 1 and "GATHER" in _ops(tflm.content)
+    litert = convert(model, "int8", representative_data=x, target="litert")
+    assert litert.lean_report["shuffles_folded"] == 3 and "GATHER" not in _ops(litert.content)
+    with pytest.raises(ValueError, match=r"target='tlfm' \(did you mean 'tflm'\?\)"):
+        convert(model, "int8", representative_data=x, target="tlfm")
+
+
 def test_a_shuffle_feeding_a_graph_output_or_a_non_conv_stays():
     keras.utils.set_random_seed(0)
     inp = keras.Input(SHAPE, name="image")

@@ -1,6 +1,7 @@
 """Command line for deployment.
 
     python -m tfopt.tflite convert MODEL_DIR_OR_H5 --mode=int8 --dataset=fashion_mnist --out=m.tflite
+    python -m tfopt.tflite convert MODEL.keras --mode=int8 --dataset=fashion_mnist --target=tflm
     python -m tfopt.tflite evaluate MODEL.tflite --dataset=fashion_mnist [--limit=N] [--micro]
     python -m tfopt.tflite export MODEL.tflite --out=tflite_models [--dataset=NAME] [--metadata]
     python -m tfopt.tflite inspect MODEL.tflite [--format=json] [--no_profile] [--no_micro]
@@ -48,6 +49,9 @@ def _flag_values() -> dict[str, flags.FlagValues]:
                          flag_values=c)
     flags.DEFINE_string("image_size", None, "resize dataset images: N or HxW", flag_values=c)
     flags.DEFINE_bool("to_rgb", False, "repeat grey images to 3 channels", flag_values=c)
+    flags.DEFINE_string("target", "any", "int8 runtime to tune for: any (exact and fast on "
+                        "LiteRT and TFLM), tflm (shuffles as GATHER: smaller flash and arena) "
+                        "or litert (dense groups: faster XNNPACK)", flag_values=c)
     flags.DEFINE_string("out", None, "output .tflite (default: MODEL stem + .MODE.tflite)",
                         flag_values=c)
     modelfile.define_unsafe_load_flag(c)
@@ -117,7 +121,7 @@ def _convert(args) -> int:
                                        ("to_rgb", args.to_rgb or None)) if v is not None}
     result = convert(model, args.mode, representative_data=args.dataset,
                      num_calibration_samples=args.num_calibration_samples,
-                     preprocessing=preprocessing)
+                     preprocessing=preprocessing, target=args.target)
     out = args.out or f"{os.path.splitext(args.model.rstrip('/'))[0]}.{args.mode}.tflite"
     result.save(out)
     print(f"wrote {out}: {result.size_bytes} B, ops {', '.join(result.ops)}")
@@ -196,6 +200,10 @@ def _check(command: str, args) -> None:
         if args.mode not in CONVERT_MODES:
             raise cli.bad_value("mode", args.mode, f"one of {', '.join(CONVERT_MODES)}")
         args.image_size = _image_size(args.image_size)
+        from tfopt.tflite.convert import TARGETS
+
+        if args.target not in TARGETS:
+            raise cli.bad_value("target", args.target, f"one of {', '.join(TARGETS)}")
         if args.mode == "int8" and not args.dataset:
             raise ValueError("--mode=int8 needs --dataset=NAME (the calibration images)")
     out = args.out if command in ("convert", "export") else None

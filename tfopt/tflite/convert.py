@@ -92,6 +92,21 @@ class ConversionResult:
         return path
 
 
+# Which runtime the int8 file is tuned for: "any" is exact on both LiteRT and TFLM and fast on
+# XNNPACK; "tflm" adds shuffles as GATHER (smaller flash and arena, slow on LiteRT); "litert"
+# adds dense block-diagonal groups (faster on XNNPACK, groups x the MACs on TFLM).
+TARGETS = ("any", "tflm", "litert")
+_TARGET_OPTIONS = {"any": {}, "tflm": {"shuffle_as_gather": True},
+                   "litert": {"dense_groups": True}}
+
+
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        near = difflib.get_close_matches(str(target), TARGETS, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValueError(f"target={target!r}{hint}; expected one of {TARGETS}")
+
+
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
         near = difflib.get_close_matches(str(mode), MODES, n=1)
@@ -266,6 +281,7 @@ def convert(
     name: str | None = None,
     lean: bool = True,
     fold_bn: bool | None = None,
+    target: str = "any",
 ) -> ConversionResult:
     """Converts a Keras model (plain, pruned or QAT) to a batch-1 TFLite model.
 
@@ -292,6 +308,10 @@ def convert(
         concat into the convs before it (`tfopt.tflite.fold_bn`, exact in float; a ghost
         module's BN then costs one ADD on half its channels instead of a MUL and an ADD on all).
         None: as `lean`. The count is `lean_report["concat_bn_folded"]` (lean files only).
+      target: int8 lean only: "any" (default; exact on LiteRT and TFLM, XNNPACK-friendly),
+        "tflm" (channel shuffles as GATHER: smaller file and TFLM arena, but LiteRT runs
+        GATHER without XNNPACK) or "litert" (grouped convs on large activations written dense:
+        faster on XNNPACK, more flash and groups x the MACs on TFLM).
 
     Returns:
       A `ConversionResult`; `.content` holds the .tflite bytes.
@@ -301,6 +321,7 @@ def convert(
       Int8FallbackError: the int8 model still has float operators or float I/O.
     """
     _check_mode(mode)
+    _check_target(target)
     name = name or model.name
     preprocessing = dict(preprocessing or {})
     if mode == "int8" and representative_data is None:
@@ -364,7 +385,7 @@ def convert(
     content = with_metadata(content, metadata)
     names = report = None
     if mode == "int8" and lean:
-        content, names, report = make_lean(content, name=name)
+        content, names, report = make_lean(content, name=name, **_TARGET_OPTIONS[target])
         report["concat_bn_folded"] = bn_folded
         check_integer_only(content, name=name)
     return ConversionResult(content, mode, inspect_model(content, name=name), metadata,
