@@ -159,6 +159,20 @@ def test_cli_bad_file_one_line_error(tmp_path, payload):
     assert "Traceback" not in proc.stderr
 
 
+def test_activations_refer_to_the_empty_buffer_zero(converted):
+    """The converter gives every activation an empty buffer of its own; the lean file points
+    them all at buffer 0 (the schema's empty buffer) and keeps only buffers with data."""
+    plain, _ = converted
+    before = _model_object(plain, "p")
+    after = _model_object(lean.lean(plain, names=True)[0], "l")
+    empty = lambda m, t: not len(m.buffers[t.buffer].data if m.buffers[t.buffer].data is not None
+                                 else ())
+    assert sum(1 for t in before.subgraphs[0].tensors if empty(before, t) and t.buffer) > 3
+    assert all(t.buffer == 0 for t in after.subgraphs[0].tensors if empty(after, t))
+    assert sum(1 for b in after.buffers[1:] if b.data is None or not len(b.data)) == 0
+    assert len(after.buffers) < len(before.buffers)
+
+
 def test_serialize_leaves_the_model_object_unchanged(converted):
     plain, _ = converted
     model = _model_object(plain, "p")

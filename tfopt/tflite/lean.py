@@ -7,6 +7,11 @@ docs/deployment.md "Lean int8"):
   JSON sidecar (`names_sidecar`) so a debugger can map tensor indices back to Keras layers.
   The graph's input/output tensor names and the signature defs stay: LiteRT's
   `get_input_details()` and signature runners show them.
+* **Activations on buffer 0.** The converter gives every tensor a buffer of its own, also the
+  activations, whose buffers are empty; the schema reserves buffer 0 as "an always existent
+  empty buffer" for exactly those tensors. Every tensor with an empty buffer now refers to
+  buffer 0 and the others are dropped: resnet101_v13 (lean int8) 489 buffers fewer,
+  230,608 -> 224,696 B, outputs identical on LiteRT and TFLM.
 * **Serialize with shared objects.** The object-API serializer writes every vector and table
   anew; here identical vectors (tensor shapes, all-zero per-channel zero points, operator
   options) and identical quantization tables are written once and referenced from every
@@ -99,14 +104,37 @@ def _memoised_pack(obj_types):
     return originals
 
 
+def _empty(buffer) -> bool:
+    return buffer.data is None or not len(buffer.data)
+
+
+def activations_on_buffer_zero(model) -> int:
+    """Points every tensor whose buffer is empty at buffer 0 (when that one is empty) and drops
+    the buffers no longer used; returns how many tensors moved."""
+    from tfopt.tflite.rewrite import _drop_unused_buffers
+
+    if not model.buffers or not _empty(model.buffers[0]):
+        return 0
+    moved = 0
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            if t.buffer != 0 and _empty(model.buffers[t.buffer]):
+                t.buffer, moved = 0, moved + 1
+    if moved:
+        _drop_unused_buffers(model, _schema())
+    return moved
+
+
 def serialize(model) -> bytes:
-    """Packs a `schema.ModelT` with shared vectors, strings and tables (see module docstring).
+    """Packs a `schema.ModelT` with shared vectors, strings and tables, activations on buffer 0
+    (see module docstring).
 
     The model is copied first: sharing makes equal option/quantization tables one Python
     object, and a later rewrite of one operator must not change the others.
     """
     schema = _schema()
     model = copy.deepcopy(model)
+    activations_on_buffer_zero(model)
     _share_tables(model)
     option_types = [getattr(schema, n) for n in dir(schema)
                     if n.endswith("OptionsT") and hasattr(getattr(schema, n), "Pack")]
