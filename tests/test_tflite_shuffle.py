@@ -50,6 +50,16 @@ def _inputs(content, n=20):
     return np.random.default_rng(1).integers(-128, 128, (n,) + t.shape[1:]).astype(np.int8)
 
 
+def _assert_same_outputs_everywhere(content, base, x):
+    """Equal outputs on LiteRT reference kernels and XNNPACK; TFLM = LiteRT reference (0 LSB)."""
+    for reference in (True, False):
+        np.testing.assert_array_equal(predict(content, x, reference=reference, raw=True),
+                                      predict(base, x, reference=reference, raw=True))
+    if micro.micro_available():
+        report = micro.run_micro(content, x, num_samples=len(x))
+        assert report.ok and report.max_diff_lsb == 0
+
+
 def test_permutation_of_the_converters_shuffle_chain(plain):
     m = _model_object(plain, "p")
     sg = m.subgraphs[0]
@@ -71,13 +81,7 @@ def test_fold_shuffles_is_bit_identical_and_removes_the_transposes(plain):
     assert report["shuffles_folded"] == 2
     assert _ops(base).count("TRANSPOSE") == 3 and _ops(content).count("TRANSPOSE") == 1
     assert _ops(content).count("RESHAPE") == _ops(base).count("RESHAPE") - 4
-    x = _inputs(plain)
-    for reference in (True, False):
-        np.testing.assert_array_equal(predict(content, x, reference=reference, raw=True),
-                                      predict(base, x, reference=reference, raw=True))
-    if micro.micro_available():
-        report = micro.run_micro(content, x, num_samples=len(x))
-        assert report.ok and report.max_diff_lsb == 0
+    _assert_same_outputs_everywhere(content, base, _inputs(plain))
 
 
 def test_densify_folds_the_shuffle_between_grouped_convs(plain):
@@ -103,13 +107,7 @@ def test_shuffle_as_gather_is_bit_identical_and_leaves_no_transpose(plain):
     assert report["shuffles_as_gather"] == 1
     assert "TRANSPOSE" not in _ops(content) and _ops(content).count("GATHER") == 1
     assert len(content) < len(base)
-    x = _inputs(plain)
-    for reference in (True, False):
-        np.testing.assert_array_equal(predict(content, x, reference=reference, raw=True),
-                                      predict(base, x, reference=reference, raw=True))
-    if micro.micro_available():
-        report = micro.run_micro(content, x, num_samples=len(x))
-        assert report.ok and report.max_diff_lsb == 0
+    _assert_same_outputs_everywhere(content, base, _inputs(plain))
 
 
 def test_convert_target_picks_the_runtime_options():
