@@ -198,10 +198,13 @@ def test_worker_processes_measure_what_one_process_measures(tmp_path):
     two, cached = fit.run_fit(spec, rerun=True, log=lambda line: None, jobs=2)
     # flash: the JSON's digits (see above); graph bytes: a worker runs TensorFlow on fewer threads,
     # so calibration ranges can differ in the last float bit and flip one layer's per-tensor /
-    # per-channel choice (seen once in CI: vgg19_v04 61,816 vs 60,256 B), so within 5 %
-    drop = ("seconds", "cpu_seconds", "flash_bytes", "graph_bytes")
+    # per-channel choice (seen once in CI: vgg19_v04 61,816 vs 60,256 B), so within 5 %; the flip can
+    # also decide whether a zero bias is shared (one tensor more or less: vgg19_v04 arena 28,576
+    # vs 28,544 B in CI), so the arena within 1 %
+    drop = ("seconds", "cpu_seconds", "flash_bytes", "graph_bytes", "arena_bytes")
     assert cached == 0 and [{k: v for k, v in r.items() if k not in drop} for r in two] == [
         {k: v for k, v in r.items() if k not in drop} for r in one]
     for a, b in zip(one, two):
-        assert (a["graph_bytes"] is None) == (b["graph_bytes"] is None), (a, b)
-        assert abs((a["graph_bytes"] or 0) - (b["graph_bytes"] or 0)) <= 0.05 * (a["graph_bytes"] or 0), (a, b)
+        for key, share in (("graph_bytes", 0.05), ("arena_bytes", 0.01)):
+            assert (a[key] is None) == (b[key] is None), (a, b)
+            assert abs((a[key] or 0) - (b[key] or 0)) <= share * (a[key] or 0), (a, b)
