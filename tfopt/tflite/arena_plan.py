@@ -78,12 +78,17 @@ def greedy_head(model) -> int:
     return _first_fit(life, sorted(life, key=lambda t: (-life[t][2], life[t][0])))[1]
 
 
+def peak_of(life: dict, n_ops: int) -> tuple[int, int]:
+    """(largest sum of aligned bytes alive at one op, the first op with that sum) for the
+    lifetimes `life` (from `lifetimes`); (0, 0) without ops."""
+    totals = [sum(s for a, b, s in life.values() if a <= i <= b) for i in range(n_ops)]
+    op = max(range(n_ops), key=totals.__getitem__, default=0)
+    return (totals[op] if totals else 0), op
+
+
 def liveness_peak(model) -> int:
     """Largest sum of aligned bytes alive at one op: no plan can use less."""
-    life = lifetimes(model)
-    n_ops = len(model.subgraphs[0].operators)
-    return max((sum(s for a, b, s in life.values() if a <= i <= b) for i in range(n_ops)),
-               default=0)
+    return peak_of(lifetimes(model), len(model.subgraphs[0].operators))[0]
 
 
 def _in_place_adds(model, life: dict) -> dict[int, int]:

@@ -150,19 +150,15 @@ def _sidecar_names(path) -> list[str] | None:
 
 def liveness_peak(model, names: list[str] | None = None) -> tuple[int, int, list[dict]]:
     """(peak bytes, op index at the peak, tensors alive there) for subgraph 0 in op order."""
-    from tfopt.tflite.arena_plan import lifetimes
+    from tfopt.tflite.arena_plan import lifetimes, peak_of
 
     sg = model.subgraphs[0]
     life = lifetimes(model)
     def nbytes(t):
         return life[t][2]
-    live = [(t, a, b) for t, (a, b, _) in life.items()]
-    best, best_op = 0, 0
-    for i in range(len(sg.operators)):
-        total = sum(nbytes(t) for t, a, b in live if a <= i <= b)
-        if total > best:
-            best, best_op = total, i
-    alive = sorted((t for t, a, b in live if a <= best_op <= b), key=nbytes, reverse=True)
+    best, best_op = peak_of(life, len(sg.operators))
+    alive = sorted((t for t, (a, b, _) in life.items() if a <= best_op <= b), key=nbytes,
+                   reverse=True)
     def tname(t):
         raw = sg.tensors[t].name
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")

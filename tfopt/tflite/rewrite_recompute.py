@@ -26,28 +26,20 @@ from __future__ import annotations
 
 import copy
 
-from tfopt.tflite.arena_plan import best_plan, lifetimes
-from tfopt.tflite.rewrite import _graph, _op_names
+from tfopt.tflite.arena_plan import best_plan, lifetimes, peak_of
+from tfopt.tflite.rewrite import _activation_like, _graph, _op_names
 
 _VIEWS = ("RESHAPE", "TRANSPOSE", "GATHER")
 
 
-def _peak_op(model) -> int:
-    life = lifetimes(model)
-    n_ops = len(model.subgraphs[0].operators)
-    sums = [sum(s for a, b, s in life.values() if a <= i <= b) for i in range(n_ops)]
-    return max(range(n_ops), key=sums.__getitem__) if sums else 0
-
-
-def _is_1x1(model, sg, op) -> bool:
+def _is_1x1(sg, op) -> bool:
     shape = sg.tensors[int(op.inputs[1])].shape
     return shape is not None and len(shape) == 4 and int(shape[1]) == int(shape[2]) == 1
 
 
-def _chain(model, kinds, producer, consumers, t: int) -> list[int] | None:
+def _chain(sg, kinds, producer, consumers, t: int) -> list[int] | None:
     """Op indices (first to last) of RESHAPE/TRANSPOSE/GATHER links on one 1x1 CONV_2D that make
     tensor `t`, each link read only by the next; None when `t` is not made that way."""
-    sg = model.subgraphs[0]
     chain = []
     while True:
         i = producer.get(t)
@@ -55,7 +47,7 @@ def _chain(model, kinds, producer, consumers, t: int) -> list[int] | None:
             return None
         chain.insert(0, i)
         if kinds[i] == "CONV_2D":
-            return chain if _is_1x1(model, sg, sg.operators[i]) else None
+            return chain if _is_1x1(sg, sg.operators[i]) else None
         if kinds[i] not in _VIEWS:
             return None
         t = int(sg.operators[i].inputs[0])
@@ -64,29 +56,22 @@ def _chain(model, kinds, producer, consumers, t: int) -> list[int] | None:
 
 
 def _copy_chain(model, chain: list[int], readers: list[int]) -> None:
-    """Appends a copy of the ops `chain` (new output tensors) and points `readers` at its end."""
+    """Inserts a copy of the ops `chain` (new output tensors) before the first of `readers`
+    and points `readers` at the copy's end."""
     sg = model.subgraphs[0]
     renamed: dict[int, int] = {}
     new_ops = []
     for i in chain:
         op = copy.deepcopy(sg.operators[i])
         op.inputs = [renamed.get(int(t), int(t)) for t in op.inputs]
-        outs = []
         for t in op.outputs:
-            tensor = copy.deepcopy(sg.tensors[int(t)])
-            tensor.buffer = 0
-            if tensor.name:
-                raw = tensor.name
-                tensor.name = (raw.decode() if isinstance(raw, bytes) else raw) + "_recomputed"
-            sg.tensors.append(tensor)
-            renamed[int(t)] = len(sg.tensors) - 1
-            outs.append(len(sg.tensors) - 1)
-        op.outputs = outs
+            renamed[int(t)] = _activation_like(sg, int(t), sg.tensors[int(t)].shape,
+                                               "_recomputed")
+        op.outputs = [renamed[int(t)] for t in op.outputs]
         new_ops.append(op)
-    end, new_end = int(sg.operators[chain[-1]].outputs[0]), renamed[
-        int(sg.operators[chain[-1]].outputs[0])]
+    end = int(sg.operators[chain[-1]].outputs[0])
     for r in readers:
-        sg.operators[r].inputs = [new_end if int(t) == end else int(t)
+        sg.operators[r].inputs = [renamed[end] if int(t) == end else int(t)
                                   for t in sg.operators[r].inputs]
     # before the first reader, so the op list stays in a valid (topological) order
     at = min(readers)
@@ -99,16 +84,18 @@ def _defer(model, op_index: int, before: int) -> None:
     ops.insert(before - 1, ops.pop(op_index))
 
 
-def _candidates(model) -> list[tuple[list[int], list[int]]]:
-    """(chain, readers after the peak) for each recomputable tensor alive at the peak op, and
-    ([producer], []) for each tensor made before the peak and read only after it (deferred)."""
+def _candidates(model) -> list[tuple]:
+    """("copy", chain, readers after the peak) for each recomputable tensor alive at the peak
+    op, and ("defer", producer, first reader) for each tensor made before the peak and read
+    only after it."""
     sg = model.subgraphs[0]
     kinds = _op_names(model)
     producer, consumers = _graph(sg)
-    peak = _peak_op(model)
+    life = lifetimes(model)
+    peak = peak_of(life, len(sg.operators))[1]
     outputs = {int(t) for t in sg.outputs}
     found = []
-    for t, (first, last, _) in lifetimes(model).items():
+    for t, (first, last, _) in life.items():
         if not first < peak < last or t in outputs:
             continue
         later = [r for r in consumers.get(t, ()) if r > peak]
@@ -116,11 +103,11 @@ def _candidates(model) -> list[tuple[list[int], list[int]]]:
             continue
         if len(later) == len(consumers[t]):
             if t in producer and len(sg.operators[producer[t]].outputs) == 1:
-                found.append(([producer[t]], []))
+                found.append(("defer", producer[t], min(later)))
             continue
-        chain = _chain(model, kinds, producer, consumers, t)
+        chain = _chain(sg, kinds, producer, consumers, t)
         if chain is not None:
-            found.append((chain, later))
+            found.append(("copy", chain, later))
     return found
 
 
@@ -134,23 +121,23 @@ def recompute_at_peak(model, *, max_rounds: int = 16) -> int:
     from tfopt.tflite.schedule import memory_order
 
     sg = model.subgraphs[0]
+    head = best_plan(model)[1]
     done = 0
     for _ in range(max_rounds):
-        head = best_plan(model)[1]
         best = None
-        for chain, readers in _candidates(model):
+        for kind, ops, readers in _candidates(model):
             trial = copy.deepcopy(model)
-            if readers:
-                _copy_chain(trial, chain, readers)
+            if kind == "copy":
+                _copy_chain(trial, ops, readers)
                 memory_order(trial)
             else:
-                _defer(trial, chain[0], min(_graph(trial.subgraphs[0])[1][
-                    int(trial.subgraphs[0].operators[chain[0]].outputs[0])]))
+                _defer(trial, ops, readers)
             trial_head = best_plan(trial)[1]
             if trial_head < (best[0] if best else head):
                 best = (trial_head, trial)
         if best is None:
             break
+        head = best[0]
         sg.operators, sg.tensors = best[1].subgraphs[0].operators, best[1].subgraphs[0].tensors
         done += 1
     return done
