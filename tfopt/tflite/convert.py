@@ -100,18 +100,12 @@ _TARGET_OPTIONS = {"any": {}, "tflm": {"shuffle_as_gather": True},
                    "litert": {"dense_groups": True}}
 
 
-def _check_target(target: str) -> None:
-    if target not in TARGETS:
-        near = difflib.get_close_matches(str(target), TARGETS, n=1)
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """One-line ValueError naming `value`, the closest allowed one, and all of `allowed`."""
+    if value not in allowed:
+        near = difflib.get_close_matches(str(value), allowed, n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ValueError(f"target={target!r}{hint}; expected one of {TARGETS}")
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        near = difflib.get_close_matches(str(mode), MODES, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ValueError(f"mode={mode!r}{hint}; expected one of {MODES}")
+        raise ValueError(f"{name}={value!r}{hint}; expected one of {allowed}")
 
 
 def _is_wrapped(model, class_names: Iterable[str]) -> bool:
@@ -320,8 +314,8 @@ def convert(
       ValueError: unknown mode, missing/mis-shaped representative data, or a conversion error.
       Int8FallbackError: the int8 model still has float operators or float I/O.
     """
-    _check_mode(mode)
-    _check_target(target)
+    _check_choice("mode", mode, MODES)
+    _check_choice("target", target, TARGETS)
     name = name or model.name
     preprocessing = dict(preprocessing or {})
     if mode == "int8" and representative_data is None:
@@ -429,7 +423,8 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
       "shuffles_folded", "shuffles_as_gather", "ratio_capped", "zero_biases_shared",
-      "concats_sunk", "recomputed", "reordered", "peak_bytes", "offline_plan", "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
+      "concats_sunk", "recomputed", "reordered", "peak_bytes", "offline_plan",
+      "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
       (`tfopt.tflite.rewrite_scale`); the operators
       are put in the order with the lowest activation peak found (`tfopt.tflite.schedule`),

@@ -33,6 +33,7 @@ import flatbuffers
 import numpy as np
 
 from tfopt.tflite.model_info import _model_object, _schema, read_bytes
+from tfopt.tflite.rewrite import _drop_unused_buffers
 
 
 class _SharingBuilder(flatbuffers.Builder):
@@ -111,8 +112,6 @@ def _empty(buffer) -> bool:
 def activations_on_buffer_zero(model) -> int:
     """Points every tensor whose buffer is empty at buffer 0 (when that one is empty) and drops
     the buffers no longer used; returns how many tensors moved."""
-    from tfopt.tflite.rewrite import _drop_unused_buffers
-
     if not model.buffers or not _empty(model.buffers[0]):
         return 0
     moved = 0

@@ -23,9 +23,9 @@
 * `share_zero_biases`: CONV_2D / DEPTHWISE_CONV_2D ops whose int32 bias is all zeros (the
   ghost primary convs: no BN right after them) read one zero-bias tensor per shape. A zero
   adds nothing whatever its scale (per-channel ones are shared only with equal scales), so the
-  outputs are bit-identical (LiteRT reference, XNNPACK,
-  TFLM); each shared-away tensor saves its table, quantization and TFLM eval struct. Dropping
-  the bias instead is refused by LiteRT's int8 CONV_2D ("has_bias was not true").
+  outputs are bit-identical (LiteRT reference, XNNPACK, TFLM); each shared-away tensor saves
+  its table, quantization and TFLM eval struct. Dropping the bias instead is refused by
+  LiteRT's int8 CONV_2D ("has_bias was not true").
 * `drop_unused`: removes tensors/buffers orphaned by the rewrites (TFLM plans them).
 * `per_tensor_weights`: requantizes per-channel CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED
   weights (and their int32 biases) to one scale per layer where that costs at most
@@ -303,7 +303,8 @@ def share_zero_biases(model) -> int:
     first: dict[tuple, int] = {}
     shared = 0
     for i, op in enumerate(sg.operators):
-        if kinds[i] not in ("CONV_2D", "DEPTHWISE_CONV_2D") or len(op.inputs) < 3 or op.inputs[2] < 0:
+        if (kinds[i] not in ("CONV_2D", "DEPTHWISE_CONV_2D") or len(op.inputs) < 3
+                or op.inputs[2] < 0):
             continue
         bias = int(op.inputs[2])
         data = _constant(model, sg, bias)

@@ -30,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from tfopt.tflite.model_info import _schema
-from tfopt.tflite.rewrite import _constant, _graph, _op_names, _private_bias, _same_grid
+from tfopt.tflite.rewrite import (_const, _constant, _graph, _op_names, _opcode_index,
+                                  _private_bias, _same_grid)
 
 
 def _int_constant(model, sg, t: int) -> np.ndarray | None:
@@ -190,8 +191,6 @@ def shuffles_as_gather(model) -> int:
     host time +10 % (40.3 -> 44.1 ms), but LiteRT 2.2x slower (1.77 -> 3.86 ms: XNNPACK does
     not delegate GATHER), hence off by default. Returns how many shuffles were rewritten.
     """
-    from tfopt.tflite.rewrite import _const, _opcode_index
-
     schema = _schema()
     sg = model.subgraphs[0]
     kinds = _op_names(model)
