@@ -173,6 +173,26 @@ def test_activations_refer_to_the_empty_buffer_zero(converted):
     assert len(after.buffers) < len(before.buffers)
 
 
+def test_has_rank_is_cleared_where_the_shape_gives_the_rank(converted):
+    """The converter sets has_rank on every ranked tensor; the lean file keeps it only on empty
+    shapes, 4 B per tensor less, with outputs unchanged on LiteRT and TFLM."""
+    plain, _ = converted
+    model = _model_object(plain, "p")
+    ranked = sum(1 for t in model.subgraphs[0].tensors if t.hasRank and len(t.shape))
+    assert ranked > 10
+    flagged = lean.serialize(model)            # the model object keeps its flags (copied)
+    assert lean.ranks_from_shapes(model) == ranked
+    assert lean.ranks_from_shapes(model) == 0
+    after = _model_object(flagged, "l").subgraphs[0].tensors
+    assert not any(t.hasRank for t in after if len(t.shape))
+    x = _int8_inputs(plain)
+    np.testing.assert_array_equal(predict(flagged, x, reference=True, raw=True),
+                                  predict(plain, x, reference=True, raw=True))
+    if micro.micro_available():
+        report = micro.run_micro(flagged, num_samples=4, name="ranks")
+        assert report.ok and report.max_diff_lsb == 0, report.error
+
+
 def test_serialize_leaves_the_model_object_unchanged(converted):
     plain, _ = converted
     model = _model_object(plain, "p")
