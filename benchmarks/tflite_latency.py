@@ -18,11 +18,18 @@ int8 run interleaved in `--rounds` rounds and each keeps its least disturbed rou
 (`paired_cpu_ms`). int8 files
 are the lean ones `tfopt.tflite.convert` ships (`--no_lean`: the converter's own flatbuffer).
 Targets (issue 13): int8 B <= 1.3 x params + 20,000 B and int8/f32 latency <= 0.7 for every
-variant, resnet101_v13 TFLM arena <= 256,000 B; params = trainable parameters. The last column
-is informative, not the headline: int8/f32 of the LiteRT-only opt-in file
-(`make_lean(dense_groups=True)`: grouped convs written dense, shuffles folded into them; TFLM
-would run those layers at groups x the MACs), timed interleaved with the other two.
-Prints a markdown table and a closing line with the worst ratios.
+variant, resnet101_v13 TFLM arena <= 256,000 B; params = trainable parameters. Each model is
+built after `keras.utils.set_random_seed(--seed)`, so a row is reproducible (unseeded, the random
+conv weights moved resnet101_v13's file by up to ~5 KB between runs: per-tensor vs per-channel
+weights of 0-2 layers).
+
+Besides the default file (`convert(..., target="any")`: exact on LiteRT and TFLM), each row has
+the two deployment-specific files of `convert --target`: the flash bytes and TFLM arena of the
+microcontroller file (`--target=tflm`: each channel shuffle one GATHER) and the int8/f32 latency
+of the phone file (`--target=litert`: grouped convs on large activations dense, shuffles folded
+into them; TFLM would run those layers at groups x the MACs), timed interleaved with the other
+two. Prints a markdown table, the closing line of the default file and a second one "per
+target" (bytes and arena of the tflm file, latency of the litert file).
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Fields of a row: variant, params, float32 B, int8 B, float32 ms, int8 ms, TFLM arena B,
+# --target=litert int8 ms, --target=tflm B, --target=tflm TFLM arena B.
+ROW_FIELDS = 10
 DEFAULT_VARIANTS = ("tiny_cnn", "vgg19_v01", "vgg19_v13", "resnet101_v01", "resnet101_v15",
                     "mobilenet_v1", "resnet50")
 
@@ -46,11 +56,13 @@ def _variants(text: str, known) -> list[str]:
 
 
 def _measure(vid, args, shape, x, lean):
+    from tfopt._keras import keras
     from tfopt.models import build_model
     from tfopt.models.trained_like import trained_like_batch_norm
     from tfopt.tflite import micro
-    from tfopt.tflite.convert import convert, make_lean
+    from tfopt.tflite.convert import TARGET_OPTIONS, convert, make_lean
 
+    keras.utils.set_random_seed(args.seed)
     model = build_model(vid, num_classes=10, input_shape=shape, width_multiplier=args.width)
     if not args.untrained_bn:
         trained_like_batch_norm(model, seed=0)
@@ -60,14 +72,15 @@ def _measure(vid, args, shape, x, lean):
     plain = convert(model, "int8", representative_data=x, name=vid, lean=False,
                     fold_bn=lean).content
     i8 = make_lean(plain, name=vid)[0] if lean else plain
-    # informative only: the LiteRT-only opt-in (grouped convs dense, shuffles folded into them)
-    litert_only = make_lean(plain, name=vid, dense_groups=True)[0]
-    lat_f, lat_i, lat_o = paired_cpu_ms([f32.content, i8, litert_only], runs=args.runs,
+    phone = make_lean(plain, name=vid, **TARGET_OPTIONS["litert"])[0]
+    mcu = make_lean(plain, name=vid, **TARGET_OPTIONS["tflm"])[0]
+    lat_f, lat_i, lat_o = paired_cpu_ms([f32.content, i8, phone], runs=args.runs,
                                         rounds=args.rounds)
-    arena = None
+    arena = mcu_arena = None
     if micro.micro_available():
-        arena = micro.run_micro(i8, num_samples=1, compare=False, name=vid).arena_bytes
-    return params, f32.size_bytes, len(i8), lat_f, lat_i, arena, lat_o
+        arena, mcu_arena = (micro.run_micro(c, num_samples=1, compare=False, name=vid).arena_bytes
+                            for c in (i8, mcu))
+    return params, f32.size_bytes, len(i8), lat_f, lat_i, arena, lat_o, len(mcu), mcu_arena
 
 
 def paired_cpu_ms(contents, *, runs: int, rounds: int) -> list[float]:
@@ -149,32 +162,55 @@ def _read_rows(path: str):
                 record = json.loads(line)
                 header = header or record["header"]
                 by[record["variant"]] = record
-    # rows written before the LiteRT-only column have 7 fields
-    rows = [tuple(r["row"]) + (None,) * (8 - len(r["row"])) for r in by.values() if "row" in r]
+    # rows written before the per-target columns have 7 or 8 fields
+    rows = [tuple(r["row"]) + (None,) * (ROW_FIELDS - len(r["row"])) for r in by.values()
+            if "row" in r]
     return header, sorted(rows), [r["missing"] for r in by.values() if "missing" in r]
+
+
+def _mark(value, target) -> str:
+    return "" if value is None or value <= target else " ✗"
+
+
+def _num(value, fmt=",") -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def _closing_line(rows, bytes_at: int, latency_at: int, arena_at: int) -> str:
+    """"worst int8 B/param = X (v); worst int8/f32 latency = Y (v); resnet101_v13 arena = Z B"
+    from the row fields at the given positions (rows lacking a field are skipped)."""
+    sized = [r for r in rows if r[bytes_at] is not None]
+    timed = [r for r in rows if r[latency_at] is not None]
+    parts = []
+    if sized:
+        worst = max(sized, key=lambda r: r[bytes_at] / r[1])
+        parts.append(f"worst int8 B/param = {worst[bytes_at] / worst[1]:.2f} ({worst[0]})")
+    if timed:
+        worst = max(timed, key=lambda r: r[latency_at] / r[4])
+        parts.append(f"worst int8/f32 latency = {worst[latency_at] / worst[4]:.2f} ({worst[0]})")
+    arena = next((r[arena_at] for r in rows if r[0] == "resnet101_v13"), None)
+    parts.append(f"resnet101_v13 arena = {_num(arena)} B")
+    return "; ".join(parts)
 
 
 def _print_table(header: str, rows, missing) -> None:
     print(header + "\n")
     print("| variant | params | float32 B | int8 B | int8 B/param | int8 B target | float32 ms "
-          "| int8 ms | int8/f32 latency | TFLM arena B | LiteRT-only int8/f32 (informative) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for vid, n, fb, ib, lf, li, arena, lo in rows:
+          "| int8 ms | int8/f32 latency | TFLM arena B | tflm file B | tflm file arena B "
+          "| litert file int8/f32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for vid, n, fb, ib, lf, li, arena, lo, mb, marena in rows:
         target = 1.3 * n + 20000
-        flag = "" if ib <= target else " ✗"
-        print(f"| {vid} | {n:,} | {fb:,} | {ib:,} | {ib / n:.2f} | {target:,.0f}{flag} | "
-              f"{lf:.3f} | {li:.3f} | {li / lf:.2f}{'' if li / lf <= 0.7 else ' ✗'} | "
-              f"{'n/a' if arena is None else f'{arena:,}'} | "
-              f"{'n/a' if lo is None else f'{lo / lf:.2f}'} |")
+        print(f"| {vid} | {n:,} | {fb:,} | {ib:,} | {ib / n:.2f} | {target:,.0f}{_mark(ib, target)} "
+              f"| {lf:.3f} | {li:.3f} | {li / lf:.2f}{_mark(li / lf, 0.7)} | {_num(arena)} | "
+              f"{_num(mb)}{_mark(mb, target)} | {_num(marena)} | "
+              f"{'n/a' if lo is None else f'{lo / lf:.2f}'}{_mark(lo and lo / lf, 0.7)} |")
     if missing:
         print(f"\nnot measured (unknown id or failed): {', '.join(missing)}")
     if rows:
-        worst_b = max(rows, key=lambda r: r[3] / r[1])
-        worst_l = max(rows, key=lambda r: r[5] / r[4])
-        arena = next((r[6] for r in rows if r[0] == "resnet101_v13"), None)
-        print(f"\nworst int8 B/param = {worst_b[3] / worst_b[1]:.2f} ({worst_b[0]}); "
-              f"worst int8/f32 latency = {worst_l[5] / worst_l[4]:.2f} ({worst_l[0]}); "
-              f"resnet101_v13 arena = {'n/a' if arena is None else f'{arena:,}'} B")
+        print("\n" + _closing_line(rows, bytes_at=3, latency_at=5, arena_at=6))
+        print("per target (bytes and arena of --target=tflm, latency of --target=litert): "
+              + _closing_line(rows, bytes_at=8, latency_at=7, arena_at=9))
 
 
 def main(argv=None) -> int:
@@ -187,6 +223,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5,
                    help="interleaved rounds (float32 and int8 alternate; min round median)")
     p.add_argument("--image_size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0,
+                   help="keras.utils.set_random_seed before each model is built")
     p.add_argument("--no_lean", action="store_true", help="int8 as the converter writes it")
     p.add_argument("--untrained_bn", action="store_true",
                    help="keep the fresh model's BatchNormalization (beta 0, mean 0, var 1) "

@@ -96,7 +96,7 @@ class ConversionResult:
 # XNNPACK; "tflm" adds shuffles as GATHER (smaller flash and arena, slow on LiteRT); "litert"
 # adds dense block-diagonal groups (faster on XNNPACK, groups x the MACs on TFLM).
 TARGETS = ("any", "tflm", "litert")
-_TARGET_OPTIONS = {"any": {}, "tflm": {"shuffle_as_gather": True},
+TARGET_OPTIONS = {"any": {}, "tflm": {"shuffle_as_gather": True},
                    "litert": {"dense_groups": True}}
 
 
@@ -379,7 +379,7 @@ def convert(
     content = with_metadata(content, metadata)
     names = report = None
     if mode == "int8" and lean:
-        content, names, report = make_lean(content, name=name, **_TARGET_OPTIONS[target])
+        content, names, report = make_lean(content, name=name, **TARGET_OPTIONS[target])
         report["concat_bn_folded"] = bn_folded
         check_integer_only(content, name=name)
     return ConversionResult(content, mode, inspect_model(content, name=name), metadata,
