@@ -134,3 +134,27 @@ def test_a_shuffle_feeding_a_graph_output_or_a_non_conv_stays():
     content, _, report = make_lean(convert(model, "int8", representative_data=x,
                                            lean=False).content)
     assert report["shuffles_folded"] == 1 and _ops(content).count("TRANSPOSE") == 1
+
+
+def test_a_shuffle_before_a_spatial_pad_folds_into_the_convs_after_the_pad():
+    """shuffle -> PAD (H and W) -> dense conv (DiCE's weight-average conv once densified): the
+    PAD reads the unshuffled tensor and the conv takes the permutation; a shuffle whose PAD
+    also feeds a pooling op stays. Same outputs on LiteRT reference, XNNPACK and TFLM."""
+    inp = keras.Input(SHAPE, name="image")
+    x = layers.Conv2D(8, 1, groups=2, activation="relu", name="grouped_a")(inp)
+    x = layers.ZeroPadding2D(1, name="pad_a")(_shuffle(x, 2, "s1"))
+    x = layers.Conv2D(8, 3, name="dense_b")(x)                     # 12x12 again
+    x = layers.Conv2D(8, 1, groups=2, activation="relu", name="grouped_c")(x)
+    padded = layers.ZeroPadding2D(1, name="pad_c")(_shuffle(x, 4, "s2"))
+    y = layers.Conv2D(8, 3, name="dense_d")(padded)
+    z = layers.AveragePooling2D(3, 1, name="pool_d")(padded)
+    x = layers.GlobalAveragePooling2D(name="gap")(layers.Add(name="sum")([y, z]))
+    keras.utils.set_random_seed(0)
+    model = keras.Model(inp, layers.Dense(5, name="logits")(x), name="shuffle_pad")
+    x_cal = np.random.default_rng(0).standard_normal((32,) + SHAPE).astype(np.float32)
+    content = convert(model, "int8", representative_data=x_cal, lean=False).content
+    base = make_lean(content, fold_shuffles=False)[0]
+    folded, _, report = make_lean(content)
+    assert report["shuffles_folded"] == 1
+    assert _ops(base).count("TRANSPOSE") == 2 and _ops(folded).count("TRANSPOSE") == 1
+    _assert_same_outputs_everywhere(folded, base, _inputs(content))

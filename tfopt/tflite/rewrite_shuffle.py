@@ -7,7 +7,9 @@ its input channels, so the permutation can move into its int8 filter:
 
 * **into a dense consumer** (filter in-depth = C): conv(P x) has filter W[..., P^-1] on x.
   Every consumer of the shuffled tensor must be such a conv (e.g. a fire module's expand 1x1
-  and the one-hot replication of `rewrite_dw`, both reading the squeeze output).
+  and the one-hot replication of `rewrite_dw`, both reading the squeeze output), or a PAD of
+  H and W alone read only by such convs (the pad value, the zero point, is the same in every
+  channel: DiCE's shuffle -> PAD -> weight-average conv).
 * **into a dense producer** (its output read by the shuffle alone): output channel k of the
   new conv is old channel P[k] (filter rows, int32 bias and per-channel scales permuted).
 
@@ -111,10 +113,38 @@ def _dense_filter(model, sg, op, uses, densify: bool) -> np.ndarray | None:
     return block_diagonal(w, cin)
 
 
+def _spatial_pad(model, sg, op) -> bool:
+    """A PAD that pads only the H and W axes of a 4-D tensor (constant paddings)."""
+    pads = _int_constant(model, sg, int(op.inputs[1])) if len(op.inputs) > 1 else None
+    return (pads is not None and pads.size == 8 and not pads[:2].any()
+            and not pads[6:].any())
+
+
+def _conv_readers(model, sg, kinds, consumers, t: int):
+    """The CONV_2Ds reading `t` as their input, directly or through a PAD of H and W alone
+    (zero padding commutes with a channel permutation), or None when another op reads it."""
+    outputs = {int(x) for x in sg.outputs}
+    convs = []
+    for c in consumers.get(t, ()):
+        op = sg.operators[c]
+        if kinds[c] == "CONV_2D" and int(op.inputs[0]) == t:
+            convs.append(op)
+        elif (kinds[c] == "PAD" and int(op.inputs[0]) == t and _spatial_pad(model, sg, op)
+              and int(op.outputs[0]) not in outputs):
+            padded = int(op.outputs[0])
+            readers = consumers.get(padded, ())
+            if not readers or any(kinds[r] != "CONV_2D" or int(sg.operators[r].inputs[0])
+                                  != padded for r in readers):
+                return None
+            convs.extend(sg.operators[r] for r in readers)
+        else:
+            return None
+    return convs or None
+
+
 def _into_consumers(model, sg, kinds, consumers, uses, t3: int, p, densify: bool) -> bool:
-    ops = [sg.operators[c] for c in consumers.get(t3, ())]
-    if not ops or any(kinds[c] != "CONV_2D" or int(sg.operators[c].inputs[0]) != t3
-                      for c in consumers[t3]):
+    ops = _conv_readers(model, sg, kinds, consumers, t3)
+    if ops is None:
         return False
     filters = [_dense_filter(model, sg, op, uses, densify) for op in ops]
     if any(w is None for w in filters):
