@@ -158,3 +158,22 @@ def test_a_shuffle_before_a_spatial_pad_folds_into_the_convs_after_the_pad():
     assert report["shuffles_folded"] == 1
     assert _ops(base).count("TRANSPOSE") == 2 and _ops(folded).count("TRANSPOSE") == 1
     _assert_same_outputs_everywhere(folded, base, _inputs(content))
+
+
+def test_any_size_densifies_a_grouped_neighbour_on_a_small_map():
+    """32 channels on 12x12: a dense 1x1 filter has 1,024 weights > 144 pixels, so the size rule
+    of `densify` keeps the shuffle; `any_size` (--target=litert) folds it, bit-identical."""
+    inp = keras.Input(SHAPE, name="image")
+    x = layers.Conv2D(32, 1, groups=4, activation="relu", name="grouped_a")(inp)
+    x = layers.Conv2D(32, 1, groups=4, activation="relu", name="grouped_b")(_shuffle(x, 4, "s"))
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    keras.utils.set_random_seed(0)
+    model = keras.Model(inp, layers.Dense(5, name="logits")(x), name="small_map")
+    x_cal = np.random.default_rng(0).standard_normal((32,) + SHAPE).astype(np.float32)
+    content = convert(model, "int8", representative_data=x_cal, lean=False).content
+    base = make_lean(content, fold_shuffles=False)[0]
+    by_size = _model_object(base, "b")
+    assert rewrite_shuffle.fold_shuffles(by_size, densify=True) == 0
+    folded, _, report = make_lean(content, dense_groups=True, densify_for_shuffles=True)
+    assert report["shuffles_folded"] == 1 and "TRANSPOSE" not in _ops(folded)
+    _assert_same_outputs_everywhere(folded, base, _inputs(content))
