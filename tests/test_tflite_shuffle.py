@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfopt._keras import keras, layers
-from tfopt.tflite import lean, micro, rewrite_shuffle
+from tfopt.tflite import lean, micro, rewrite_fc, rewrite_shuffle
 from tfopt.tflite.convert import convert, make_lean
 from tfopt.tflite.evaluate import predict
 from tfopt.tflite.model_info import _model_object, inspect_model
@@ -176,4 +176,35 @@ def test_any_size_densifies_a_grouped_neighbour_on_a_small_map():
     assert rewrite_shuffle.fold_shuffles(by_size, densify=True) == 0
     folded, _, report = make_lean(content, dense_groups=True, densify_for_shuffles=True)
     assert report["shuffles_folded"] == 1 and "TRANSPOSE" not in _ops(folded)
+    _assert_same_outputs_everywhere(folded, base, _inputs(content))
+
+
+def test_a_shuffle_read_by_a_squeeze_excite_block_moves_past_it_and_folds():
+    """fire + shuffle + SE (vgg19_v12): the shuffle's readers are the SE's MEAN and gate MUL;
+    `shuffles_past_se` moves it after the MUL (squeeze filter and expand rows permuted), where
+    the next grouped conv, written dense, takes it. Same outputs on every runtime."""
+    from tfopt.blocks.se import squeeze_excite
+
+    inp = keras.Input(SHAPE, name="image")
+    x = layers.Conv2D(16, 1, groups=4, activation="relu", name="grouped_a")(inp)
+    x = squeeze_excite(_shuffle(x, 4, "s"), name="se")
+    x = layers.Conv2D(16, 1, groups=4, activation="relu", name="grouped_b")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    keras.utils.set_random_seed(0)
+    model = keras.Model(inp, layers.Dense(5, name="logits")(x), name="shuffle_se")
+    x_cal = np.random.default_rng(0).standard_normal((32,) + SHAPE).astype(np.float32)
+    content = convert(model, "int8", representative_data=x_cal, lean=False).content
+    base = make_lean(content, fold_shuffles=False)[0]
+    assert _ops(base).count("TRANSPOSE") == 1
+    m = _model_object(content, "p")
+    assert rewrite_fc.fc_as_conv(m) == 3                   # the SE's FCs as 1x1 convs first
+    unmoved = lean.serialize(m)
+    assert rewrite_shuffle.shuffles_past_se(m) == 1
+    assert rewrite_shuffle.shuffles_past_se(m) == 0       # after the MUL now: not read by an SE
+    moved = lean.serialize(m)
+    ops = _ops(moved)
+    assert ops.index("TRANSPOSE") > ops.index("MUL")
+    _assert_same_outputs_everywhere(moved, unmoved, _inputs(content))
+    folded, _, report = make_lean(content, dense_groups=True, densify_for_shuffles=True)
+    assert report["shuffles_past_se"] == 1 and "TRANSPOSE" not in _ops(folded)
     _assert_same_outputs_everywhere(folded, base, _inputs(content))

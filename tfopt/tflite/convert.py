@@ -422,12 +422,14 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     file and arena (rewrite_shuffle.shuffles_as_gather). `densify_for_shuffles` (off; on for
     `--target=litert`) lets `dense_groups` write every grouped neighbour of a shuffle dense,
     whatever its size, so that it takes the permutation (XNNPACK: resnet101_v13 int8/f32
-    0.71 -> 0.59, file 222 -> 398 KB; rewrite_shuffle.fold_shuffles).
+    0.71 -> 0.59, file 222 -> 398 KB; rewrite_shuffle.fold_shuffles), after moving each
+    shuffle read by a squeeze-excite block past it (rewrite_shuffle.shuffles_past_se:
+    vgg19_v12 0.77 -> 0.68).
 
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "shuffles_folded", "shuffles_as_gather", "ratio_capped", "zero_biases_shared",
+      "shuffles_past_se", "shuffles_folded", "shuffles_as_gather", "ratio_capped", "zero_biases_shared",
       "concats_sunk", "recomputed", "reordered", "peak_bytes", "offline_plan",
       "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
@@ -451,6 +453,8 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
         ("dw_multiplier_one",
          lambda m: rewrite_dw.depthwise_multiplier_one(m) if dw_multiplier_one else 0),
         ("fc_as_conv", lambda m: rewrite_fc.fc_as_conv(m) if fc_as_conv else 0),
+        ("shuffles_past_se",
+         lambda m: rewrite_shuffle.shuffles_past_se(m) if densify_for_shuffles else 0),
         ("shuffles_folded", lambda m: rewrite_shuffle.fold_shuffles(
             m, densify=dense_groups, any_size=densify_for_shuffles)
          if fold_shuffles else 0),

@@ -34,11 +34,13 @@ resnet101_v14 0.73 -> 0.64, resnet101_v15 0.75 -> 0.70, vgg19_v13 0.82 -> 0.74, 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from tfopt.tflite.model_info import _schema
-from tfopt.tflite.rewrite import (_const, _constant, _graph, _op_names, _opcode_index,
-                                  _private_bias, _same_grid)
+from tfopt.tflite.rewrite import (_activation_like, _const, _constant, _graph, _op_names,
+                                  _opcode_index, _private_bias, _same_grid)
 
 
 def _int_constant(model, sg, t: int) -> np.ndarray | None:
@@ -178,16 +180,22 @@ def _into_producer(model, sg, kinds, producer, consumers, uses, t0: int, p,
     w = _dense_filter(model, sg, op, uses, densify)
     if w is None:
         return False
-    _set_filter(model, sg, op, w[p])
-    _permute_channels(sg.tensors[int(op.inputs[1])].quantization, p)
+    _permute_outputs(model, sg, op, w, p)
+    return True
+
+
+def _permute_outputs(model, sg, op, w: np.ndarray, order) -> None:
+    """Output channel k of conv `op` (filter `w`) becomes its old channel order[k]: filter
+    rows, int32 bias and per-channel scales permuted."""
+    _set_filter(model, sg, op, w[order])
+    _permute_channels(sg.tensors[int(op.inputs[1])].quantization, order)
     if len(op.inputs) > 2 and int(op.inputs[2]) >= 0:
         bt = sg.tensors[_private_bias(model, sg, op)]
         buf = model.buffers[bt.buffer]
         if buf.data is not None and len(buf.data):
-            bias = np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), np.int32)[p]
+            bias = np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), np.int32)[order]
             buf.data = np.frombuffer(bias.tobytes(), np.uint8)
-        _permute_channels(bt.quantization, p)
-    return True
+        _permute_channels(bt.quantization, order)
 
 
 def fold_shuffles(model, *, densify: bool = False, any_size: bool = False) -> int:
@@ -224,6 +232,100 @@ def fold_shuffles(model, *, densify: bool = False, any_size: bool = False) -> in
         drop.update(ops)
     sg.operators = [op for i, op in enumerate(sg.operators) if i not in drop]
     return len(drop) // 3
+
+
+def _se_gate(model, sg, kinds, producer, consumers, uses, t3: int):
+    """(MEAN op, squeeze CONV_2D, expand CONV_2D, MUL op) when the readers of `t3` are exactly
+    a squeeze-excite block: MEAN over H and W -> dense 1x1 CONV_2D -> ... -> dense 1x1 CONV_2D
+    -> LOGISTIC -> MUL(t3, gate); else None. Each conv's filter and the gate are used once."""
+    readers = consumers.get(t3, ())
+    if len(readers) != 2:
+        return None
+    mean = next((c for c in readers if kinds[c] == "MEAN"), None)
+    mul = next((c for c in readers if kinds[c] == "MUL"), None)
+    if mean is None or mul is None:
+        return None
+    axes = _int_constant(model, sg, int(sg.operators[mean].inputs[1]))
+    c = int(sg.tensors[t3].shape[-1])
+    after_mean = consumers.get(int(sg.operators[mean].outputs[0]), ())
+    if axes is None or sorted(axes.tolist()) != [1, 2] or len(after_mean) != 1:
+        return None
+    squeeze = after_mean[0]
+    gate = [int(t) for t in sg.operators[mul].inputs if int(t) != t3]
+    # back from the gate: LOGISTIC and RESHAPEs of [1, .., 1, C] (FULLY_CONNECTED as a
+    # conv), each output read once, up to the expand conv
+    t, seen = (gate[0] if len(gate) == 1 else None), set()
+    while t is not None and len(consumers.get(t, ())) == 1:
+        k = producer.get(t)
+        if k is None or kinds[k] not in ("LOGISTIC", "RESHAPE", "CONV_2D"):
+            return None
+        shape = [int(d) for d in sg.tensors[t].shape]
+        if shape[-1] != c or any(d != 1 for d in shape[:-1]):
+            return None
+        if kinds[k] == "CONV_2D":
+            break
+        seen.add(kinds[k])
+        t = int(sg.operators[k].inputs[0])
+    else:
+        return None
+    expand = k
+    if kinds[squeeze] != "CONV_2D" or "LOGISTIC" not in seen:
+        return None
+    ws = _filter(model, sg, sg.operators[squeeze], uses)
+    we = _filter(model, sg, sg.operators[expand], uses)
+    if ws is None or we is None or ws.shape[3] != c or we.shape[0] != c:
+        return None
+    return mean, squeeze, expand, mul
+
+
+def shuffles_past_se(model) -> int:
+    """Moves each int8 channel shuffle read only by a squeeze-excite block (fire + shuffle +
+    SE: vgg19_v12) to after the block's MUL, where `fold_shuffles` can fold it into the next
+    conv; bit-identical. The block then works on the unshuffled channels: the MEAN reads the
+    shuffle's input, the squeeze conv's filter takes the permutation on its input channels,
+    the expand conv's output channels (filter rows, bias, scales) are unpermuted, and the
+    gate MUL reads the unshuffled tensor; the shuffle (the same three ops) follows the MUL.
+    Returns how many shuffles moved."""
+    sg = model.subgraphs[0]
+    kinds = _op_names(model)
+    moved = 0
+    while True:
+        producer, consumers = _graph(sg)
+        uses: dict[int, int] = {}
+        for o in sg.operators:
+            for t in o.inputs:
+                uses[int(t)] = uses.get(int(t), 0) + 1
+        for (i1, it, i2), t0, t3, p in _chains(model, sg, kinds, producer, consumers):
+            found = _se_gate(model, sg, kinds, producer, consumers, uses, t3)
+            if found is None:
+                continue
+            mean, squeeze, expand, mul = found
+            inverse = np.argsort(p)
+            sq = sg.operators[squeeze]
+            _set_filter(model, sg, sq, _filter(model, sg, sq, uses)[..., inverse])
+            ex = sg.operators[expand]
+            _permute_outputs(model, sg, ex, _filter(model, sg, ex, uses), inverse)
+            for k in (mean, mul):
+                o = sg.operators[k]
+                o.inputs = np.array([t0 if int(t) == t3 else int(t) for t in o.inputs],
+                                    np.int32)
+            y = int(sg.operators[mul].outputs[0])
+            y_new = _activation_like(sg, y, sg.tensors[y].shape, "_unshuffled")
+            sg.operators[mul].outputs = np.array([y_new], np.int32)
+            r1, tr, r2 = (sg.operators[k] for k in (i1, it, i2))
+            r1.inputs = np.array([y_new] + [int(t) for t in r1.inputs[1:]], np.int32)
+            r2.outputs = np.array([y], np.int32)
+            for t in (int(r1.outputs[0]), int(tr.outputs[0])):
+                sg.tensors[t].quantization = copy.deepcopy(sg.tensors[y].quantization)
+            chain = [r1, tr, r2]
+            rest = [op for k, op in enumerate(sg.operators) if k not in (i1, it, i2)]
+            at = next(k for k, op in enumerate(rest) if op is sg.operators[mul]) + 1
+            sg.operators = rest[:at] + chain + rest[at:]
+            kinds = _op_names(model)
+            moved += 1
+            break
+        else:
+            return moved
 
 
 def shuffles_as_gather(model) -> int:
