@@ -429,8 +429,8 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "shuffles_past_se", "shuffles_folded", "shuffles_as_gather", "ratio_capped", "zero_biases_shared",
-      "concats_sunk", "recomputed", "reordered", "peak_bytes", "offline_plan",
+      "shuffles_past_se", "shuffles_folded", "shuffles_as_gather", "ratio_capped",
+      "zero_biases_shared", "concats_sunk", "recomputed", "reordered", "peak_bytes", "offline_plan",
       "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
       (`tfopt.tflite.rewrite_scale`); the operators
