@@ -41,6 +41,14 @@ def plain():
     return convert(_shuffle_model(), "int8", representative_data=x, lean=False).content
 
 
+def _plain_int8(inp, x, name: str) -> bytes:
+    """The converter's int8 file of inp -> x -> GAP -> Dense(5), calibrated on 32 images."""
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inp, layers.Dense(5, name="logits")(x), name=name)
+    x_cal = np.random.default_rng(0).standard_normal((32,) + SHAPE).astype(np.float32)
+    return convert(model, "int8", representative_data=x_cal, lean=False).content
+
+
 def _ops(content):
     return [op.name for op in inspect_model(content).operators]
 
@@ -140,6 +148,7 @@ def test_a_shuffle_before_a_spatial_pad_folds_into_the_convs_after_the_pad():
     """shuffle -> PAD (H and W) -> dense conv (DiCE's weight-average conv once densified): the
     PAD reads the unshuffled tensor and the conv takes the permutation; a shuffle whose PAD
     also feeds a pooling op stays. Same outputs on LiteRT reference, XNNPACK and TFLM."""
+    keras.utils.set_random_seed(0)
     inp = keras.Input(SHAPE, name="image")
     x = layers.Conv2D(8, 1, groups=2, activation="relu", name="grouped_a")(inp)
     x = layers.ZeroPadding2D(1, name="pad_a")(_shuffle(x, 2, "s1"))
@@ -148,11 +157,7 @@ def test_a_shuffle_before_a_spatial_pad_folds_into_the_convs_after_the_pad():
     padded = layers.ZeroPadding2D(1, name="pad_c")(_shuffle(x, 4, "s2"))
     y = layers.Conv2D(8, 3, name="dense_d")(padded)
     z = layers.AveragePooling2D(3, 1, name="pool_d")(padded)
-    x = layers.GlobalAveragePooling2D(name="gap")(layers.Add(name="sum")([y, z]))
-    keras.utils.set_random_seed(0)
-    model = keras.Model(inp, layers.Dense(5, name="logits")(x), name="shuffle_pad")
-    x_cal = np.random.default_rng(0).standard_normal((32,) + SHAPE).astype(np.float32)
-    content = convert(model, "int8", representative_data=x_cal, lean=False).content
+    content = _plain_int8(inp, layers.Add(name="sum")([y, z]), "shuffle_pad")
     base = make_lean(content, fold_shuffles=False)[0]
     folded, _, report = make_lean(content)
     assert report["shuffles_folded"] == 1
@@ -163,14 +168,11 @@ def test_a_shuffle_before_a_spatial_pad_folds_into_the_convs_after_the_pad():
 def test_any_size_densifies_a_grouped_neighbour_on_a_small_map():
     """32 channels on 12x12: a dense 1x1 filter has 1,024 weights > 144 pixels, so the size rule
     of `densify` keeps the shuffle; `any_size` (--target=litert) folds it, bit-identical."""
+    keras.utils.set_random_seed(0)
     inp = keras.Input(SHAPE, name="image")
     x = layers.Conv2D(32, 1, groups=4, activation="relu", name="grouped_a")(inp)
     x = layers.Conv2D(32, 1, groups=4, activation="relu", name="grouped_b")(_shuffle(x, 4, "s"))
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    keras.utils.set_random_seed(0)
-    model = keras.Model(inp, layers.Dense(5, name="logits")(x), name="small_map")
-    x_cal = np.random.default_rng(0).standard_normal((32,) + SHAPE).astype(np.float32)
-    content = convert(model, "int8", representative_data=x_cal, lean=False).content
+    content = _plain_int8(inp, x, "small_map")
     base = make_lean(content, fold_shuffles=False)[0]
     by_size = _model_object(base, "b")
     assert rewrite_shuffle.fold_shuffles(by_size, densify=True) == 0
@@ -185,15 +187,12 @@ def test_a_shuffle_read_by_a_squeeze_excite_block_moves_past_it_and_folds():
     the next grouped conv, written dense, takes it. Same outputs on every runtime."""
     from tfopt.blocks.se import squeeze_excite
 
+    keras.utils.set_random_seed(0)
     inp = keras.Input(SHAPE, name="image")
     x = layers.Conv2D(16, 1, groups=4, activation="relu", name="grouped_a")(inp)
     x = squeeze_excite(_shuffle(x, 4, "s"), name="se")
     x = layers.Conv2D(16, 1, groups=4, activation="relu", name="grouped_b")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    keras.utils.set_random_seed(0)
-    model = keras.Model(inp, layers.Dense(5, name="logits")(x), name="shuffle_se")
-    x_cal = np.random.default_rng(0).standard_normal((32,) + SHAPE).astype(np.float32)
-    content = convert(model, "int8", representative_data=x_cal, lean=False).content
+    content = _plain_int8(inp, x, "shuffle_se")
     base = make_lean(content, fold_shuffles=False)[0]
     assert _ops(base).count("TRANSPOSE") == 1
     m = _model_object(content, "p")
