@@ -67,6 +67,15 @@ def _graph(sg):
     return producer, consumers
 
 
+def _input_uses(sg) -> dict[int, int]:
+    """Tensor index -> how many operator inputs read it."""
+    uses: dict[int, int] = {}
+    for op in sg.operators:
+        for t in op.inputs:
+            uses[int(t)] = uses.get(int(t), 0) + 1
+    return uses
+
+
 def fuse_concat_relu(model) -> int:
     """Folds each RELU that follows a CONCATENATION into the concat's producers (see module
     docstring). Returns how many RELU ops were removed."""

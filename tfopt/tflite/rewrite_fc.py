@@ -26,7 +26,7 @@ import numpy as np
 
 from tfopt.tflite.model_info import _schema
 from tfopt.tflite.rewrite import (
-    _activation_like, _become, _const, _graph, _op_names, _opcode_index)
+    _activation_like, _become, _const, _graph, _input_uses, _op_names, _opcode_index)
 
 
 def _const_int32(model, sg, values, name: str) -> int:
@@ -111,10 +111,7 @@ def fc_as_conv(model) -> int:
     used once) as CONV_2D 1x1 (module docstring). Returns how many were rewritten."""
     schema = _schema()
     sg = model.subgraphs[0]
-    uses: dict[int, int] = {}
-    for op in sg.operators:
-        for t in op.inputs:
-            uses[int(t)] = uses.get(int(t), 0) + 1
+    uses = _input_uses(sg)
     done = 0
     i = 0
     while i < len(sg.operators):

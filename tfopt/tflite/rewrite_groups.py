@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfopt.tflite.model_info import _schema
-from tfopt.tflite.rewrite import _op_names
+from tfopt.tflite.rewrite import _input_uses, _op_names
 
 MIN_PIXELS_PER_WEIGHT = 1.0
 
@@ -33,10 +33,7 @@ def dense_groups(model, *, min_pixels_per_weight: float = MIN_PIXELS_PER_WEIGHT)
     """
     sg = model.subgraphs[0]
     kinds = _op_names(model)
-    uses: dict[int, int] = {}
-    for op in sg.operators:
-        for t in op.inputs:
-            uses[int(t)] = uses.get(int(t), 0) + 1
+    uses = _input_uses(sg)
     done = extra = 0
     for i, op in enumerate(sg.operators):
         if kinds[i] != "CONV_2D" or len(op.inputs) < 2 or uses[int(op.inputs[1])] != 1:

@@ -39,8 +39,8 @@ import copy
 import numpy as np
 
 from tfopt.tflite.model_info import _schema
-from tfopt.tflite.rewrite import (_activation_like, _const, _constant, _graph, _op_names,
-                                  _opcode_index, _private_bias, _same_grid)
+from tfopt.tflite.rewrite import (_activation_like, _const, _constant, _graph, _input_uses,
+                                  _op_names, _opcode_index, _private_bias, _same_grid)
 
 
 def _int_constant(model, sg, t: int) -> np.ndarray | None:
@@ -215,10 +215,7 @@ def fold_shuffles(model, *, densify: bool = False, any_size: bool = False) -> in
     outputs = {int(t) for t in sg.outputs}
     drop: set[int] = set()
     for ops, t0, t3, p in _chains(model, sg, kinds, producer, consumers):
-        uses: dict[int, int] = {}
-        for o in sg.operators:
-            for t in o.inputs:
-                uses[int(t)] = uses.get(int(t), 0) + 1
+        uses = _input_uses(sg)
         if t3 in outputs:
             continue
         if not (_into_consumers(model, sg, kinds, consumers, uses, t3, p, min_pixels)
@@ -291,10 +288,7 @@ def shuffles_past_se(model) -> int:
     moved = 0
     while True:
         producer, consumers = _graph(sg)
-        uses: dict[int, int] = {}
-        for o in sg.operators:
-            for t in o.inputs:
-                uses[int(t)] = uses.get(int(t), 0) + 1
+        uses = _input_uses(sg)
         for (i1, it, i2), t0, t3, p in _chains(model, sg, kinds, producer, consumers):
             found = _se_gate(model, sg, kinds, producer, consumers, uses, t3)
             if found is None:
