@@ -36,12 +36,17 @@ def _aligned_bytes(tensor) -> int:
     return (n * _ITEMSIZE.get(tensor.type, 4) + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
+def constant_tensors(model) -> set[int]:
+    """Indices of subgraph 0's tensors whose buffer holds data (weights, biases, shapes)."""
+    return {i for i, t in enumerate(model.subgraphs[0].tensors)
+            if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)}
+
+
 def lifetimes(model) -> dict[int, tuple[int, int, int]]:
     """{tensor: (first op, last op, aligned bytes)} of subgraph 0's non-constant tensors."""
     sg = model.subgraphs[0]
     n_ops = len(sg.operators)
-    const = {i for i, t in enumerate(sg.tensors)
-             if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)}
+    const = constant_tensors(model)
     first: dict[int, int] = {int(t): 0 for t in sg.inputs}
     last: dict[int, int] = {int(t): n_ops - 1 for t in sg.outputs}
     for i, op in enumerate(sg.operators):

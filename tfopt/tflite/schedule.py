@@ -16,6 +16,8 @@ structs, is unchanged at 159,120 B).
 
 from __future__ import annotations
 
+from tfopt.tflite.arena_plan import constant_tensors
+
 
 def _nbytes(sg, t: int) -> int:
     shape = sg.tensors[t].shape
@@ -28,8 +30,7 @@ def _nbytes(sg, t: int) -> int:
 def _greedy_order(model) -> list[int]:
     sg = model.subgraphs[0]
     ops = sg.operators
-    const = {i for i, t in enumerate(sg.tensors)
-             if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)}
+    const = constant_tensors(model)
     producer = {int(t): i for i, op in enumerate(ops) for t in op.outputs}
     readers: dict[int, set] = {}
     for i, op in enumerate(ops):
