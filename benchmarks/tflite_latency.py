@@ -151,17 +151,22 @@ def _measure_all(args, header: str):
 
 
 def _read_rows(path: str):
-    """(header, rows, not measured) from an --append file; a later line for a variant wins."""
+    """(header, rows, not measured) from an --append file; a later line for a variant wins.
+    Rows measured under different settings (another --runs, say) give one header line each,
+    naming their variants."""
     import json
 
     by: dict = {}
-    header = ""
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 record = json.loads(line)
-                header = header or record["header"]
                 by[record["variant"]] = record
+    variants_by_header: dict[str, list[str]] = {}
+    for record in by.values():
+        variants_by_header.setdefault(record["header"], []).append(record["variant"])
+    header = "\n".join(h if len(variants_by_header) == 1 else f"{h}: {', '.join(sorted(v))}"
+                       for h, v in variants_by_header.items())
     # rows written before the per-target columns have 7 or 8 fields
     rows = [tuple(r["row"]) + (None,) * (ROW_FIELDS - len(r["row"])) for r in by.values()
             if "row" in r]
