@@ -97,7 +97,8 @@ class ConversionResult:
 # adds dense block-diagonal groups (faster on XNNPACK, groups x the MACs on TFLM).
 TARGETS = ("any", "tflm", "litert")
 TARGET_OPTIONS = {"any": {}, "tflm": {"shuffle_as_gather": True},
-                   "litert": {"dense_groups": True, "densify_for_shuffles": True}}
+                   "litert": {"dense_groups": True, "densify_for_shuffles": True,
+                              "affine_as_depthwise": True}}
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -394,7 +395,9 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
               fold_shuffles: bool = True,
               recompute: bool = True,
               shuffle_as_gather: bool = False,
-              densify_for_shuffles: bool = False) -> tuple[bytes, dict, dict]:
+              densify_for_shuffles: bool = False,
+              affine_as_depthwise: bool = False,
+              gate_after_pool: bool = True) -> tuple[bytes, dict, dict]:
     """The lean int8 pass: `tfopt.tflite.rewrite` (each standalone RELU as a 1x1 MAX_POOL_2D
     clamp that XNNPACK runs, 1-channel-group CONV_2D as DEPTHWISE_CONV_2D, per-tensor weights
     where cheap, drop orphans; with `fuse_relu` also concat+RELU fused),
@@ -424,12 +427,18 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
     whatever its size, so that it takes the permutation (XNNPACK: resnet101_v13 int8/f32
     0.71 -> 0.59, file 222 -> 398 KB; rewrite_shuffle.fold_shuffles), after moving each
     shuffle read by a squeeze-excite block past it (rewrite_shuffle.shuffles_past_se:
-    vgg19_v12 0.77 -> 0.68).
+    vgg19_v12 0.77 -> 0.68). `affine_as_depthwise` (off; on for `--target=litert`) writes each
+    int8 MUL by a per-channel constant followed by an ADD of one (a BN the converter could not
+    fold) as one 1x1 DEPTHWISE_CONV_2D, which XNNPACK runs in half the time; rounded once
+    instead of twice, so within 1 LSB of the converter's graph (tfopt/tflite/rewrite_affine.py).
+    `gate_after_pool` (on) moves a squeeze-excite gate MUL after the max pool that reads it, so
+    it multiplies a 4x smaller map, bit-identical (tfopt/tflite/rewrite_pool.py).
 
     Returns:
       (lean .tflite bytes, tensor-name sidecar, {"bytes_before", "relu_fused", "relu_as_pool",
       "grouped_to_depthwise", "dw_multiplier_one", "fc_as_conv", "dense_groups",
-      "shuffles_past_se", "shuffles_folded", "shuffles_as_gather", "ratio_capped",
+      "shuffles_past_se", "shuffles_folded", "shuffles_as_gather", "affine_as_depthwise",
+      "gates_after_pool", "ratio_capped",
       "zero_biases_shared", "concats_sunk", "recomputed", "reordered", "peak_bytes", "offline_plan",
       "planned_head_bytes", "per_tensor_layers", "per_channel_layers"});
       output scales whose requantization ratio would make XNNPACK refuse the model are raised
@@ -439,9 +448,9 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
       channel concats at the activation peak are moved past the per-channel ops after them
       (`tfopt.tflite.rewrite_concat`, bit-identical).
     """
-    from tfopt.tflite import (arena_plan, lean, rewrite, rewrite_concat, rewrite_dw, rewrite_fc,
-                              rewrite_groups, rewrite_recompute, rewrite_scale, rewrite_shuffle,
-                              schedule)
+    from tfopt.tflite import (arena_plan, lean, rewrite, rewrite_affine, rewrite_concat,
+                              rewrite_dw, rewrite_fc, rewrite_groups, rewrite_pool,
+                              rewrite_recompute, rewrite_scale, rewrite_shuffle, schedule)
     from tfopt.tflite.model_info import _model_object
 
     model = _model_object(content, name)
@@ -462,6 +471,10 @@ def make_lean(content: bytes, *, name: str = "model", fuse_relu: bool = False,
          lambda m: rewrite_groups.dense_groups(m)["layers"] if dense_groups else 0),
         ("shuffles_as_gather",
          lambda m: rewrite_shuffle.shuffles_as_gather(m) if shuffle_as_gather else 0),
+        ("affine_as_depthwise",
+         lambda m: rewrite_affine.affine_as_depthwise(m) if affine_as_depthwise else 0),
+        ("gates_after_pool",
+         lambda m: rewrite_pool.gate_after_max_pool(m) if gate_after_pool else 0),
         ("per_tensor_weights", rewrite.per_tensor_weights),
         ("ratio_capped", rewrite_scale.cap_requant_ratio),
         ("zero_biases_shared", rewrite.share_zero_biases),
