@@ -165,6 +165,27 @@ def test_a_shuffle_before_a_spatial_pad_folds_into_the_convs_after_the_pad():
     _assert_same_outputs_everywhere(folded, base, _inputs(content))
 
 
+def test_a_shuffle_before_a_max_pool_folds_and_lets_the_gate_follow_the_pool():
+    """SE gate -> shuffle -> 2x2 max pool -> dense conv (vgg19_v12's stage ends): the pool reads
+    the unshuffled tensor, the conv takes the permutation, and the gate MUL then moves after the
+    pool (tfopt.tflite.rewrite_pool). Same outputs on LiteRT reference, XNNPACK and TFLM."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input(SHAPE, name="image")
+    x = layers.Conv2D(8, 1, groups=2, activation="relu", name="grouped_a")(inp)
+    g = layers.GlobalAveragePooling2D(keepdims=True, name="se_gap")(x)
+    g = layers.Conv2D(8, 1, activation="sigmoid", name="se_expand")(g)
+    x = layers.MaxPooling2D(2, name="pool")(_shuffle(layers.Multiply(name="se")([x, g]), 2, "s"))
+    x = layers.Conv2D(8, 3, padding="same", name="dense_b")(x)
+    content = _plain_int8(inp, x, "shuffle_pool")
+    base = make_lean(content, fold_shuffles=False, gate_after_pool=False)[0]
+    folded, _, report = make_lean(content)
+    assert report["shuffles_folded"] == 1 and report["gates_after_pool"] == 1
+    assert "TRANSPOSE" in _ops(base) and "TRANSPOSE" not in _ops(folded)
+    x = _inputs(content)
+    assert len({tuple(r) for r in predict(base, x, reference=True, raw=True)}) > 1
+    _assert_same_outputs_everywhere(folded, base, x)
+
+
 def test_any_size_densifies_a_grouped_neighbour_on_a_small_map():
     """32 channels on 12x12: a dense 1x1 filter has 1,024 weights > 144 pixels, so the size rule
     of `densify` keeps the shuffle; `any_size` (--target=litert) folds it, bit-identical."""
@@ -179,6 +200,27 @@ def test_any_size_densifies_a_grouped_neighbour_on_a_small_map():
     folded, _, report = make_lean(content, dense_groups=True, densify_for_shuffles=True)
     assert report["shuffles_folded"] == 1 and "TRANSPOSE" not in _ops(folded)
     _assert_same_outputs_everywhere(folded, base, _inputs(content))
+
+
+@pytest.mark.parametrize("groups, folded", [(4, 0), (16, 1)])
+def test_any_size_keeps_a_shuffle_whose_dense_neighbours_would_cost_too_many_macs(groups, folded):
+    """256 channels on 12x12: writing either grouped neighbour dense adds (1 - 1/g) x 65,536
+    weights x 144 pixels > MAX_EXTRA_MACS. With 4 groups the shuffle stays (resnet101_v05's
+    case); with 16 (>= MANY_GROUPS) it folds, bit-identical."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input(SHAPE, name="image")
+    x = layers.Conv2D(256, 1, activation="relu", name="dense")(inp)
+    x = layers.Conv2D(256, 1, groups=groups, activation="relu", name="grouped_a")(x)
+    x = layers.Conv2D(256, 1, groups=groups, name="grouped_b")(_shuffle(x, groups, "s"))
+    content = _plain_int8(inp, x, f"wide_{groups}")
+    extra = 144 * 65536 * (1 - 1 / groups)
+    assert extra > rewrite_shuffle.MAX_EXTRA_MACS
+    lean_file, _, report = make_lean(content, dense_groups=True, densify_for_shuffles=True)
+    assert report["shuffles_folded"] == folded
+    assert ("TRANSPOSE" in _ops(lean_file)) == (not folded)
+    if folded:
+        _assert_same_outputs_everywhere(lean_file, make_lean(content, fold_shuffles=False)[0],
+                                        _inputs(content))
 
 
 def test_a_shuffle_read_by_a_squeeze_excite_block_moves_past_it_and_folds():

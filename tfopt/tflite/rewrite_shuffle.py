@@ -8,8 +8,9 @@ its input channels, so the permutation can move into its int8 filter:
 * **into a dense consumer** (filter in-depth = C): conv(P x) has filter W[..., P^-1] on x.
   Every consumer of the shuffled tensor must be such a conv (e.g. a fire module's expand 1x1
   and the one-hot replication of `rewrite_dw`, both reading the squeeze output), or a PAD of
-  H and W alone read only by such convs (the pad value, the zero point, is the same in every
-  channel: DiCE's shuffle -> PAD -> weight-average conv).
+  H and W alone or an int8 pool read only by such convs (the pad value, the zero point, is
+  the same in every channel, a pool treats each channel alone: DiCE's shuffle -> PAD ->
+  weight-average conv; vgg19_v12's shuffle -> 2x2 max pool -> fire squeeze at each stage end).
 * **into a dense producer** (its output read by the shuffle alone): output channel k of the
   new conv is old channel P[k] (filter rows, int32 bias and per-channel scales permuted).
 
@@ -41,6 +42,17 @@ import numpy as np
 from tfopt.tflite.model_info import _schema
 from tfopt.tflite.rewrite import (_activation_like, _const, _constant, _graph, _input_uses,
                                   _op_names, _opcode_index, _private_bias, _same_grid)
+
+# A grouped neighbour with fewer than MANY_GROUPS groups is written dense only while its zero
+# blocks add at most MAX_EXTRA_MACS multiply-adds; with more groups always (XNNPACK's int8
+# grouped conv pays per group and pixel). Measured 2026-12-07 (2 x86-64 AVX2 cores, LiteRT 1
+# thread, full width): resnet101_v05's groups-4 ResNet-101 bottlenecks would add 12.6 M MACs
+# each (45 layers), and its phone file ran 0.74 x float instead of 0.44; the shuffle variants
+# that gain add at most 3.2 M per layer with few groups (resnet101_v15's groups-2 convs,
+# resnet101_v13 <= 0.3 M) and up to 28 M in DiCE's groups = C convs (64-512 groups), whose
+# dense form is still faster (resnet101_v15 0.73 with them grouped, 0.69 dense).
+MAX_EXTRA_MACS = 4_000_000
+MANY_GROUPS = 16
 
 
 def _int_constant(model, sg, t: int) -> np.ndarray | None:
@@ -105,7 +117,8 @@ def _set_filter(model, sg, op, w: np.ndarray) -> None:
 
 def _dense_filter(model, sg, op, uses, densify: float | None) -> np.ndarray | None:
     """The filter of conv `op` as a dense one (block-diagonal when grouped and `densify` is
-    not None: its output pixels must be at least `densify` x the dense filter's weights)."""
+    not None: its output pixels must be at least `densify` x the dense filter's weights, and
+    the zeros may add at most `MAX_EXTRA_MACS` multiply-adds below `MANY_GROUPS` groups)."""
     from tfopt.tflite.rewrite_groups import block_diagonal
 
     w = _filter(model, sg, op, uses)
@@ -115,8 +128,11 @@ def _dense_filter(model, sg, op, uses, densify: float | None) -> np.ndarray | No
     if w.shape[3] == cin:
         return w
     pixels = int(np.prod([int(d) for d in sg.tensors[int(op.outputs[0])].shape[1:3]]))
+    dense_weights = w.shape[0] * w.shape[1] * w.shape[2] * cin
+    extra_macs = pixels * (dense_weights - w.size)
     if (densify is None or cin % w.shape[3] or w.shape[0] % (cin // w.shape[3])
-            or pixels < densify * w.shape[0] * w.shape[1] * w.shape[2] * cin):
+            or pixels < densify * dense_weights
+            or (extra_macs > MAX_EXTRA_MACS and cin // w.shape[3] < MANY_GROUPS)):
         return None
     return block_diagonal(w, cin)
 
@@ -128,16 +144,26 @@ def _spatial_pad(model, sg, op) -> bool:
             and not pads[6:].any())
 
 
+def _channelwise_spatial(model, sg, kind: str, op) -> bool:
+    """An op that works on each channel alone, the same way in every channel, so that it
+    commutes with a channel permutation: a PAD of H and W alone (its pad value, the zero point,
+    is one per tensor) or an int8 MAX_POOL_2D / AVERAGE_POOL_2D (per-tensor quantization)."""
+    if kind == "PAD":
+        return _spatial_pad(model, sg, op)
+    return kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D")
+
+
 def _conv_readers(model, sg, kinds, consumers, t: int):
-    """The CONV_2Ds reading `t` as their input, directly or through a PAD of H and W alone
-    (zero padding commutes with a channel permutation), or None when another op reads it."""
+    """The CONV_2Ds reading `t` as their input, directly or through a PAD of H and W alone or a
+    pool (`_channelwise_spatial`: they commute with a channel permutation), or None when
+    another op reads it."""
     outputs = {int(x) for x in sg.outputs}
     convs = []
     for c in consumers.get(t, ()):
         op = sg.operators[c]
         if kinds[c] == "CONV_2D" and int(op.inputs[0]) == t:
             convs.append(op)
-        elif (kinds[c] == "PAD" and int(op.inputs[0]) == t and _spatial_pad(model, sg, op)
+        elif (_channelwise_spatial(model, sg, kinds[c], op) and int(op.inputs[0]) == t
               and int(op.outputs[0]) not in outputs):
             padded = int(op.outputs[0])
             readers = consumers.get(padded, ())
