@@ -51,7 +51,8 @@ def _flag_values() -> dict[str, flags.FlagValues]:
     flags.DEFINE_bool("to_rgb", False, "repeat grey images to 3 channels", flag_values=c)
     flags.DEFINE_string("target", "any", "int8 runtime to tune for: any (exact and fast on "
                         "LiteRT and TFLM), tflm (shuffles as GATHER: smaller flash and arena) "
-                        "or litert (dense groups: faster XNNPACK)", flag_values=c)
+                        "or litert (dense groups, BN multiply-adds as depthwise: faster XNNPACK)",
+                        flag_values=c)
     flags.DEFINE_string("out", None, "output .tflite (default: MODEL stem + .MODE.tflite)",
                         flag_values=c)
     modelfile.define_unsafe_load_flag(c)

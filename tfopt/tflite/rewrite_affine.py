@@ -30,6 +30,19 @@ from tfopt.tflite.rewrite import _become, _const, _constant, _graph, _input_uses
 _INT8 = 9
 
 
+def _quantization(scales: np.ndarray, axis: int):
+    """Symmetric (zero point 0) int8/int32 quantization with `scales` along `axis`."""
+    q = _schema().QuantizationParametersT()
+    q.scale = np.asarray(scales, np.float32)
+    q.zeroPoint = np.zeros(len(q.scale), dtype=np.int64)
+    q.quantizedDimension = axis
+    return q
+
+
+def _zero(q) -> int:
+    return int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
+
+
 def _per_tensor(t) -> bool:
     q = t.quantization
     return q is not None and q.scale is not None and len(q.scale) == 1
@@ -45,16 +58,14 @@ def _channel_constant(model, sg, t: int, channels: int) -> np.ndarray | None:
             or shape[-1] != channels or int(np.prod(shape)) != channels):
         return None
     q = tensor.quantization
-    zero = int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
-    return (data.view(np.int8).astype(np.float64) - zero) * float(q.scale[0])
+    return (data.view(np.int8).astype(np.float64) - _zero(q)) * float(q.scale[0])
 
 
 def _filter(model, sg, mul_const: int, a: np.ndarray) -> int:
     """The [1, 1, 1, C] int8 filter tensor that represents a[c] exactly (module docstring)."""
     schema = _schema()
     q = sg.tensors[mul_const].quantization
-    zero = int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
-    centred = _constant(model, sg, mul_const).view(np.int8).astype(np.int64) - zero
+    centred = _constant(model, sg, mul_const).view(np.int8).astype(np.int64) - _zero(q)
     if np.all(np.abs(centred) <= 127):
         values, scales = centred, np.array([float(q.scale[0])])
     else:
@@ -62,11 +73,7 @@ def _filter(model, sg, mul_const: int, a: np.ndarray) -> int:
         scales = np.where(a != 0, np.abs(a) / 127.0, float(q.scale[0]))
     w = _const(model, sg, values.astype(np.int8).reshape(1, 1, 1, -1), schema.TensorType.INT8,
                "affine_as_depthwise/filter")
-    wq = schema.QuantizationParametersT()
-    wq.scale = scales.astype(np.float32)
-    wq.zeroPoint = np.zeros(len(scales), dtype=np.int64)
-    wq.quantizedDimension = 3
-    sg.tensors[w].quantization = wq
+    sg.tensors[w].quantization = _quantization(scales, axis=3)
     return w
 
 
@@ -78,11 +85,7 @@ def _bias(model, sg, x: int, w: int, b: np.ndarray) -> int:
     units = np.round(b / np.broadcast_to(b_scales, b.shape))
     t = _const(model, sg, np.clip(units, -2**31, 2**31 - 1).astype(np.int32),
                schema.TensorType.INT32, "affine_as_depthwise/bias")
-    bq = schema.QuantizationParametersT()
-    bq.scale = b_scales.astype(np.float32)
-    bq.zeroPoint = np.zeros(len(b_scales), dtype=np.int64)
-    bq.quantizedDimension = 0
-    sg.tensors[t].quantization = bq
+    sg.tensors[t].quantization = _quantization(b_scales, axis=0)
     return t
 
 
