@@ -87,3 +87,60 @@ def test_lean_int8_accuracy_no_worse_than_converter_and_tflm_exact(variant):
         report = micro.run_micro(lean.content, x_te[:20], num_samples=20, name=variant)
         assert report.ok, report.error
         assert report.max_diff_lsb == 0
+
+
+def _se_affine_net():
+    """Stand-in for vgg19_v11/v12/v13's session-11 rewrites: a BN after a transpose (MUL + ADD
+    by constants: one depthwise with --target=litert), SE gates read by a 2x2 max pool (the gate
+    moves after it), one of them through a channel shuffle (folds through the pool)."""
+    inp = keras.Input((28, 28, 1), name="image")
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="stem")(inp)
+    x = layers.Permute((2, 1, 3), name="swap")(x)
+    x = layers.ReLU(name="swap_relu")(layers.BatchNormalization(name="swap_bn")(x))
+    for i, shuffle in enumerate((False, True)):
+        g = layers.GlobalAveragePooling2D(keepdims=True, name=f"se{i}_gap")(x)
+        g = layers.Conv2D(4, 1, activation="relu", name=f"se{i}_squeeze")(g)
+        g = layers.Conv2D(int(x.shape[-1]), 1, activation="sigmoid", name=f"se{i}_expand")(g)
+        x = layers.Multiply(name=f"se{i}_scale")([x, g])
+        if shuffle:
+            h, w, c = (int(d) for d in x.shape[1:])
+            x = layers.Reshape((h, w, 2, c // 2), name=f"s{i}_split")(x)
+            x = layers.Reshape((h, w, c), name=f"s{i}_merge")(
+                layers.Permute((1, 2, 4, 3), name=f"s{i}_swap")(x))
+        x = layers.MaxPooling2D(name=f"pool{i}")(x)
+        x = layers.Conv2D(32, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+    x = layers.Flatten(name="flat")(x)
+    return keras.Model(inp, layers.Dense(10, name="logits")(x), name="se_affine")
+
+
+def test_phone_file_rewrites_cost_no_accuracy_and_tflm_exact():
+    """gate after pool, shuffle through a pool (default) and affine as depthwise (--target=litert)
+    on a trained net: int8 >= the converter's int8 - 0.3 pp and >= float - 0.3 pp; TFLM = LiteRT
+    reference. Measured 2026-12-07 (1 epoch, 3,000 images; 1,000 test): float 77.7 %, converter
+    int8 78.0 %, phone file 78.1 %."""
+    from tfopt import data
+
+    x_tr, y_tr, _, _, _ = fx.fmnist_slice()
+    x_te, y_te, _ = data.load_arrays("fashion_mnist", "test", limit=TEST_IMAGES)
+    keras.utils.set_random_seed(0)
+    model = _se_affine_net()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x_tr, y_tr, batch_size=32, epochs=1, verbose=0)
+    float_acc = _accuracy(model.predict(x_te, verbose=0), y_te)
+    assert float_acc > 0.5, f"se_affine did not train ({float_acc:.3f}); the check would be void"
+    plain = convert(model, "int8", representative_data=x_tr[:200], name="se_affine", lean=False)
+    phone = convert(model, "int8", representative_data=x_tr[:200], name="se_affine",
+                    target="litert")
+    report = phone.lean_report
+    assert report["gates_after_pool"] == 2 and report["affine_as_depthwise"] == 1
+    assert report["shuffles_folded"] == 1
+    plain_acc = _accuracy(predict(plain.content, x_te, reference=True), y_te)
+    phone_acc = _accuracy(predict(phone.content, x_te, reference=True), y_te)
+    print(f"se_affine: float {float_acc:.3f} converter int8 {plain_acc:.3f} phone {phone_acc:.3f}")
+    assert phone_acc >= plain_acc - 0.003 - 1e-9, (float_acc, plain_acc, phone_acc)
+    assert phone_acc >= float_acc - 0.003 - 1e-9, (float_acc, plain_acc, phone_acc)
+    if micro.micro_available():
+        run = micro.run_micro(phone.content, x_te[:20], num_samples=20, name="se_affine")
+        assert run.ok, run.error
+        assert run.max_diff_lsb == 0
