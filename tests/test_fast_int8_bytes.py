@@ -14,7 +14,7 @@ import pytest
 
 from tfopt.blocks import grouped
 from tfopt.tflite import convert as conv
-from tfopt.tflite.model_info import inspect_model
+from tflite_fixtures import op_names
 from zoo_models import build_small
 
 
@@ -23,10 +23,6 @@ def _int8(model):
     images = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
     return conv.convert(model, "int8", representative_data=images,
                         num_calibration_samples=4).content
-
-
-def _ops(content):
-    return [op.name for op in inspect_model(content).operators]
 
 
 @pytest.mark.slow
@@ -38,4 +34,4 @@ def test_int8_bytes_of_fast_and_native_models_agree(variant):
         pytest.skip(f"{variant} has no fast-path layer")
     fast_bytes, native_bytes = _int8(model), _int8(native)
     assert abs(len(fast_bytes) - len(native_bytes)) <= 0.01 * len(native_bytes)
-    assert _ops(fast_bytes) == _ops(native_bytes)
+    assert op_names(fast_bytes) == op_names(native_bytes)

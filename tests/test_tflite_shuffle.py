@@ -8,6 +8,7 @@ from tfopt.tflite import lean, micro, rewrite_fc, rewrite_shuffle
 from tfopt.tflite.convert import convert, make_lean
 from tfopt.tflite.evaluate import predict
 from tfopt.tflite.model_info import _model_object, inspect_model
+from tflite_fixtures import op_names
 
 SHAPE = (12, 12, 4)
 
@@ -49,10 +50,6 @@ def _plain_int8(inp, x, name: str) -> bytes:
     return convert(model, "int8", representative_data=x_cal, lean=False).content
 
 
-def _ops(content):
-    return [op.name for op in inspect_model(content).operators]
-
-
 def _inputs(content, n=20):
     t = inspect_model(content).inputs[0]
     return np.random.default_rng(1).integers(-128, 128, (n,) + t.shape[1:]).astype(np.int8)
@@ -87,8 +84,8 @@ def test_fold_shuffles_is_bit_identical_and_removes_the_transposes(plain):
     base = make_lean(plain, fold_shuffles=False)[0]
     content, _, report = make_lean(plain)
     assert report["shuffles_folded"] == 2
-    assert _ops(base).count("TRANSPOSE") == 3 and _ops(content).count("TRANSPOSE") == 1
-    assert _ops(content).count("RESHAPE") == _ops(base).count("RESHAPE") - 4
+    assert op_names(base).count("TRANSPOSE") == 3 and op_names(content).count("TRANSPOSE") == 1
+    assert op_names(content).count("RESHAPE") == op_names(base).count("RESHAPE") - 4
     _assert_same_outputs_everywhere(content, base, _inputs(plain))
 
 
@@ -99,7 +96,7 @@ def test_densify_folds_the_shuffle_between_grouped_convs(plain):
     m = _model_object(make_lean(plain, fold_shuffles=False, name="p")[0], "p")
     assert rewrite_shuffle.fold_shuffles(m, densify=True) == 3
     content = lean.serialize(m)
-    assert "TRANSPOSE" not in _ops(content)
+    assert "TRANSPOSE" not in op_names(content)
     x = _inputs(plain)
     for reference in (True, False):
         np.testing.assert_array_equal(predict(content, x, reference=reference, raw=True),
@@ -113,7 +110,7 @@ def test_shuffle_as_gather_is_bit_identical_and_leaves_no_transpose(plain):
     base = make_lean(plain)[0]
     content, _, report = make_lean(plain, shuffle_as_gather=True)
     assert report["shuffles_as_gather"] == 1
-    assert "TRANSPOSE" not in _ops(content) and _ops(content).count("GATHER") == 1
+    assert "TRANSPOSE" not in op_names(content) and op_names(content).count("GATHER") == 1
     assert len(content) < len(base)
     _assert_same_outputs_everywhere(content, base, _inputs(plain))
 
@@ -123,9 +120,9 @@ def test_convert_target_picks_the_runtime_options():
     model = _shuffle_model()
     x = np.random.default_rng(0).standard_normal((8,) + SHAPE).astype(np.float32)
     tflm = convert(model, "int8", representative_data=x, target="tflm")
-    assert tflm.lean_report["shuffles_as_gather"] == 1 and "GATHER" in _ops(tflm.content)
+    assert tflm.lean_report["shuffles_as_gather"] == 1 and "GATHER" in op_names(tflm.content)
     litert = convert(model, "int8", representative_data=x, target="litert")
-    assert litert.lean_report["shuffles_folded"] == 3 and "GATHER" not in _ops(litert.content)
+    assert litert.lean_report["shuffles_folded"] == 3 and "GATHER" not in op_names(litert.content)
     with pytest.raises(ValueError, match=r"target='tlfm' \(did you mean 'tflm'\?\)"):
         convert(model, "int8", representative_data=x, target="tlfm")
 
@@ -141,7 +138,7 @@ def test_a_shuffle_feeding_a_graph_output_or_a_non_conv_stays():
     x = np.random.default_rng(0).standard_normal((16,) + SHAPE).astype(np.float32)
     content, _, report = make_lean(convert(model, "int8", representative_data=x,
                                            lean=False).content)
-    assert report["shuffles_folded"] == 1 and _ops(content).count("TRANSPOSE") == 1
+    assert report["shuffles_folded"] == 1 and op_names(content).count("TRANSPOSE") == 1
 
 
 def test_a_shuffle_before_a_spatial_pad_folds_into_the_convs_after_the_pad():
@@ -161,7 +158,7 @@ def test_a_shuffle_before_a_spatial_pad_folds_into_the_convs_after_the_pad():
     base = make_lean(content, fold_shuffles=False)[0]
     folded, _, report = make_lean(content)
     assert report["shuffles_folded"] == 1
-    assert _ops(base).count("TRANSPOSE") == 2 and _ops(folded).count("TRANSPOSE") == 1
+    assert op_names(base).count("TRANSPOSE") == 2 and op_names(folded).count("TRANSPOSE") == 1
     _assert_same_outputs_everywhere(folded, base, _inputs(content))
 
 
@@ -180,7 +177,7 @@ def test_a_shuffle_before_a_max_pool_folds_and_lets_the_gate_follow_the_pool():
     base = make_lean(content, fold_shuffles=False, gate_after_pool=False)[0]
     folded, _, report = make_lean(content)
     assert report["shuffles_folded"] == 1 and report["gates_after_pool"] == 1
-    assert "TRANSPOSE" in _ops(base) and "TRANSPOSE" not in _ops(folded)
+    assert "TRANSPOSE" in op_names(base) and "TRANSPOSE" not in op_names(folded)
     x = _inputs(content)
     assert len({tuple(r) for r in predict(base, x, reference=True, raw=True)}) > 1
     _assert_same_outputs_everywhere(folded, base, x)
@@ -198,7 +195,7 @@ def test_any_size_densifies_a_grouped_neighbour_on_a_small_map():
     by_size = _model_object(base, "b")
     assert rewrite_shuffle.fold_shuffles(by_size, densify=True) == 0
     folded, _, report = make_lean(content, dense_groups=True, densify_for_shuffles=True)
-    assert report["shuffles_folded"] == 1 and "TRANSPOSE" not in _ops(folded)
+    assert report["shuffles_folded"] == 1 and "TRANSPOSE" not in op_names(folded)
     _assert_same_outputs_everywhere(folded, base, _inputs(content))
 
 
@@ -217,7 +214,7 @@ def test_any_size_keeps_a_shuffle_whose_dense_neighbours_would_cost_too_many_mac
     assert extra > rewrite_shuffle.MAX_EXTRA_MACS
     lean_file, _, report = make_lean(content, dense_groups=True, densify_for_shuffles=True)
     assert report["shuffles_folded"] == folded
-    assert ("TRANSPOSE" in _ops(lean_file)) == (not folded)
+    assert ("TRANSPOSE" in op_names(lean_file)) == (not folded)
     if folded:
         _assert_same_outputs_everywhere(lean_file, make_lean(content, fold_shuffles=False)[0],
                                         _inputs(content))
@@ -236,16 +233,16 @@ def test_a_shuffle_read_by_a_squeeze_excite_block_moves_past_it_and_folds():
     x = layers.Conv2D(16, 1, groups=4, activation="relu", name="grouped_b")(x)
     content = _plain_int8(inp, x, "shuffle_se")
     base = make_lean(content, fold_shuffles=False)[0]
-    assert _ops(base).count("TRANSPOSE") == 1
+    assert op_names(base).count("TRANSPOSE") == 1
     m = _model_object(content, "p")
     assert rewrite_fc.fc_as_conv(m) == 3                   # the SE's FCs as 1x1 convs first
     unmoved = lean.serialize(m)
     assert rewrite_shuffle.shuffles_past_se(m) == 1
     assert rewrite_shuffle.shuffles_past_se(m) == 0       # after the MUL now: not read by an SE
     moved = lean.serialize(m)
-    ops = _ops(moved)
+    ops = op_names(moved)
     assert ops.index("TRANSPOSE") > ops.index("MUL")
     _assert_same_outputs_everywhere(moved, unmoved, _inputs(content))
     folded, _, report = make_lean(content, dense_groups=True, densify_for_shuffles=True)
-    assert report["shuffles_past_se"] == 1 and "TRANSPOSE" not in _ops(folded)
+    assert report["shuffles_past_se"] == 1 and "TRANSPOSE" not in op_names(folded)
     _assert_same_outputs_everywhere(folded, base, _inputs(content))

@@ -13,6 +13,13 @@ import numpy as np
 
 from tfopt._keras import keras, layers
 
+def op_names(content) -> list[str]:
+    """Builtin operator names of a .tflite file, in graph order."""
+    from tfopt.tflite.model_info import inspect_model
+
+    return [op.name for op in inspect_model(content).operators]
+
+
 FMNIST_TRAIN = 3000   # train slice: ~82% test accuracy after 2 epochs of tiny_cnn at width 0.5
 FMNIST_TEST = 600     # 1 pp = 6 images
 

@@ -50,6 +50,18 @@ _FUSABLE = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOpt
             "MUL": "MulOptions", "ADD": "AddOptions", "FULLY_CONNECTED": "FullyConnectedOptions"}
 
 
+_INT8 = 9   # schema TensorType.INT8
+
+
+def _zero_point(t) -> int | None:
+    """The zero point of a per-tensor quantized tensor (0 when none is stored); None when `t`
+    is not quantized per tensor."""
+    q = t.quantization
+    if q is None or q.scale is None or len(q.scale) != 1:
+        return None
+    return int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
+
+
 def _op_names(model) -> list[str]:
     names = _builtin_names()
     codes = model.operatorCodes

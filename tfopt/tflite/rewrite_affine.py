@@ -2,7 +2,7 @@
 
 A BatchNormalization that the converter cannot fold into a conv (DiCE's BN after the concat of
 its channel-, height- and width-wise branches, whose height/width parts come through a
-transpose; the BN after ghost concats) is left as y = a[c] * x + b[c]: an int8 MUL by a
+transpose) is left as y = a[c] * x + b[c]: an int8 MUL by a
 constant [C] vector, then an int8 ADD of another. XNNPACK's int8 binary kernels with a
 broadcast operand are slow on x86 (measured on an AVX2 EPYC, LiteRT 1 thread, each op alone):
 MUL + ADD at 32x32x24 take 18.3 us in int8 against 11.1 us in float32, while the same affine map
@@ -16,8 +16,10 @@ error of at most 1/254 of the product's step. The result is rounded once, into t
 quantization (MUL then ADD rounded twice), so outputs may differ from the converter's graph by
 1 LSB, towards the float result; the ADD's fused activation carries over. TFLite Micro runs the
 depthwise with the requantization LiteRT's reference kernels use (0 LSB, tests). Each pair costs
-4 B per channel more flash (an int32 bias instead of an int8 vector), so it is on only for
-`--target=litert` (`make_lean(affine_as_depthwise=True)`).
+flash: 4 B per channel for the int32 bias instead of an int8 vector, and a scale and zero point
+per channel for filter and bias where the filter must be per channel (vgg19_v13 +4.7 KB,
+resnet101_v15 +68 KB at full width), so it is on only for `--target=litert`
+(`make_lean(affine_as_depthwise=True)`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from tfopt.tflite.model_info import _schema
-from tfopt.tflite.rewrite import _become, _const, _constant, _graph, _input_uses, _op_names
-
-_INT8 = 9
+from tfopt.tflite.rewrite import (_INT8, _become, _const, _constant, _graph, _input_uses,
+                                  _op_names, _zero_point)
 
 
 def _quantization(scales: np.ndarray, axis: int):
@@ -39,33 +40,25 @@ def _quantization(scales: np.ndarray, axis: int):
     return q
 
 
-def _zero(q) -> int:
-    return int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
-
-
-def _per_tensor(t) -> bool:
-    q = t.quantization
-    return q is not None and q.scale is not None and len(q.scale) == 1
-
-
 def _channel_constant(model, sg, t: int, channels: int) -> np.ndarray | None:
     """Real values [channels] of an int8 constant of shape [C], [1, C] or [1, 1, 1, C] (per
     tensor), or None when `t` is not one."""
     tensor = sg.tensors[t]
     data = _constant(model, sg, t)
     shape = [int(d) for d in tensor.shape]
-    if (data is None or tensor.type != _INT8 or not _per_tensor(tensor) or not shape
+    zero = _zero_point(tensor)
+    if (data is None or tensor.type != _INT8 or zero is None or not shape
             or shape[-1] != channels or int(np.prod(shape)) != channels):
         return None
-    q = tensor.quantization
-    return (data.view(np.int8).astype(np.float64) - _zero(q)) * float(q.scale[0])
+    return (data.view(np.int8).astype(np.float64) - zero) * float(tensor.quantization.scale[0])
 
 
 def _filter(model, sg, mul_const: int, a: np.ndarray) -> int:
     """The [1, 1, 1, C] int8 filter tensor that represents a[c] exactly (module docstring)."""
     schema = _schema()
     q = sg.tensors[mul_const].quantization
-    centred = _constant(model, sg, mul_const).view(np.int8).astype(np.int64) - _zero(q)
+    centred = (_constant(model, sg, mul_const).view(np.int8).astype(np.int64)
+               - _zero_point(sg.tensors[mul_const]))
     if np.all(np.abs(centred) <= 127):
         values, scales = centred, np.array([float(q.scale[0])])
     else:
@@ -78,7 +71,8 @@ def _filter(model, sg, mul_const: int, a: np.ndarray) -> int:
 
 
 def _bias(model, sg, x: int, w: int, b: np.ndarray) -> int:
-    """int32 bias [C] = b / (input scale x filter scale), in the filter's per-tensor/channel form."""
+    """int32 bias [C] = b / (input scale x filter scale), per tensor or per channel as the
+    filter is."""
     schema = _schema()
     w_scales = np.asarray(sg.tensors[w].quantization.scale, np.float64)
     b_scales = w_scales * float(sg.tensors[x].quantization.scale[0])
@@ -106,7 +100,7 @@ def _affine_pair(model, sg, kinds, consumers, uses, outputs, i: int):
         x, c = int(x), int(c)
         xt = sg.tensors[x]
         a = _channel_constant(model, sg, c, channels) if channels else None
-        if (a is None or uses.get(c, 0) != 1 or xt.type != _INT8 or not _per_tensor(xt)
+        if (a is None or uses.get(c, 0) != 1 or xt.type != _INT8 or _zero_point(xt) is None
                 or [int(d) for d in xt.shape] != [int(d) for d in yt.shape]):
             continue
         add = sg.operators[readers[0]]
@@ -115,7 +109,7 @@ def _affine_pair(model, sg, kinds, consumers, uses, outputs, i: int):
                 continue
             b = _channel_constant(model, sg, int(k), channels)
             out = sg.tensors[int(add.outputs[0])]
-            if b is not None and out.type == _INT8 and _per_tensor(out):
+            if b is not None and out.type == _INT8 and _zero_point(out) is not None:
                 return x, a, c, readers[0], b
     return None
 

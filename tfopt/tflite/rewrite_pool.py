@@ -21,22 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.tflite.rewrite import _activation_like, _graph, _op_names
+from tfopt.tflite.rewrite import _INT8, _activation_like, _graph, _op_names, _zero_point
 
-_INT8 = 9
 _NO_ACTIVATION, _RELU = 0, 1
-
-
-def _zero_point(t) -> int | None:
-    q = t.quantization
-    if q is None or q.scale is None or len(q.scale) != 1:
-        return None
-    return int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
 
 
 def _gated_input(sg, mul) -> tuple[int, int] | None:
     """(position of x in the MUL's inputs, x) when MUL(x, g) has a per-channel gate g ([C],
-    [1, C] or [1, 1, 1, C]) with zero point -128 and an x of the output's shape (module docstring), else None."""
+    [1, C] or [1, 1, 1, C]) with zero point -128 and an x of the output's shape (module
+    docstring), else None."""
     if len(mul.inputs) != 2 or mul.builtinOptions is None:
         return None
     if mul.builtinOptions.fusedActivationFunction != _NO_ACTIVATION:
