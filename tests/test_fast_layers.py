@@ -13,6 +13,7 @@ SHAPES = [
     (6, 6, 8, 12, 1, 4, "valid", False),   # grouped pointwise (ShuffleNet / ghost primary)
     (5, 7, 6, 3, 1, 3, "valid", True),     # 3C -> C weight-average (DiCE), with bias
     (6, 6, 4, 8, 3, 4, "valid", False),    # one input channel per group (DiCE projection)
+    (6, 6, 4, 16, 3, 4, "valid", False),   # the same with multiplier 4 (DiCE's C -> 4C)
     (7, 5, 8, 6, 3, 2, "same", True),      # general k x k grouped conv
 ]
 

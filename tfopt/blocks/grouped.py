@@ -7,7 +7,8 @@ weights of `Conv2D(groups=g)` exactly (kernel `(kh, kw, cin/g, cout)`, optional 
 config, and only changes how the convolution is computed while training (`training=True`):
 
 * "depthwise": one input channel per group (cin/g = 1, e.g. DiCE's projection with
-  groups = C): `tf.nn.depthwise_conv2d` with multiplier cout/g; kernel only reshaped.
+  groups = C): the input channels repeated cout/g times, then `tf.nn.depthwise_conv2d` with
+  multiplier 1; kernel only reshaped.
 * "dense": a block-diagonal dense kernel `(kh, kw, cin, cout)` built from the grouped kernel
   (tiled along the input axis and masked) and one ordinary conv: g x the multiply-adds, but a
   single oneDNN kernel, and the gradient reaches only the grouped weights.
@@ -157,9 +158,20 @@ def _split(x, kernel, groups, padding):
 
 
 def _depthwise(x, kernel, groups, padding):
+    """Depthwise conv with multiplier m = cout/g; output channel c*m + j reads input channel c.
+
+    For m > 1 the input channels are first repeated m times and the conv runs with multiplier
+    1: oneDNN's multiplier-m kernel is slower, above all its input gradient (fwd+bwd CPU ms,
+    batch 64, DiCE projections 3 x 3 valid, m = 4: 34x34x8 15.9 -> 10.0, 18x18x16 7.1 -> 5.1,
+    10x10x32 5.2 -> 3.6, 6x6x64 3.8 -> 2.5; docs/training_speed.md, session 12)."""
     kh, kw, _, cout = kernel.shape
-    dw = tf.reshape(kernel, (kh, kw, groups, cout // groups))  # channel c*m + j, as grouped
-    return tf.nn.depthwise_conv2d(x, dw, (1, 1, 1, 1), padding)
+    multiplier = cout // groups
+    if multiplier == 1:
+        return tf.nn.depthwise_conv2d(x, tf.reshape(kernel, (kh, kw, groups, 1)), (1, 1, 1, 1),
+                                      padding)
+    repeated = tf.repeat(x, multiplier, axis=-1)  # channel c*m + j = input channel c
+    return tf.nn.depthwise_conv2d(repeated, tf.reshape(kernel, (kh, kw, cout, 1)), (1, 1, 1, 1),
+                                  padding)
 
 
 def _reduce(x, kernel, groups, padding):
