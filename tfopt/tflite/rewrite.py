@@ -403,7 +403,7 @@ def grouped_to_depthwise(model) -> int:
         data = _constant(model, sg, int(op.inputs[1]))
         shape = [int(d) for d in wt.shape]
         cin = int(x.shape[-1])
-        if (data is None or wt.type != 9 or len(shape) != 4 or shape[3] != 1 or cin < 2
+        if (data is None or wt.type != _INT8 or len(shape) != 4 or shape[3] != 1 or cin < 2
                 or shape[0] % cin or sum(int(t) == int(op.inputs[1]) for o in sg.operators
                                          for t in o.inputs) != 1):
             continue

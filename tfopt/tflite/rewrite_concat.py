@@ -29,7 +29,7 @@ import copy
 import numpy as np
 
 from tfopt.tflite.model_info import _schema
-from tfopt.tflite.rewrite import _activation_like, _constant, _graph, _op_names, drop_unused
+from tfopt.tflite.rewrite import _INT8, _activation_like, _constant, _graph, _op_names, drop_unused
 from tfopt.tflite.schedule import _nbytes
 
 _PER_CHANNEL = ("MUL", "ADD", "PAD", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D")
@@ -165,7 +165,7 @@ def _concat_ok(sg, op) -> bool:
     opts = op.builtinOptions
     out = sg.tensors[int(op.outputs[0])]
     return (opts is not None and opts.axis in (3, -1) and opts.fusedActivationFunction == 0
-            and len(out.shape) == 4 and out.type == 9
+            and len(out.shape) == 4 and out.type == _INT8
             and all(_quant_key(sg.tensors[int(t)]) == _quant_key(out) for t in op.inputs))
 
 
