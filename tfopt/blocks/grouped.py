@@ -166,12 +166,9 @@ def _depthwise(x, kernel, groups, padding):
     10x10x32 5.2 -> 3.6, 6x6x64 3.8 -> 2.5; docs/training_speed.md, session 12)."""
     kh, kw, _, cout = kernel.shape
     multiplier = cout // groups
-    if multiplier == 1:
-        return tf.nn.depthwise_conv2d(x, tf.reshape(kernel, (kh, kw, groups, 1)), (1, 1, 1, 1),
-                                      padding)
-    repeated = tf.repeat(x, multiplier, axis=-1)  # channel c*m + j = input channel c
-    return tf.nn.depthwise_conv2d(repeated, tf.reshape(kernel, (kh, kw, cout, 1)), (1, 1, 1, 1),
-                                  padding)
+    if multiplier > 1:
+        x = tf.repeat(x, multiplier, axis=-1)  # channel c*m + j = input channel c
+    return tf.nn.depthwise_conv2d(x, tf.reshape(kernel, (kh, kw, cout, 1)), (1, 1, 1, 1), padding)
 
 
 def _reduce(x, kernel, groups, padding):
