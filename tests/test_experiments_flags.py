@@ -170,6 +170,7 @@ def test_standalone_kd_depends_on_the_teacher_baseline():
         (dict(dataset="fashion_mnst"), r"did you mean fashion_mnist"),
         (dict(dataset="folder:/no/such/dir"), "does not exist"),
         (dict(convert_modes=("int8", "fp16")), r"convert_modes='fp16' is unknown"),
+        (dict(calibration="kl"), r"calibration='kl' is unknown.*percentile"),
         (dict(convert_modes=("float32",)), "eval_micro=True needs 'int8'"),
         (dict(train_optimizer="sgd_onecylce"), r"did you mean sgd_onecycle"),
         (dict(executor="slurm"), "executor='slurm' is unknown"),

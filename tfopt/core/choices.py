@@ -19,6 +19,8 @@ OPTIMIZERS: tuple[str, ...] = ("sgd_onecycle", "sgd_plateau", "adam", "sgd")
 MONITORS: tuple[str, ...] = ("loss", "val_accuracy", "val_loss")
 # TFLite conversion modes of tfopt.tflite.convert.
 CONVERT_MODES: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
+# Where int8 activation ranges come from (tfopt.tflite.calibrate).
+CALIBRATIONS: tuple[str, ...] = ("converter", "minmax", "percentile")
 # How the trials of a grid run.
 EXECUTORS: tuple[str, ...] = ("local", "processes", "ray")
 # What "smallest" means for the recommender.

@@ -89,6 +89,7 @@ def _convert(config, trial, model, data, mode):
         mode,
         representative_data=data.representative() if mode == "int8" else None,
         num_calibration_samples=config.calibration_samples,
+        **({"calibration": config.calibration} if config.calibration else {}),
         normalization=(data.info.mean, data.info.std),
         labels=list(data.info.class_names) if data.info.class_names else None,
         preprocessing=data.pre,

@@ -23,6 +23,7 @@ import re
 from typing import Mapping
 
 from tfopt.core.choices import (  # noqa: F401  (re-exported)
+    CALIBRATIONS,
     CONVERT_MODES,
     DATASETS,
     EXECUTORS,
@@ -75,7 +76,7 @@ EXECUTION_FIELDS = (
 )
 # Fields added after workdirs existed: left out of the fingerprint while unset (None), so an
 # older workdir still resumes.
-OPTIONAL_FIELDS = ("variant_widths", "finetune_limit")
+OPTIONAL_FIELDS = ("variant_widths", "finetune_limit", "calibration")
 
 
 # The ExperimentConfig fields that change what a trial's data holds (tfopt.experiments.trial_data
@@ -141,6 +142,9 @@ class ExperimentConfig:
     kd_epochs: int | None = None  # None: train_epochs
     convert_modes: tuple[str, ...] = ("float32", "int8")
     calibration_samples: int = 200
+    # int8 activation ranges (tfopt.tflite.calibrate.CALIBRATIONS); None: convert()'s default,
+    # "percentile" (None keeps workdirs made before the field resumable).
+    calibration: str | None = None
     eval_tflite: bool = True  # accuracy of every converted model on the test split
     eval_latency: bool = True
     latency_runs: int = 50
@@ -212,6 +216,8 @@ class ExperimentConfig:
                              "split (0: no held-out split, no early stopping)")
         for name in ("ocnna_images", "calibration_samples", "latency_runs"):
             _positive_int(name, getattr(self, name))
+        if self.calibration is not None and self.calibration not in CALIBRATIONS:
+            raise _unknown("calibration", self.calibration, CALIBRATIONS)
         for name in ("width_multiplier", "train_max_lr", "finetune_max_lr"):
             val = getattr(self, name)
             if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):

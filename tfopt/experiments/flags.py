@@ -139,6 +139,12 @@ flags.DEFINE_list(
     f"TFLite conversion modes: {', '.join(cfg.CONVERT_MODES)}.",
 )
 flags.DEFINE_integer("calibration_samples", 200, "Representative images for int8 calibration.")
+flags.DEFINE_string(
+    "calibration",
+    None,
+    f"int8 activation ranges: {', '.join(cfg.CALIBRATIONS)} (default percentile: the 99th "
+    "percentile of each image's extremes; converter: the TFLite converter's own ranges).",
+)
 flags.DEFINE_bool("eval_tflite", True, "Measure the accuracy of every converted model.")
 flags.DEFINE_bool("eval_latency", True, "Measure interpreter latency (median, p90).")
 flags.DEFINE_integer("latency_runs", 50, "Interpreter invocations per latency measurement.")

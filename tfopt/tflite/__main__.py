@@ -47,6 +47,9 @@ def _flag_values() -> dict[str, flags.FlagValues]:
                         "labels and normalisation", flag_values=c)
     flags.DEFINE_integer("num_calibration_samples", 200, "int8 calibration images (>= 1)",
                          flag_values=c)
+    flags.DEFINE_string("calibration", "percentile", "int8 activation ranges: percentile (99th "
+                        "percentile of each calibration image's extremes), minmax or converter "
+                        "(the TFLite converter's own)", flag_values=c)
     flags.DEFINE_string("image_size", None, "resize dataset images: N or HxW", flag_values=c)
     flags.DEFINE_bool("to_rgb", False, "repeat grey images to 3 channels", flag_values=c)
     flags.DEFINE_string("target", "any", "int8 runtime to tune for: any (exact and fast on "
@@ -122,7 +125,8 @@ def _convert(args) -> int:
                                        ("to_rgb", args.to_rgb or None)) if v is not None}
     result = convert(model, args.mode, representative_data=args.dataset,
                      num_calibration_samples=args.num_calibration_samples,
-                     preprocessing=preprocessing, target=args.target)
+                     preprocessing=preprocessing, target=args.target,
+                     calibration=args.calibration)
     out = args.out or f"{os.path.splitext(args.model.rstrip('/'))[0]}.{args.mode}.tflite"
     result.save(out)
     print(f"wrote {out}: {result.size_bytes} B, ops {', '.join(result.ops)}")
@@ -187,7 +191,7 @@ def _inspect(args) -> int:
 
 def _check(command: str, args) -> None:
     """Every flag and the model path checked before any loading (one-line ValueError)."""
-    from tfopt.core.choices import CONVERT_MODES
+    from tfopt.core.choices import CALIBRATIONS, CONVERT_MODES
 
     if not os.path.exists(args.model):
         raise FileNotFoundError(2, "no such file or folder", args.model)
@@ -205,6 +209,9 @@ def _check(command: str, args) -> None:
 
         if args.target not in TARGETS:
             raise cli.bad_value("target", args.target, f"one of {', '.join(TARGETS)}")
+        if args.calibration not in CALIBRATIONS:
+            raise cli.bad_value("calibration", args.calibration,
+                                f"one of {', '.join(CALIBRATIONS)}")
         if args.mode == "int8" and not args.dataset:
             raise ValueError("--mode=int8 needs --dataset=NAME (the calibration images)")
     out = args.out if command in ("convert", "export") else None

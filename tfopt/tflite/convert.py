@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tfopt.tflite.calibrate import CALIBRATIONS, replaced_ranges
 from tfopt.tflite.model_info import ModelInfo, inspect_model, with_metadata
 
 from tfopt.core.choices import CONVERT_MODES as MODES  # noqa: E402  (defined once)
@@ -277,6 +278,7 @@ def convert(
     lean: bool = True,
     fold_bn: bool | None = None,
     target: str = "any",
+    calibration: str = "percentile",
 ) -> ConversionResult:
     """Converts a Keras model (plain, pruned or QAT) to a batch-1 TFLite model.
 
@@ -308,6 +310,13 @@ def convert(
         GATHER without XNNPACK) or "litert" (grouped convs on large activations and every
         grouped neighbour of a shuffle written dense: faster on XNNPACK, more flash and
         groups x the MACs on TFLM).
+      calibration: int8 post-training only: where the activation ranges come from
+        (`tfopt.tflite.calibrate`). "percentile" (default) is the 99th percentile over the
+        calibration images of each image's extremes, re-measured without the converter's
+        in-place buffers. "minmax" is their exact min/max. "converter" is the converter's
+        recorded ranges, which give a residual branch the range of its sum (resnet101_v01 w0.25
+        on CIFAR-10: 77.40 % int8; minmax 77.92 %; percentile 78.84 %; Keras 78.82 %). QAT
+        models keep their learned ranges.
 
     Returns:
       A `ConversionResult`; `.content` holds the .tflite bytes.
@@ -318,6 +327,7 @@ def convert(
     """
     _check_choice("mode", mode, MODES)
     _check_choice("target", target, TARGETS)
+    _check_choice("calibration", calibration, CALIBRATIONS)
     name = name or model.name
     preprocessing = dict(preprocessing or {})
     if mode == "int8" and representative_data is None:
@@ -340,12 +350,16 @@ def convert(
         representative = _representative(representative_data, model, num_samples=1, seed=seed,
                                          preprocessing=preprocessing)
     facts = _dataset_facts(representative)
+    qat = _is_wrapped(model, ("QuantizeWrapper", "QuantizeWrapperV2"))
+    calibrate = mode == "int8" and not qat
     try:
         with warnings.catch_warnings():
             # Emitted for every int8-input conversion on the frozen-graph path; the input
             # scale/zero point come from the representative data instead.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            content = _converter(model, mode, representative).convert()
+            with replaced_ranges(representative,
+                                 calibration if calibrate else "converter") as replaced:
+                content = _converter(model, mode, representative).convert()
     except Exception as err:  # ConverterError / ValueError from the MLIR converter
         first = next((line.strip() for line in str(err).splitlines() if "error" in line.lower()),
                      str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
@@ -375,7 +389,10 @@ def convert(
         # Only what changes the images; data_dir/limit are local choices, not model facts.
         "preprocessing": {k: preprocessing[k] for k in ("image_size", "to_rgb")
                           if k in preprocessing} or None,
-        "qat": _is_wrapped(model, ("QuantizeWrapper", "QuantizeWrapperV2")),
+        "qat": qat,
+        # Where the activation ranges came from; tensors: ranges re-measured, narrowed: of them
+        # narrower than the converter's, max_ratio: its widest range / ours.
+        "calibration": {"method": calibration, **replaced} if calibrate else None,
         "tensorflow": tf.__version__,
     }
     content = with_metadata(content, metadata)
