@@ -51,9 +51,10 @@ def _calibrated(model, x):
 
 def _recorded(content):
     """{tensor name: (recorded min, recorded max)} of a calibrated model."""
-    graph = _schema().Model.GetRootAs(content, 0).Subgraphs(0)
+    model = _schema().Model.GetRootAs(content, 0)
+    graph = model.Subgraphs(0)
     out = {}
-    for i, q in calibrate._calibrated_tensors(_schema().Model.GetRootAs(content, 0)):
+    for i, q in calibrate._calibrated_tensors(model):
         out[graph.Tensors(i).Name().decode()] = (float(q.MinAsNumpy()[0]),
                                                  float(q.MaxAsNumpy()[0]))
     return out

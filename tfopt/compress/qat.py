@@ -397,7 +397,7 @@ def quantize_and_finetune(model, train_ds, config, *, preserve_sparsity: bool | 
     qat_model = quantize(model, preserve_sparsity=preserve_sparsity, grouped_path=grouped_path)
     if range_images is not None:
         qat_ranges.init_activation_ranges(qat_model, model, range_images,
-                                          batch_size=getattr(config, "batch_size", 128))
+                                          batch_size=config.batch_size)
     metrics = _train.fit(qat_model, train_ds, config, val_ds=val_ds, workdir=workdir)
     return qat_model, dict(metrics or {})
 

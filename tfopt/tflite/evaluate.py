@@ -34,7 +34,7 @@ def all_threads() -> int:
 
 
 def make_interpreter(model: str | os.PathLike | bytes, *, num_threads: int = 1,
-                     reference: bool = False):
+                     reference: bool = False, keep_all_tensors: bool = False):
     """A LiteRT interpreter with tensors allocated.
 
     Args:
@@ -42,14 +42,19 @@ def make_interpreter(model: str | os.PathLike | bytes, *, num_threads: int = 1,
       num_threads: CPU threads for the kernels.
       reference: Use the reference kernels (`OpResolverType.BUILTIN_REF`, no XNNPACK) that
         TFLite Micro's kernels are derived from, instead of the optimized default.
+      keep_all_tensors: Give every tensor its own buffer (nothing computed in place), so each
+        intermediate can be read after `invoke`; without a delegate (XNNPACK would compute its
+        intermediates internally), on the builtin kernels unless `reference`.
     """
     from ai_edge_litert import interpreter as litert
 
     content = read_bytes(model)
     resolver = (litert.OpResolverType.BUILTIN_REF if reference
+                else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if keep_all_tensors
                 else litert.OpResolverType.AUTO)
     interp = litert.Interpreter(model_content=content, num_threads=num_threads,
-                                experimental_op_resolver_type=resolver)
+                                experimental_op_resolver_type=resolver,
+                                experimental_preserve_all_tensors=keep_all_tensors)
     interp.allocate_tensors()
     return interp
 
