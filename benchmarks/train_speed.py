@@ -6,12 +6,16 @@ projection when the shape changes), 8x8 average pool, dense), built here in plai
 
 For each model: `model.fit` on random tensors (batch 64, 32x32x3, 10 classes, SGD 0.01,
 cross-entropy), the first `--warmup` batches (tracing) excluded from the timing, then
-`--steps` timed batches. ResNet-8 is re-measured right before every variant (the machine is
+`--steps` timed batches. Each row also gives the forward activations written per image
+(`tfopt.metrics.count_activations`) and FLOPs per activation element. ResNet-8 is re-measured right before every variant (the machine is
 shared), and each ratio uses that adjacent measurement. Train GFLOP/s = 3 x fvcore FLOPs
 (`tfopt.metrics.count_flops`, forward, one image) x images/s. "÷ ResNet-8" is the ratio of
 train GFLOP/s, as in issue #12's table (ResNet-8 and resnet101_v13 have the same FLOPs, so
 there it equals the images/s ratio, also printed). Last line:
-`min ratio over the 28 paper variants = X (variant)` (the GFLOP/s ratio).
+`min ratio over the 28 paper variants = X (variant)` (the GFLOP/s ratio), then a two-term
+cost fit over every measurement (`cost_fit`: seconds per image ≈ a·activations + c·FLOPs) and
+the cost per activation element a model as activation-heavy as the worst measured would need
+to reach the 0.30 ratio.
 
 `--qat` measures QAT instead (docs/training_speed.md, "QAT"): per variant, images/s of the float
 model (`build_model`, fast grouped convs), of its tfmot QAT copy with the stock grouped
@@ -153,12 +157,60 @@ def top_ops(model, n_top: int) -> list[tuple[str, float, int]]:
     return [(op, t, calls[op] // FLAGS.profile_steps) for op, t in ms.most_common(n_top)]
 
 
-def _row(name, flops, ips, ref_flops, ref_ips, layers) -> float:
-    """Print one table row; returns the train GFLOP/s ratio to the adjacent ResNet-8."""
+def cost_fit(samples, ref_flops_per_act: float, target_ratio: float = 0.30):
+    """Fit seconds per training image ≈ a·activations + c·FLOPs over measured models.
+
+    samples: (forward FLOPs per image, activation elements per image, images/s) per model.
+    Least squares on the relative error. Returns (a [s per element], c [s per FLOP], median
+    |relative error|, a_needed): under the fit, a model with the lowest FLOPs per activation of
+    the samples reaches `target_ratio` of the train GFLOP/s of a model with
+    `ref_flops_per_act` (ResNet-8) only if a falls to a_needed (None when no a > 0 does)."""
+    import numpy as np
+    flops, acts, ips = (np.array(col, float) for col in zip(*samples))
+    design = np.stack([acts * ips, flops * ips], axis=1)  # (a·A + c·F) / seconds ≈ 1
+    (a, c), *_ = np.linalg.lstsq(design, np.ones(len(ips)), rcond=None)
+    error = float(np.median(np.abs(design @ np.array([a, c]) - 1.0)))
+    p, q, r = float((flops / acts).min()), ref_flops_per_act, target_ratio
+    # ratio = (p / (a + c p)) / (q / (a + c q)) = r  =>  a = c p q (r - 1) / (p - r q)
+    a_needed = c * p * q * (r - 1) / (p - r * q) if p < r * q else None
+    return float(a), float(c), error, a_needed
+
+
+def copy_bandwidth(mib: int = 256, rounds: int = 5) -> float:
+    """DRAM bandwidth [bytes/s, read + write] of `np.copyto` of `mib` MiB split over one
+    thread per core (numpy releases the GIL while it copies); best of `rounds`."""
+    import threading
+
+    import numpy as np
+    threads = os.cpu_count() or 1
+    srcs = [np.ones(mib * 2**20 // 4 // threads, np.float32) for _ in range(threads)]
+    dsts = [np.empty_like(src) for src in srcs]
+    best = 0.0
+    for _ in range(rounds + 1):  # the first round faults the pages in
+        workers = [threading.Thread(target=np.copyto, args=(dst, src))
+                   for src, dst in zip(srcs, dsts)]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        best = max(best, 2 * mib * 2**20 / (time.perf_counter() - start))
+    return best
+
+
+def _row(name, model, ips, ref_flops, ref_ips) -> float:
+    """Print one table row; returns the train GFLOP/s ratio to the adjacent ResNet-8.
+
+    Also prints the forward activations written per image (`count_activations`, M elements)
+    and FLOPs per activation element: the arithmetic intensity that separates the
+    compute-bound models from the memory-bound ones (docs/training_speed.md)."""
+    from tfopt.metrics import count_activations, count_flops
+    flops, acts = count_flops(model), count_activations(model)
     gflops = 3 * flops * ips / 1e9
     ratio = (flops * ips) / (ref_flops * ref_ips)
-    print(f"| {name} | {flops / 1e6:.1f} | {layers} | {ips:.1f} | {gflops:.2f} | "
-          f"{ratio:.3f} | {ips / ref_ips:.3f} |", flush=True)
+    print(f"| {name} | {flops / 1e6:.1f} | {len(model.layers)} | {acts / 1e6:.2f} | "
+          f"{flops / acts:.1f} | {ips:.1f} | {gflops:.2f} | {ratio:.3f} | {ips / ref_ips:.3f} |",
+          flush=True)
     return ratio
 
 
@@ -205,7 +257,7 @@ def main(argv):
     del argv
     import platform
 
-    from tfopt.metrics import count_flops
+    from tfopt.metrics import count_activations, count_flops
     from tfopt.models import build_model, list_variants
     known = list_variants()
     variants = FLAGS.variants or known
@@ -221,18 +273,20 @@ def main(argv):
     print(f"batch {FLAGS.batch_size}, {INPUT_SHAPE}, {FLAGS.steps} timed steps after "
           f"{FLAGS.warmup} warm-up, {platform.machine()} {os.cpu_count()} cores; ResNet-8 is "
           "re-measured before each variant")
-    print("| model | FLOPs [M] | layers | images/s | train GFLOP/s | ÷ ResNet-8 | images/s ÷ "
-          "ResNet-8 |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    ratios, profiles = {}, {}
+    print("| model | FLOPs [M] | layers | activations [M/image] | FLOPs per activation | "
+          "images/s | train GFLOP/s | ÷ ResNet-8 | images/s ÷ ResNet-8 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ratios, profiles, samples = {}, {}, []
+    ref_acts = count_activations(ref)
     for v in variants:
         ref_ips = images_per_s(ref)
-        _row("ResNet-8", ref_flops, ref_ips, ref_flops, ref_ips, len(ref.layers))
+        _row("ResNet-8", ref, ref_ips, ref_flops, ref_ips)
         model = build_model(v, num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
         _compile(model)
         ips = images_per_s(model)
-        flops = count_flops(model)
-        ratios[v] = _row(v, flops, ips, ref_flops, ref_ips, len(model.layers))
+        ratios[v] = _row(v, model, ips, ref_flops, ref_ips)
+        samples += [(ref_flops, ref_acts, ref_ips),
+                    (count_flops(model), count_activations(model), ips)]
         if FLAGS.profile:
             profiles[v] = top_ops(model, FLAGS.top)
         del model
@@ -243,6 +297,20 @@ def main(argv):
         worst = min(paper, key=paper.get)
         scope = "the 28" if len(paper) == 28 else f"{len(paper)} of the 28"
         print(f"min ratio over {scope} paper variants = {paper[worst]:.3f} ({worst})")
+    if len(variants) >= 2:
+        a, c, error, a_needed = cost_fit(samples, ref_flops / ref_acts)
+        print(f"cost fit over the {len(samples)} measurements: seconds per training image ~= "
+              f"{a * 1e9:.2f} ns x activation elements + {c * 1e12:.1f} ps x FLOPs "
+              f"(median |error| {100 * error:.0f} %)")
+        bandwidth = copy_bandwidth()
+        print(f"memory bandwidth (np.copyto, 256 MiB, {os.cpu_count()} threads, read + write): "
+              f"{bandwidth / 1e9:.1f} GB/s, so a = {a * bandwidth:.1f} bytes of DRAM traffic per "
+              "activation element")
+        if a_needed is not None:
+            print(f"under this fit, ratio 0.30 at the lowest FLOPs per activation measured "
+                  f"needs <= {a_needed * 1e9:.2f} ns per activation element "
+                  f"({a / a_needed:.1f}x less; {a_needed * bandwidth:.1f} bytes; writing a "
+                  "float32 once and reading it back once is 8)")
 
 
 if __name__ == "__main__":

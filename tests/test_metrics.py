@@ -51,6 +51,17 @@ def test_layer_costs_per_layer():
     assert costs["pool"].flops == 0 and costs["gap"].macs == 0
 
 
+def test_count_activations_counts_written_outputs_not_views():
+    # conv, bn, relu 8x8x4 each; dw 4x4x4; gconv 4x4x8; pool 2x2x8; dead (identity) 2x2x8;
+    # gap 8; fc 5
+    toy = 3 * 256 + 64 + 128 + 32 + 32 + 8 + 5
+    assert metrics.count_activations(_toy()) == toy
+    x = keras.Input((4, 4, 2))
+    y = layers.Reshape((16, 2), name="view")(layers.ReLU(name="relu")(x))
+    y = layers.Flatten(name="flat")(y)
+    assert metrics.count_activations(keras.Model(x, y)) == 32  # the ReLU only
+
+
 def test_count_nonzero_params_sees_zeroed_weights():
     m = _toy()
     before = metrics.count_nonzero_params(m)

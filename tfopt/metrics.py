@@ -16,6 +16,11 @@ reference figures are measured with:
 * Only layers on a path to a model output are counted ("dead ops are not counted").
 
 MACs count conv + dense multiply-accumulates only (equal to their FLOPs above).
+
+Activations count the output elements per image of every live layer call that writes a new
+tensor; Reshape and Flatten outputs are views of their input and count 0. This is the memory
+a training step writes forward per image (float32: 4 bytes each), which bounds the speed of the
+many-small-layer variants on a CPU (docs/training_speed.md).
 """
 
 from __future__ import annotations
@@ -26,19 +31,23 @@ import numpy as np
 
 from tfopt._keras import keras, layers
 
-__all__ = ["LayerCost", "count_flops", "count_macs", "count_nonzero_params", "count_params",
-           "layer_costs"]
+__all__ = ["LayerCost", "count_activations", "count_flops", "count_macs",
+           "count_nonzero_params", "count_params", "layer_costs"]
+
+VIEW_LAYERS = ("Reshape", "Flatten")  # outputs alias their input's buffer: no new activations
 
 
 @dataclasses.dataclass(frozen=True)
 class LayerCost:
-    """Cost of one layer call: `params` (trainable), `flops` (fvcore), `macs` (conv + dense)."""
+    """Cost of one layer call: `params` (trainable), `flops` (fvcore), `macs` (conv + dense),
+    `activations` (output elements per image it writes; 0 for a view, module docstring)."""
 
     name: str
     kind: str
     params: int
     flops: int
     macs: int
+    activations: int = 0
 
 
 def _size(shape) -> int:
@@ -135,7 +144,9 @@ def layer_costs(model) -> list[LayerCost]:
         flops, macs = _layer_flops(layer, ins, outs)
         params = 0 if id(layer) in counted else _trainable(layer)
         counted.add(id(layer))
-        costs.append(LayerCost(layer.name, type(layer).__name__, params, flops, macs))
+        kind = type(layer).__name__
+        written = 0 if kind in VIEW_LAYERS else sum(_per_sample(s) for s in outs)
+        costs.append(LayerCost(layer.name, kind, params, flops, macs, written))
     return costs
 
 
@@ -174,6 +185,11 @@ def count_nonzero_params(model) -> int:
 def count_flops(model) -> int:
     """FLOPs of one forward pass of one image, fvcore convention (module docstring)."""
     return sum(c.flops for c in layer_costs(model))
+
+
+def count_activations(model) -> int:
+    """Output elements per image written by one forward pass (views excluded; module docstring)."""
+    return sum(c.activations for c in layer_costs(model))
 
 
 def count_macs(model) -> int:
