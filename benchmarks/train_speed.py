@@ -7,15 +7,15 @@ projection when the shape changes), 8x8 average pool, dense), built here in plai
 For each model: `model.fit` on random tensors (batch 64, 32x32x3, 10 classes, SGD 0.01,
 cross-entropy), the first `--warmup` batches (tracing) excluded from the timing, then
 `--steps` timed batches. Each row also gives the forward activations written per image
-(`tfopt.metrics.count_activations`) and FLOPs per activation element. ResNet-8 is re-measured right before every variant (the machine is
-shared), and each ratio uses that adjacent measurement. Train GFLOP/s = 3 x fvcore FLOPs
-(`tfopt.metrics.count_flops`, forward, one image) x images/s. "÷ ResNet-8" is the ratio of
-train GFLOP/s, as in issue #12's table (ResNet-8 and resnet101_v13 have the same FLOPs, so
-there it equals the images/s ratio, also printed). Last line:
-`min ratio over the 28 paper variants = X (variant)` (the GFLOP/s ratio), then a two-term
-cost fit over every measurement (`cost_fit`: seconds per image ≈ a·activations + c·FLOPs) and
-the cost per activation element a model as activation-heavy as the worst measured would need
-to reach the 0.30 ratio.
+(`tfopt.metrics.count_activations`) and FLOPs per activation element. ResNet-8 is re-measured
+right before every variant (the machine is shared), and each ratio uses that adjacent
+measurement. Train GFLOP/s = 3 x fvcore FLOPs (`tfopt.metrics.count_flops`, forward, one image)
+x images/s. "÷ ResNet-8" is the ratio of train GFLOP/s, as in issue #12's table (ResNet-8 and
+resnet101_v13 have the same FLOPs, so there it equals the images/s ratio, also printed). Then
+`min ratio over the 28 paper variants = X (variant)` (the GFLOP/s ratio), and the memory
+roofline (benchmarks/roofline.py): a fit of seconds per image ≈ a·activations + c·FLOPs over
+every measurement, the copy bandwidth, and the cost per activation element that a model as
+activation-heavy as the worst measured would need to reach the 0.30 ratio.
 
 `--qat` measures QAT instead (docs/training_speed.md, "QAT"): per variant, images/s of the float
 model (`build_model`, fast grouped convs), of its tfmot QAT copy with the stock grouped
@@ -43,6 +43,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+from roofline import copy_bandwidth, cost_fit  # noqa: E402  (benchmarks/roofline.py)
 
 flags.DEFINE_list("variants", None, "Zoo ids to measure (default: every registered variant).")
 flags.DEFINE_integer("steps", 10, "Timed training batches per model.", lower_bound=1)
@@ -155,47 +156,6 @@ def top_ops(model, n_top: int) -> list[tuple[str, float, int]]:
                 ms[op] += event.duration_ps / 1e9 / FLAGS.profile_steps
                 calls[op] += 1
     return [(op, t, calls[op] // FLAGS.profile_steps) for op, t in ms.most_common(n_top)]
-
-
-def cost_fit(samples, ref_flops_per_act: float, target_ratio: float = 0.30):
-    """Fit seconds per training image ≈ a·activations + c·FLOPs over measured models.
-
-    samples: (forward FLOPs per image, activation elements per image, images/s) per model.
-    Least squares on the relative error. Returns (a [s per element], c [s per FLOP], median
-    |relative error|, a_needed): under the fit, a model with the lowest FLOPs per activation of
-    the samples reaches `target_ratio` of the train GFLOP/s of a model with
-    `ref_flops_per_act` (ResNet-8) only if a falls to a_needed (None when no a > 0 does)."""
-    import numpy as np
-    flops, acts, ips = (np.array(col, float) for col in zip(*samples))
-    design = np.stack([acts * ips, flops * ips], axis=1)  # (a·A + c·F) / seconds ≈ 1
-    (a, c), *_ = np.linalg.lstsq(design, np.ones(len(ips)), rcond=None)
-    error = float(np.median(np.abs(design @ np.array([a, c]) - 1.0)))
-    p, q, r = float((flops / acts).min()), ref_flops_per_act, target_ratio
-    # ratio = (p / (a + c p)) / (q / (a + c q)) = r  =>  a = c p q (r - 1) / (p - r q)
-    a_needed = c * p * q * (r - 1) / (p - r * q) if p < r * q else None
-    return float(a), float(c), error, a_needed
-
-
-def copy_bandwidth(mib: int = 256, rounds: int = 5) -> float:
-    """DRAM bandwidth [bytes/s, read + write] of `np.copyto` of `mib` MiB split over one
-    thread per core (numpy releases the GIL while it copies); best of `rounds`."""
-    import threading
-
-    import numpy as np
-    threads = os.cpu_count() or 1
-    srcs = [np.ones(mib * 2**20 // 4 // threads, np.float32) for _ in range(threads)]
-    dsts = [np.empty_like(src) for src in srcs]
-    best = 0.0
-    for _ in range(rounds + 1):  # the first round faults the pages in
-        workers = [threading.Thread(target=np.copyto, args=(dst, src))
-                   for src, dst in zip(srcs, dsts)]
-        start = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        best = max(best, 2 * mib * 2**20 / (time.perf_counter() - start))
-    return best
 
 
 def _row(name, model, ips, ref_flops, ref_ips) -> float:

@@ -1,4 +1,4 @@
-"""benchmarks/train_speed.py: the two-term cost fit (activations, FLOPs) and the bandwidth probe."""
+"""benchmarks/roofline.py (train_speed.py's last lines): the two-term cost fit and the bandwidth probe."""
 
 import importlib.util
 import os
@@ -7,9 +7,9 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location(
-    "train_speed", os.path.join(REPO, "benchmarks", "train_speed.py"))
-train_speed = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_speed)
+    "roofline", os.path.join(REPO, "benchmarks", "roofline.py"))
+roofline = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(roofline)
 
 
 def _samples(a, c, models):
@@ -20,7 +20,7 @@ def _samples(a, c, models):
 def test_cost_fit_recovers_the_costs_and_the_needed_activation_cost():
     a, c = 1.2e-9, 30e-12
     models = [(12.6e6, 0.26e6), (12.8e6, 4.5e6), (46.8e6, 1.15e6), (7.3e6, 2.7e6)]
-    fit_a, fit_c, error, a_needed = train_speed.cost_fit(_samples(a, c, models), 12.6 / 0.26)
+    fit_a, fit_c, error, a_needed = roofline.cost_fit(_samples(a, c, models), 12.6 / 0.26)
     assert fit_a == pytest.approx(a, rel=1e-6) and fit_c == pytest.approx(c, rel=1e-6)
     assert error < 1e-6
     # with a_needed, the lowest FLOPs-per-activation model is at exactly 0.30 of the reference
@@ -31,9 +31,9 @@ def test_cost_fit_recovers_the_costs_and_the_needed_activation_cost():
 
 def test_cost_fit_needs_no_cut_when_every_model_is_compute_dense():
     models = [(100e6, 0.5e6), (400e6, 1e6)]  # 200 and 400 FLOPs per activation, ref 48
-    assert train_speed.cost_fit(_samples(1e-9, 3e-11, models), 48.0)[3] is None
+    assert roofline.cost_fit(_samples(1e-9, 3e-11, models), 48.0)[3] is None
 
 
 def test_copy_bandwidth_is_a_plausible_rate():
-    bandwidth = train_speed.copy_bandwidth(mib=8, rounds=1)
+    bandwidth = roofline.copy_bandwidth(mib=8, rounds=1)
     assert 1e8 < bandwidth < 1e13  # bytes/s
