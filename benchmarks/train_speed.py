@@ -158,17 +158,23 @@ def top_ops(model, n_top: int) -> list[tuple[str, float, int]]:
     return [(op, t, calls[op] // FLAGS.profile_steps) for op, t in ms.most_common(n_top)]
 
 
-def _row(name, model, ips, ref_flops, ref_ips) -> float:
+def forward_costs(model) -> tuple[int, int]:
+    """(fvcore FLOPs, activation elements written) of one forward pass of one image, from one
+    walk of the layers (`tfopt.metrics.layer_costs`)."""
+    from tfopt.metrics import layer_costs
+    costs = layer_costs(model)
+    return sum(c.flops for c in costs), sum(c.activations for c in costs)
+
+
+def _row(name, layers, flops, acts, ips, ref_flops, ref_ips) -> float:
     """Print one table row; returns the train GFLOP/s ratio to the adjacent ResNet-8.
 
-    Also prints the forward activations written per image (`count_activations`, M elements)
-    and FLOPs per activation element: the arithmetic intensity that separates the
-    compute-bound models from the memory-bound ones (docs/training_speed.md)."""
-    from tfopt.metrics import count_activations, count_flops
-    flops, acts = count_flops(model), count_activations(model)
+    Also prints the forward activations written per image (M elements) and FLOPs per
+    activation element: the arithmetic intensity that separates the compute-bound models from
+    the memory-bound ones (docs/training_speed.md)."""
     gflops = 3 * flops * ips / 1e9
     ratio = (flops * ips) / (ref_flops * ref_ips)
-    print(f"| {name} | {flops / 1e6:.1f} | {len(model.layers)} | {acts / 1e6:.2f} | "
+    print(f"| {name} | {flops / 1e6:.1f} | {layers} | {acts / 1e6:.2f} | "
           f"{flops / acts:.1f} | {ips:.1f} | {gflops:.2f} | {ratio:.3f} | {ips / ref_ips:.3f} |",
           flush=True)
     return ratio
@@ -217,7 +223,6 @@ def main(argv):
     del argv
     import platform
 
-    from tfopt.metrics import count_activations, count_flops
     from tfopt.models import build_model, list_variants
     known = list_variants()
     variants = FLAGS.variants or known
@@ -229,7 +234,7 @@ def main(argv):
         return
     ref = resnet8()
     _compile(ref)
-    ref_flops = count_flops(ref)
+    ref_flops, ref_acts = forward_costs(ref)
     print(f"batch {FLAGS.batch_size}, {INPUT_SHAPE}, {FLAGS.steps} timed steps after "
           f"{FLAGS.warmup} warm-up, {platform.machine()} {os.cpu_count()} cores; ResNet-8 is "
           "re-measured before each variant")
@@ -237,16 +242,15 @@ def main(argv):
           "images/s | train GFLOP/s | ÷ ResNet-8 | images/s ÷ ResNet-8 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     ratios, profiles, samples = {}, {}, []
-    ref_acts = count_activations(ref)
     for v in variants:
         ref_ips = images_per_s(ref)
-        _row("ResNet-8", ref, ref_ips, ref_flops, ref_ips)
+        _row("ResNet-8", len(ref.layers), ref_flops, ref_acts, ref_ips, ref_flops, ref_ips)
         model = build_model(v, num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
         _compile(model)
         ips = images_per_s(model)
-        ratios[v] = _row(v, model, ips, ref_flops, ref_ips)
-        samples += [(ref_flops, ref_acts, ref_ips),
-                    (count_flops(model), count_activations(model), ips)]
+        flops, acts = forward_costs(model)
+        ratios[v] = _row(v, len(model.layers), flops, acts, ips, ref_flops, ref_ips)
+        samples += [(ref_flops, ref_acts, ref_ips), (flops, acts, ips)]
         if FLAGS.profile:
             profiles[v] = top_ops(model, FLAGS.top)
         del model
