@@ -39,15 +39,14 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from tfopt.core.choices import CALIBRATIONS, unknown
+from tfopt.core.choices import CALIBRATIONS, check
 
 PERCENTILE = 99.0  # "percentile": per-image extremes above it (of 100 images: the top one) are clipped
 
 
 def check_calibration(calibration: str) -> None:
     """One-line ValueError for an unknown calibration method."""
-    if calibration not in CALIBRATIONS:
-        raise unknown("calibration", calibration, CALIBRATIONS)
+    check("calibration", calibration, CALIBRATIONS)
 
 
 def _calibrated_tensors(model) -> list[tuple[int, object]]:
