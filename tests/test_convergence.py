@@ -248,6 +248,14 @@ def test_trial_fits_watch_the_held_out_split_never_the_test_split(tmp_path, monk
     assert seen[-1] is val_ds and 1 <= ft["finetune_epochs_run"] <= 4
 
 
+def test_finetune_max_lr_is_the_peak_when_fine_tuning_one_cycle(tmp_path):
+    _, val_ds = _problem()
+    ctx = _ctx(tmp_path, val_ds, finetune_optimizer="sgd_onecycle", finetune_max_lr=0.03)
+    ft = ctx.finetune_config()
+    assert ft.optimizer == "sgd_onecycle" and ft.learning_rate == 0.03
+    assert _ctx(tmp_path, val_ds, finetune_max_lr=0.03).finetune_config().learning_rate == 0.03
+
+
 def test_without_a_held_out_split_nothing_stops_early(tmp_path):
     ctx = _ctx(tmp_path, None, val_fraction=0)
     assert not ctx.train_config(epochs=10).early_stopping_patience

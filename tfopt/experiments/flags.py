@@ -115,7 +115,8 @@ flags.DEFINE_integer(
     "Early-stopping patience of every fine-tuning fit (held-out accuracy; the LR drops "
     "after max(1, patience // 2) epochs without gain).",
 )
-flags.DEFINE_float("finetune_max_lr", 1e-3, "Learning rate of the fine-tuning recipe (start).")
+flags.DEFINE_float("finetune_max_lr", 1e-3, "Learning rate of the fine-tuning recipe (start; "
+                   "the peak with --finetune_optimizer=sgd_onecycle).")
 flags.DEFINE_string(
     "finetune_optimizer", None, "Optimizer while fine-tuning/QAT (default: the plateau "
     "recipe's SGD with ReduceLROnPlateau)."
