@@ -25,6 +25,10 @@ as above, measured one after the other in the same process (also process CPU ms 
 sensitive to other jobs on the machine); no ResNet-8. With `--profile`, the
 top ops of the float and the fast QAT model.
 
+`--policy=mixed_bfloat16` (or mixed_float16) builds every model, ResNet-8 included, under that
+Keras dtype policy: 16-bit activations, float32 weights (docs/training_speed.md, "16-bit
+activations").
+
 `--profile` also traces `--profile_steps` steps of each variant with `tf.profiler` and prints
 its top TensorFlow ops by summed kernel time (docs/training_speed.md).
 
@@ -55,6 +59,9 @@ flags.DEFINE_integer("profile_steps", 2, "Batches traced per variant with --prof
 flags.DEFINE_integer("top", 12, "Ops listed per variant with --profile.", lower_bound=1)
 flags.DEFINE_boolean("qat", False, "Measure float vs stock QAT vs fast QAT per variant instead "
                      "of the ResNet-8 ratios (module docstring).")
+flags.DEFINE_enum("policy", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                  "Keras dtype policy of every model, ResNet-8 included (docs/training_speed.md, "
+                  "\"16-bit activations\").")
 FLAGS = flags.FLAGS
 
 PAPER_PREFIXES = ("resnet101_v", "vgg19_v")
@@ -219,11 +226,28 @@ def _print_profiles(profiles) -> None:
             print(f"  {t:9.1f} ms  {n:5d} calls  {op}")
 
 
+def cpu_flags() -> set[str]:
+    """The x86 feature flags of the first CPU in /proc/cpuinfo (empty set elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def main(argv):
     del argv
     import platform
 
+    from tfopt._keras import keras
     from tfopt.models import build_model, list_variants
+    keras.mixed_precision.set_global_policy(FLAGS.policy)
+    has = cpu_flags()
+    print(f"dtype policy {FLAGS.policy}; CPU has avx512_bf16: {'avx512_bf16' in has}, "
+          f"amx_bf16: {'amx_bf16' in has}, avx512_fp16: {'avx512_fp16' in has}")
     known = list_variants()
     variants = FLAGS.variants or known
     bad = [v for v in variants if v not in known]

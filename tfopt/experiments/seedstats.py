@@ -178,14 +178,16 @@ def seeds_table(rows) -> list[dict]:
     return recs
 
 
-def sparsity_points(rows) -> tuple[list, tuple[str, list[float]] | None]:
+def sparsity_points(rows, mode: str | None = None
+                    ) -> tuple[list, tuple[str, list[float]] | None]:
     """Error-bar points (series, conv sparsity %, accuracies per seed) of every pruning series
-    and baseline at 0 %, and the longest control series' values as the reference band."""
+    and baseline at 0 %, and the longest control series' values as the reference band.
+    Accuracies are Keras's (mode None) or those of each trial's `mode` TFLite file."""
     g = groups([r for r in rows if r.ok])
     points, band = [], None
     for (variant, recipe), by_seed in g.items():
         kinds = {k.split(":")[0] for k in recipe.split("+")}
-        accs = list(accuracies(by_seed).values())
+        accs = list(accuracies(by_seed, mode).values())
         if not accs:
             continue
         if recipe == "none":
