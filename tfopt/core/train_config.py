@@ -142,7 +142,7 @@ def plateau_finetune(epochs: int, patience: int, *, lr: float = 1e-4,
     Args:
       epochs: Epoch cap (the ablation's --finetune_epochs).
       patience: Early-stopping patience in epochs (--finetune_patience).
-      lr: Starting learning rate.
+      lr: Starting learning rate (the peak when `optimizer="sgd_onecycle"` is overridden).
       monitor: See TrainConfig.monitor.
       weight_decay: Coupled L2 coefficient.
       **overrides: Any other TrainConfig field (batch_size, seed, verbose, ...).
@@ -154,4 +154,6 @@ def plateau_finetune(epochs: int, patience: int, *, lr: float = 1e-4,
                   plateau_patience=max(1, patience // 2), min_lr=1e-5,
                   early_stopping_patience=patience, monitor=monitor, restore_best_weights=True)
     fields.update(overrides)
+    if fields["optimizer"] == "sgd_onecycle" and "max_lr" not in overrides:
+        fields["max_lr"] = lr  # one-cycle reads its peak, not `lr`
     return TrainConfig(**fields)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from tfopt.experiments.seedstats import paper_sparsity_points, sparsity_points
+from tfopt.experiments.seedstats import PRUNED, paper_points, sparsity_points
 
 MODES = ("keras", "int8")
 _FLAGS = None
@@ -35,9 +35,8 @@ def parse_run(spec: str) -> tuple[str, str]:
 def run_points(rows, mode: str = "keras") -> list[tuple[str, float, list[float]]]:
     """(variant, conv sparsity %, accuracies per seed) of one run's baselines and pruning trials."""
     points, _ = sparsity_points(rows, None if mode == "keras" else mode)
-    suffix = " pruned"
-    return [(series[: -len(suffix)], x, accs) for series, x, accs in points
-            if series.endswith(suffix)]
+    return [(series[: -len(PRUNED)], x, accs) for series, x, accs in points
+            if series.endswith(PRUNED)]
 
 
 def compare(runs: list[tuple[str, list]], path: str, mode: str = "keras") -> list:
@@ -62,7 +61,7 @@ def compare(runs: list[tuple[str, list]], path: str, mode: str = "keras") -> lis
         for variant, x, accs in got:
             variants.setdefault(variant)
             points.append((f"{variant} {label}", x, accs))
-    points += paper_sparsity_points(runs[0][1], [(f"{v} pruned", 0.0, []) for v in variants])
+    points += paper_points(runs[0][1], variants)
     plots_stats.accuracy_vs_sparsity(points, path, title=f"{mode} accuracy (%) vs conv sparsity"
                                      " (%), mean ± std over seeds")
     return points
@@ -99,8 +98,6 @@ def _main(argv) -> int:
     fv = _define_flags()
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
-    if fv.mode not in MODES:
-        raise ValueError(f"--mode={fv.mode}: expected one of {', '.join(MODES)}")
     if not fv.out.lower().endswith(".png"):
         raise ValueError(f"--out={fv.out}: expected a .png path")
     runs = []

@@ -178,6 +178,9 @@ def seeds_table(rows) -> list[dict]:
     return recs
 
 
+PRUNED = " pruned"  # suffix of a variant's series label in `sparsity_points`
+
+
 def sparsity_points(rows, mode: str | None = None
                     ) -> tuple[list, tuple[str, list[float]] | None]:
     """Error-bar points (series, conv sparsity %, accuracies per seed) of every pruning series
@@ -191,11 +194,11 @@ def sparsity_points(rows, mode: str | None = None
         if not accs:
             continue
         if recipe == "none":
-            points.append((f"{variant} pruned", 0.0, accs))
+            points.append((f"{variant}{PRUNED}", 0.0, accs))
         elif kinds & {"prune_global", "prune_layer", "prune_poly", "prune_const"} and \
                 "qat" not in kinds:
             sp = [r.conv_sparsity for r in by_seed.values() if r.conv_sparsity is not None]
-            points.append((f"{variant} pruned", 100.0 * sum(sp) / max(1, len(sp)), accs))
+            points.append((f"{variant}{PRUNED}", 100.0 * sum(sp) / max(1, len(sp)), accs))
         elif kinds == {"control"}:
             n = parse_recipe(recipe).finetune_fits
             if band is None or n >= band[0]:
@@ -224,13 +227,18 @@ PAPER_LABEL = "{variant} paper (CIFAR-10 test split, 150 GPU epochs)"
 def paper_sparsity_points(rows, points) -> list:
     """The paper's pruning points of every variant that has a series in `points`, when the
     rows are CIFAR-10 (`tfopt.core.paper_figures.is_cifar10`); [] otherwise."""
+    variants = dict.fromkeys(label[: -len(PRUNED)] for label, _, _ in points
+                             if label.endswith(PRUNED))
+    return paper_points(rows, variants)
+
+
+def paper_points(rows, variants) -> list:
+    """The paper's pruning points of each of `variants` when the rows are CIFAR-10; [] else."""
     from tfopt.core import paper_figures as paper
 
     ok = [r for r in rows if r.ok]
     if not ok or not paper.is_cifar10(ok[0].dataset, ok[0].num_classes):
         return []
-    variants = dict.fromkeys(label[: -len(" pruned")] for label, _, _ in points
-                             if label.endswith(" pruned"))
     return [(PAPER_LABEL.format(variant=v), x, [acc])
             for v in variants for x, acc in paper.pruning_curve(v)]
 

@@ -64,8 +64,6 @@ class StepContext:
         c = self.config
         epochs = c.finetune_epochs if epochs is None else epochs
         extra = {"optimizer": c.finetune_optimizer} if c.finetune_optimizer else {}
-        if c.finetune_optimizer == "sgd_onecycle":
-            extra["max_lr"] = c.finetune_max_lr  # one-cycle reads its peak, not `lr`
         if self.val_ds is None:
             extra["monitor"] = "loss"
         steps = c.finetune_steps(self.data.train_examples) if c.finetune_limit else None
