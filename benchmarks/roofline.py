@@ -29,6 +29,18 @@ def cost_fit(samples, ref_flops_per_act: float, target_ratio: float = 0.30):
     return float(a), float(c), error, a_needed
 
 
+def needed_with_fixed_reference(c: float, flops: float, acts: float, ref_flops: float,
+                                ref_ips: float, target_ratio: float = 0.30) -> float | None:
+    """Activation cost [s per element] at which a model of `flops` FLOPs and `acts` activation
+    elements per image reaches `target_ratio` of the train GFLOP/s of a reference measured at
+    `ref_ips` images/s with `ref_flops` FLOPs, when the reference keeps its measured speed (a fast
+    path for the zoo leaves the plain-Keras ResNet-8 unchanged) and the FLOPs still cost c each.
+    None when the FLOPs alone already take longer than the time allowed."""
+    allowed = flops / (target_ratio * ref_flops * ref_ips)  # seconds per image
+    left = allowed - c * flops
+    return left / acts if left > 0 else None
+
+
 def copy_bandwidth(mib: int = 256, rounds: int = 5) -> float:
     """DRAM bandwidth [bytes/s, read + write] of `np.copyto` of `mib` MiB split over one
     thread per core (numpy releases the GIL while it copies); best of `rounds`."""

@@ -34,6 +34,16 @@ def test_cost_fit_needs_no_cut_when_every_model_is_compute_dense():
     assert roofline.cost_fit(_samples(1e-9, 3e-11, models), 48.0)[3] is None
 
 
+def test_needed_with_fixed_reference_puts_the_model_at_the_target_ratio():
+    c, flops, acts, ref_flops, ref_ips = 25.8e-12, 7.3e6, 2.72e6, 12.7e6, 1545.7
+    a = roofline.needed_with_fixed_reference(c, flops, acts, ref_flops, ref_ips)
+    ips = 1.0 / (a * acts + c * flops)
+    assert (flops * ips) / (ref_flops * ref_ips) == pytest.approx(0.30, rel=1e-9)
+    assert a == pytest.approx(0.386e-9, rel=0.01)  # vgg19_v13, session 14's measurements
+    # a model whose FLOPs alone take longer than allowed cannot get there at any activation cost
+    assert roofline.needed_with_fixed_reference(1e-9, flops, acts, ref_flops, ref_ips) is None
+
+
 def test_copy_bandwidth_is_a_plausible_rate():
     bandwidth = roofline.copy_bandwidth(mib=8, rounds=1)
     assert 1e8 < bandwidth < 1e13  # bytes/s
