@@ -265,7 +265,10 @@ def per_tensor_weights(model, *, max_error_increase: float | None = None) -> lis
         if not ok:
             continue
         schema = _schema()
-        buf.data = np.frombuffer(w_new.tobytes(), dtype=np.uint8)
+        # a weight tensor read by two ops (equal fully pruned filters) stays per-channel for
+        # the other one, which is requantized, with its own bias, in its own turn
+        wt = sg.tensors[_private_input(model, sg, op, 1)]
+        model.buffers[wt.buffer].data = np.frombuffer(w_new.tobytes(), dtype=np.uint8)
         new_q = schema.QuantizationParametersT()
         new_q.scale = np.array([scale], dtype=np.float32)
         new_q.zeroPoint = np.zeros(1, dtype=np.int64)
@@ -282,18 +285,30 @@ def _private_bias(model, sg, op) -> int:
     buffer, sometimes one tensor); re-expressing one op's bias in a new scale must not change
     the bias another op reads.
     """
+    return _private_input(model, sg, op, 2)
+
+
+def _private_input(model, sg, op, k: int) -> int:
+    """Index of `op`'s constant input `k` (1: weights, 2: bias) after making that tensor, and
+    its buffer, used by `op` alone (copies where another op reads the tensor or another tensor
+    the buffer), so that rewriting it in place changes no other op.
+
+    The converter shares equal constants: two fully pruned (all-zero) grouped convs of one
+    shape read one weight tensor, equal biases share one buffer. `lean.serialize` writes equal
+    vectors once again, so a copy that stays equal costs no flash."""
     import copy
 
-    t = int(op.inputs[2])
+    t = int(op.inputs[k])
     if sum(int(np.count_nonzero(np.asarray(o.inputs) == t)) for o in sg.operators) > 1:
         sg.tensors.append(copy.deepcopy(sg.tensors[t]))
         t = len(sg.tensors) - 1
-        op.inputs = np.array([t if k == 2 else int(u) for k, u in enumerate(op.inputs)],
+        op.inputs = np.array([t if j == k else int(u) for j, u in enumerate(op.inputs)],
                              dtype=np.int32)
-    bt = sg.tensors[t]
-    if bt.buffer and sum(x.buffer == bt.buffer for g in model.subgraphs for x in g.tensors) > 1:
-        model.buffers.append(copy.deepcopy(model.buffers[bt.buffer]))
-        bt.buffer = len(model.buffers) - 1
+    tensor = sg.tensors[t]
+    if tensor.buffer and sum(x.buffer == tensor.buffer for g in model.subgraphs
+                             for x in g.tensors) > 1:
+        model.buffers.append(copy.deepcopy(model.buffers[tensor.buffer]))
+        tensor.buffer = len(model.buffers) - 1
     return t
 
 
@@ -408,6 +423,7 @@ def grouped_to_depthwise(model) -> int:
                                          for t in o.inputs) != 1):
             continue
         w = data.view(np.int8).reshape(shape).transpose(3, 1, 2, 0)
+        wt = sg.tensors[_private_input(model, sg, op, 1)]
         model.buffers[wt.buffer].data = np.ascontiguousarray(w).view(np.uint8).reshape(-1)
         wt.shape = np.array(w.shape, dtype=np.int32)
         if wt.quantization is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfopt.tflite.model_info import _schema
-from tfopt.tflite.rewrite import _input_uses, _op_names
+from tfopt.tflite.rewrite import _input_uses, _op_names, _private_input
 
 MIN_PIXELS_PER_WEIGHT = 1.0
 
@@ -53,7 +53,8 @@ def dense_groups(model, *, min_pixels_per_weight: float = MIN_PIXELS_PER_WEIGHT)
         wq = np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), np.int8).reshape(
             o, kh, kw, fin)
         dense = block_diagonal(wq, cin)
-        buf.data = np.frombuffer(dense.tobytes(), np.uint8)
+        w = sg.tensors[_private_input(model, sg, op, 1)]  # a buffer shared with another tensor
+        model.buffers[w.buffer].data = np.frombuffer(dense.tobytes(), np.uint8)
         w.shape = np.array(dense.shape, np.int32)
         done += 1
         extra += dense.size - wq.size

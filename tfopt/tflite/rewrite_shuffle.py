@@ -41,7 +41,8 @@ import numpy as np
 
 from tfopt.tflite.model_info import _schema
 from tfopt.tflite.rewrite import (_activation_like, _const, _constant, _graph, _input_uses,
-                                  _op_names, _opcode_index, _private_bias, _same_grid)
+                                  _op_names, _opcode_index, _private_bias, _private_input,
+                                  _same_grid)
 
 # A grouped neighbour with fewer than MANY_GROUPS groups is written dense only while its zero
 # blocks add at most MAX_EXTRA_MACS multiply-adds; with more groups always (XNNPACK's int8
@@ -110,7 +111,7 @@ def _filter(model, sg, op, uses) -> np.ndarray | None:
 
 
 def _set_filter(model, sg, op, w: np.ndarray) -> None:
-    wt = sg.tensors[int(op.inputs[1])]
+    wt = sg.tensors[_private_input(model, sg, op, 1)]
     model.buffers[wt.buffer].data = np.frombuffer(np.ascontiguousarray(w).tobytes(), np.uint8)
     wt.shape = np.array(w.shape, np.int32)
 
