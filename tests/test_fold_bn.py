@@ -110,3 +110,19 @@ def test_models_without_concat_bn_or_with_zero_bn_offsets_are_returned_unchanged
     fresh = _model()   # beta 0, mean 0: the converter's MUL is kept (it moves past a PAD)
     same, counts = fold_concat_batch_norm(fresh)
     assert same is fresh and counts["batch_norms"] == 0
+
+
+def test_a_permute_that_moves_pixels_into_channels_is_not_taken_for_a_shuffle():
+    """DiCE-like: a 1-channel conv whose W axis a Permute turns into channels feeds a concat
+    + BN (vgg19_v13 at width 0.25 on 16x16 images crashed the fold: 'shape mismatch')."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((4, 4, 3))
+    dim = layers.Permute((1, 3, 2), name="w_to_c")(layers.Conv2D(1, 1, name="dim")(inp))
+    other = layers.Conv2D(2, (1, 4), name="other")(inp)
+    x = layers.BatchNormalization(name="cat_bn")(layers.Concatenate(name="cat")([dim, other]))
+    model = keras.Model(inp, layers.Dense(3)(layers.GlobalAveragePooling2D()(x)))
+    trained_like_batch_norm(model, seed=0)
+    folded, _ = fold_concat_batch_norm(model)
+    x = np.random.default_rng(0).standard_normal((8, 4, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-5)

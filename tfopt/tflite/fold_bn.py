@@ -141,6 +141,8 @@ def _shuffle_source(g: _Graph, name: str):
     x = np.arange(h * w * c, dtype=np.float32).reshape(1, h, w, c)
     for link in reversed(chain):
         x = g.model.get_layer(link)(x).numpy()
+    if x.shape != (1, h, w, c):   # a chain that moves pixels into channels (DiCE's permutes)
+        return None
     x = x.reshape(h * w, -1).astype(np.int64)
     perm = x[0] % c
     if x.shape[1] != c or np.any(x // c != np.arange(h * w)[:, None]) or np.any(
