@@ -1,4 +1,5 @@
-"""Per-tensor weights only where every int32 bias still fits (rewrite.per_tensor_weights).
+"""Per-tensor weights only where every int32 bias still fits and XNNPACK accepts the
+requantization ratio (rewrite.per_tensor_weights).
 
 A depthwise conv reads a nearly dead input (tiny scale) and one of its channels has a large
 bias. The converter stores that channel with a raised weight scale so that its bias fits in
@@ -10,7 +11,7 @@ import pytest
 
 from tfopt._keras import keras, layers
 from tfopt.tflite.convert import convert
-from tfopt.tflite.evaluate import predict
+from tfopt.tflite.evaluate import make_interpreter, predict
 from tfopt.tflite.model_info import _model_object
 from tfopt.tflite.rewrite import BIAS_LIMIT, per_tensor_weights
 
@@ -48,3 +49,20 @@ def test_the_lean_file_keeps_the_large_bias(case):
     model, data = case
     out = predict(convert(model, "int8", representative_data=data).content, data)
     np.testing.assert_allclose(out[:, 1], model.predict(data, verbose=0)[:, 1], atol=0.02)
+
+
+def test_a_fully_pruned_classifier_keeps_a_ratio_xnnpack_accepts():
+    """All-zero weights used to get the per-tensor scale 1.0: with the all-zero output's tiny
+    scale (7.8e-9) the ratio was 4e5, and XNNPACK refused the file (vgg19_v04 pruned to 90 %,
+    bias never trained)."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    x = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, activation="relu")(inp))
+    head = layers.Dense(3)
+    model = keras.Model(inp, head(x))
+    head.set_weights([np.zeros((4, 3)), np.zeros(3)])
+    data = np.random.default_rng(1).standard_normal((16, 8, 8, 3)).astype(np.float32)
+    content = convert(model, "int8", representative_data=data).content
+    make_interpreter(content)            # XNNPACK (the default) prepares it
+    np.testing.assert_allclose(predict(content, data), model.predict(data, verbose=0),
+                               atol=0.01)

@@ -34,7 +34,8 @@
   per output channel (weight + bias). Layers whose channel ranges differ a lot (typically
   depthwise after BN folding) stay per-channel: the choice is measured per layer. So does a
   layer whose int32 bias would not fit in `BIAS_LIMIT` in the shared scale (pruned channels
-  whose scale the converter raised to hold their bias).
+  whose scale the converter raised to hold their bias), or whose requantization ratio would
+  pass `MAX_RATIO` (XNNPACK refuses the file).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ MAX_ERROR_INCREASE = 0.03
 # bias at -2^30: a nearly pruned channel after a BN with a large shift); one shared, smaller
 # scale would clip that bias (a 50 %-pruned resnet101_v13: 30x the output error of the file).
 BIAS_LIMIT = 2.0 ** 30
+# ... and only where the requantization ratio input x weight / output scale stays below
+# XNNPACK's limit of 256 (tfopt.tflite.rewrite_scale), or below the per-channel one's
+MAX_RATIO = 255.0
 _FUSABLE = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
             "MUL": "MulOptions", "ADD": "AddOptions", "FULLY_CONNECTED": "FullyConnectedOptions"}
 
@@ -227,7 +231,9 @@ def _requantize(wq: np.ndarray, scales: np.ndarray, axis: int):
     shape = [1] * wq.ndim
     shape[axis] = -1
     w = wq.astype(np.float64) * scales.reshape(shape)
-    scale = float(np.max(np.abs(w))) / 127.0 or 1.0
+    # all zeros (a fully pruned layer): any scale holds them; the converter's smallest keeps
+    # its requantization ratios (1.0 gave a pruned classifier a ratio XNNPACK refuses)
+    scale = float(np.max(np.abs(w))) / 127.0 or float(np.min(scales))
     w_new = np.clip(np.round(w / scale), -127, 127)
     others = tuple(d for d in range(w.ndim) if d != axis)
     rms = np.sqrt(np.mean(w ** 2, axis=others))
@@ -235,6 +241,15 @@ def _requantize(wq: np.ndarray, scales: np.ndarray, axis: int):
     live = rms > 0
     err = float(np.max(diff[live] / rms[live])) if live.any() else 0.0
     return w_new.astype(np.int8), scale, err
+
+
+def _ratio(sg, op, weight_scale: float) -> float:
+    """Requantization ratio input scale x `weight_scale` / output scale of conv/FC `op` (0 when
+    its input or output has no per-tensor scale)."""
+    scales = [sg.tensors[int(t)].quantization for t in (op.inputs[0], op.outputs[0])]
+    if any(q is None or q.scale is None or len(q.scale) != 1 or not q.scale[0] for q in scales):
+        return 0.0
+    return float(scales[0].scale[0]) * float(weight_scale) / float(scales[1].scale[0])
 
 
 def per_tensor_weights(model, *, max_error_increase: float | None = None) -> list[dict]:
@@ -247,8 +262,8 @@ def per_tensor_weights(model, *, max_error_increase: float | None = None) -> lis
         None: `MAX_ERROR_INCREASE`.
 
     Returns:
-      One {"op", "index", "channels", "error", "bias_fits", "per_tensor"} dict per candidate
-      layer.
+      One {"op", "index", "channels", "error", "bias_fits", "ratio_fits", "per_tensor"} dict
+      per candidate layer.
     """
     if max_error_increase is None:
         max_error_increase = MAX_ERROR_INCREASE
@@ -271,9 +286,11 @@ def per_tensor_weights(model, *, max_error_increase: float | None = None) -> lis
         bias = (_bias_in_scale(model, sg.tensors[int(op.inputs[2])], scales, scale)
                 if has_bias else None)
         bias_fits = bias is None or float(np.max(np.abs(bias[0]), initial=0.0)) <= BIAS_LIMIT
-        ok = err <= max_error_increase and bias_fits
+        ratio_fits = _ratio(sg, op, scale) <= max(MAX_RATIO, _ratio(sg, op, scales.max()))
+        ok = err <= max_error_increase and bias_fits and ratio_fits
         report.append({"op": kinds[i], "index": i, "channels": len(scales),
-                       "error": round(err, 5), "bias_fits": bias_fits, "per_tensor": ok})
+                       "error": round(err, 5), "bias_fits": bias_fits,
+                       "ratio_fits": ratio_fits, "per_tensor": ok})
         if not ok:
             continue
         schema = _schema()

@@ -23,11 +23,10 @@ import copy
 import numpy as np
 
 from tfopt.tflite.rewrite import (
-    _PER_TENSOR_OPS, _SAME_QUANT_OPS, _graph, _grid_followers, _op_names, _rescale_bias_input,
-    _same_grid)
+    _PER_TENSOR_OPS, _SAME_QUANT_OPS, MAX_RATIO, _graph, _grid_followers, _op_names,
+    _rescale_bias_input, _same_grid)
 
-XNNPACK_LIMIT = 256.0
-MAX_RATIO = 255.0   # margin for float rounding of the scales
+XNNPACK_LIMIT = 256.0   # MAX_RATIO = 255: margin for float rounding of the scales
 
 
 def _concat_group(sg, kinds, producer, consumers, start: int) -> list[int] | None:
