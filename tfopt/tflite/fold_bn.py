@@ -143,9 +143,9 @@ def _shuffle_source(g: _Graph, name: str):
         x = g.model.get_layer(link)(x).numpy()
     if x.shape != (1, h, w, c):   # a chain that moves pixels into channels (DiCE's permutes)
         return None
-    x = x.reshape(h * w, -1).astype(np.int64)
+    x = x.reshape(h * w, c).astype(np.int64)
     perm = x[0] % c
-    if x.shape[1] != c or np.any(x // c != np.arange(h * w)[:, None]) or np.any(
+    if np.any(x // c != np.arange(h * w)[:, None]) or np.any(
             x % c != perm) or sorted(perm.tolist()) != list(range(c)):
         return None
     return name, perm

@@ -293,17 +293,13 @@ def per_tensor_weights(model, *, max_error_increase: float | None = None) -> lis
                        "ratio_fits": ratio_fits, "per_tensor": ok})
         if not ok:
             continue
-        schema = _schema()
         # a weight tensor read by two ops (equal fully pruned filters) stays per-channel for
         # the other one, which is requantized, with its own bias, in its own turn
         wt = sg.tensors[_private_input(model, sg, op, 1)]
         model.buffers[wt.buffer].data = np.frombuffer(w_new.tobytes(), dtype=np.uint8)
-        new_q = schema.QuantizationParametersT()
-        new_q.scale = np.array([scale], dtype=np.float32)
-        new_q.zeroPoint = np.zeros(1, dtype=np.int64)
-        wt.quantization = new_q
-        if has_bias:
-            _requantize_bias(model, sg.tensors[_private_bias(model, sg, op)], scales, scale)
+        wt.quantization = _one_scale(scale)
+        if bias is not None:
+            _set_bias(model, sg.tensors[_private_bias(model, sg, op)], *bias)
     return report
 
 
@@ -355,19 +351,19 @@ def _bias_in_scale(model, bt, old_scales: np.ndarray, new_scale: float):
     return np.round(bias * b_scales / b_scale), b_scale
 
 
-def _requantize_bias(model, bt, old_scales: np.ndarray, new_scale: float) -> None:
-    """int32 bias with scale input*w_scale[c] -> scale input*new_scale (one value)."""
-    found = _bias_in_scale(model, bt, old_scales, new_scale)
-    if found is None:
-        return
-    schema = _schema()
-    new, b_scale = found
-    new = np.clip(new, -2**31, 2**31 - 1).astype(np.int32)
+def _set_bias(model, bt, values: np.ndarray, b_scale: float) -> None:
+    """Writes int32 bias `values` (clipped to int32) with one scale `b_scale` into tensor `bt`."""
+    new = np.clip(values, -2**31, 2**31 - 1).astype(np.int32)
     model.buffers[bt.buffer].data = np.frombuffer(new.tobytes(), dtype=np.uint8)
-    new_q = schema.QuantizationParametersT()
-    new_q.scale = np.array([b_scale], dtype=np.float32)
-    new_q.zeroPoint = np.zeros(1, dtype=np.int64)
-    bt.quantization = new_q
+    bt.quantization = _one_scale(b_scale)
+
+
+def _one_scale(scale: float):
+    """Per-tensor symmetric quantization parameters: one `scale`, zero point 0."""
+    q = _schema().QuantizationParametersT()
+    q.scale = np.array([scale], dtype=np.float32)
+    q.zeroPoint = np.zeros(1, dtype=np.int64)
+    return q
 
 
 def share_zero_biases(model) -> int:
@@ -498,10 +494,7 @@ def _const(model, sg, array: np.ndarray, tensor_type: int, name: str, scale=None
     t.buffer = len(model.buffers) - 1
     t.name = name
     if scale is not None:
-        q = schema.QuantizationParametersT()
-        q.scale = np.array([scale], dtype=np.float32)
-        q.zeroPoint = np.zeros(1, dtype=np.int64)
-        t.quantization = q
+        t.quantization = _one_scale(scale)
     sg.tensors.append(t)
     return len(sg.tensors) - 1
 
